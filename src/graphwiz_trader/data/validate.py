@@ -1,0 +1,209 @@
+"""The one data-sanity validator every path goes through.
+
+Checks, per symbol: duplicate timestamps, out-of-order timestamps, NaNs, non-positive prices,
+negative volume, OHLC inconsistency (errors); gaps and extreme jumps (warnings). It returns a
+report; in strict mode it raises :class:`DataValidationError` naming the symbol and the first
+offending timestamps. It never changes data. Filling is explicit: :func:`fill_gaps`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from graphwiz_trader.data.bars import OHLCV
+from graphwiz_trader.data.timeframes import timeframe_delta
+from graphwiz_trader.errors import DataValidationError
+
+log = logging.getLogger(__name__)
+Severity = Literal["error", "warning"]
+_SHOW = 5
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One kind of problem in one symbol's bars."""
+
+    kind: str
+    severity: Severity
+    count: int
+    first: tuple[str, ...]
+    detail: str = ""
+
+    def __str__(self) -> str:
+        at = f" first at {', '.join(self.first)}" if self.first else ""
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.kind}: {self.count}{extra}{at}"
+
+
+@dataclass(frozen=True)
+class SymbolReport:
+    symbol: str
+    rows: int
+    start: str | None
+    end: str | None
+    issues: tuple[Issue, ...] = ()
+    missing_bars: int = 0
+    largest_gap: str | None = None
+
+    @property
+    def errors(self) -> tuple[Issue, ...]:
+        return tuple(i for i in self.issues if i.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Issue, ...]:
+        return tuple(i for i in self.issues if i.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Per-symbol findings. ``ok`` is True when no symbol has an error (warnings allowed)."""
+
+    timeframe: str
+    symbols: tuple[SymbolReport, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.symbols)
+
+    def __getitem__(self, symbol: str) -> SymbolReport:
+        for s in self.symbols:
+            if s.symbol == symbol:
+                return s
+        raise KeyError(symbol)
+
+    def to_dict(self) -> dict:
+        return {
+            "timeframe": self.timeframe,
+            "ok": self.ok,
+            "symbols": [
+                {**asdict(s), "ok": s.ok, "issues": [asdict(i) for i in s.issues]} for s in self.symbols
+            ],
+        }
+
+    def summary(self) -> str:
+        lines = []
+        for s in self.symbols:
+            state = "OK" if s.ok else "ERROR"
+            gap = f", {s.missing_bars} missing bars (largest gap {s.largest_gap})" if s.missing_bars else ""
+            lines.append(f"{s.symbol}: {state} {s.rows} rows {s.start} .. {s.end}{gap}")
+            lines.extend(f"    [{i.severity}] {i}" for i in s.issues)
+        return "\n".join(lines)
+
+
+def _stamps(index: pd.DatetimeIndex, mask: np.ndarray) -> tuple[str, ...]:
+    return tuple(str(t) for t in index[mask][:_SHOW])
+
+
+def validate_symbol(df: pd.DataFrame, symbol: str, timeframe: str, max_abs_log_return: float = 0.5) -> SymbolReport:
+    """Check one symbol's bars. ``max_abs_log_return`` flags bar-to-bar |log(close ratio)| above it."""
+    idx = pd.DatetimeIndex(df.index)
+    issues: list[Issue] = []
+    n = len(df)
+    if n == 0:
+        return SymbolReport(symbol, 0, None, None, (Issue("empty", "error", 1, (), "no rows"),))
+    ns = idx.asi8
+    dup = pd.Index(ns).duplicated(keep="first")
+    if dup.any():
+        issues.append(Issue("duplicate_timestamps", "error", int(dup.sum()), _stamps(idx, dup)))
+    back = np.r_[False, np.diff(ns) < 0]
+    if back.any():
+        issues.append(Issue("out_of_order", "error", int(back.sum()), _stamps(idx, back),
+                            "timestamp earlier than the row before"))
+    values = df[OHLCV].to_numpy(dtype="float64")
+    for j, col in enumerate(OHLCV):
+        nan = np.isnan(values[:, j])
+        if nan.any():
+            issues.append(Issue(f"nan_{col}", "error", int(nan.sum()), _stamps(idx, nan)))
+    o, h, l, c, v = (values[:, j] for j in range(5))
+    with np.errstate(invalid="ignore"):
+        nonpos = (o <= 0) | (h <= 0) | (l <= 0) | (c <= 0)
+        if nonpos.any():
+            issues.append(Issue("non_positive_price", "error", int(nonpos.sum()), _stamps(idx, nonpos)))
+        negvol = v < 0
+        if negvol.any():
+            issues.append(Issue("negative_volume", "error", int(negvol.sum()), _stamps(idx, negvol)))
+        tol = 1e-9 * np.abs(c)
+        bad = (h + tol < np.maximum.reduce([o, c, l])) | (l - tol > np.minimum.reduce([o, c, h]))
+        if bad.any():
+            issues.append(Issue("ohlc_inconsistent", "error", int(bad.sum()), _stamps(idx, bad),
+                                "high below open/close/low or low above open/close/high"))
+    missing_bars, largest = 0, None
+    step = timeframe_delta(timeframe).value
+    uniq = np.unique(ns)
+    if len(uniq) > 1:
+        d = np.diff(uniq)
+        gaps = d > step
+        if gaps.any():
+            missing_bars = int(((d[gaps] // step) - 1).sum())
+            largest = str(pd.Timedelta(int(d.max()), unit="ns"))
+            gap_starts = pd.DatetimeIndex(uniq[:-1][gaps], tz="UTC")
+            issues.append(Issue("gaps", "warning", int(gaps.sum()), tuple(str(t) for t in gap_starts[:_SHOW]),
+                                f"{missing_bars} missing bars, largest gap {largest}"))
+        offgrid = (d % step) != 0
+        if offgrid.any():
+            where = pd.DatetimeIndex(uniq[1:][offgrid], tz="UTC")
+            issues.append(Issue("off_grid", "warning", int(offgrid.sum()), tuple(str(t) for t in where[:_SHOW]),
+                                f"spacing not a multiple of {timeframe}"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jump = np.abs(np.diff(np.log(c)))
+    jumps = np.r_[False, np.nan_to_num(jump, nan=0.0) > max_abs_log_return]
+    if jumps.any():
+        issues.append(Issue("extreme_jump", "warning", int(jumps.sum()), _stamps(idx, jumps),
+                            f"|log return| > {max_abs_log_return}"))
+    return SymbolReport(symbol, n, str(idx.min()), str(idx.max()), tuple(issues), missing_bars, largest)
+
+
+def validate_bars(bars: dict[str, pd.DataFrame], timeframe: str, strict: bool = False,
+                  max_abs_log_return: float = 0.5) -> ValidationReport:
+    """Validate every symbol. With ``strict=True`` raise on the first symbols with errors.
+
+    Raises
+    ------
+    DataValidationError
+        (strict only) with a message naming each failing symbol and its first offending timestamps;
+        the full report is on ``exc.report``.
+    """
+    report = ValidationReport(timeframe, tuple(
+        validate_symbol(df, sym, timeframe, max_abs_log_return) for sym, df in bars.items()))
+    for s in report.symbols:
+        for i in s.warnings:
+            log.info("%s: %s", s.symbol, i)
+    if strict and not report.ok:
+        msgs = [f"{s.symbol}: " + "; ".join(str(i) for i in s.errors) for s in report.symbols if not s.ok]
+        raise DataValidationError("data validation failed: " + " | ".join(msgs), report)
+    return report
+
+
+def fill_gaps(df: pd.DataFrame, timeframe: str) -> tuple[pd.DataFrame, int]:
+    """Explicitly insert missing bars as flat bars at the previous close with zero volume.
+
+    Returns the filled frame and the number of bars inserted (logged). Requires sorted, unique times.
+    """
+    full = pd.date_range(df.index.min(), df.index.max(), freq=timeframe_delta(timeframe), name="datetime")
+    out = df.reindex(full)
+    added = int(out["close"].isna().sum() - df["close"].isna().sum())
+    prev_close = out["close"].ffill()
+    for col in ("open", "high", "low", "close"):
+        out[col] = out[col].fillna(prev_close)
+    out["volume"] = out["volume"].fillna(0.0)
+    if added:
+        log.warning("filled %d missing bars (flat at previous close, zero volume)", added)
+    return out, added
+
+
+def sort_and_dedupe(df: pd.DataFrame, keep: Literal["first", "last"] = "last") -> tuple[pd.DataFrame, int]:
+    """Explicit repair: sort by time and drop repeated timestamps. Returns (frame, rows dropped), logged."""
+    out = df.sort_index(kind="stable")
+    dup = out.index.duplicated(keep=keep)
+    if dup.any():
+        log.warning("dropped %d rows with repeated timestamps (kept %s)", int(dup.sum()), keep)
+    return out[~dup], int(dup.sum())
