@@ -1,0 +1,90 @@
+"""One way to start Qlib: ``init_qlib`` makes the mlflow recorder work out of the box.
+
+Qlib's recorder is mlflow. Recent mlflow refuses a plain file store unless
+``MLFLOW_ALLOW_FILE_STORE=true``; we set it (or use a sqlite URI when asked) and point the tracking
+folder at ``mlflow_dir`` (tests pass a temp dir). Qlib's *disk* expression cache needs a redis
+server; when none answers we keep Qlib's in-process expression cache and rely on the project's
+Parquet feature cache for cross-process reuse (see ``features.alpha158``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+_STATE: dict[str, object] = {}
+
+
+def _redis_reachable(host: str = "127.0.0.1", port: int = 6379, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def init_qlib(
+    provider_uri: str | Path,
+    region: str = "cn",
+    mlflow_dir: str | Path | None = None,
+    tracking: Literal["file", "sqlite"] = "file",
+    expression_cache: bool = True,
+    kernels: int | None = None,
+    force: bool = False,
+) -> None:
+    """Initialise Qlib on ``provider_uri`` (idempotent for the same arguments).
+
+    Parameters
+    ----------
+    provider_uri : folder with ``calendars/``, ``instruments/``, ``features/`` (Qlib binary layout).
+    region : Qlib region (``cn``, ``us``); affects trade unit / limit defaults of Qlib's backtest only.
+    mlflow_dir : folder for the mlflow tracking store (default ``runs/mlruns``).
+    tracking : ``file`` (sets ``MLFLOW_ALLOW_FILE_STORE=true``) or ``sqlite`` (``mlflow.db`` in the folder).
+    expression_cache : use Qlib's DiskExpressionCache when a redis server answers on 127.0.0.1:6379.
+    kernels : worker processes for Qlib's expression engine (default: CPU count).
+    """
+    import qlib
+    from qlib.constant import REG_CN, REG_US
+
+    provider = Path(provider_uri).resolve()
+    if not (provider / "calendars").is_dir():
+        from graphwiz_trader.errors import DataError
+
+        raise DataError(f"{provider} is not a Qlib data folder (no calendars/); write one with `graphwiz data to-qlib`")
+    mdir = Path(mlflow_dir or "runs/mlruns").resolve()
+    mdir.mkdir(parents=True, exist_ok=True)
+    if tracking == "sqlite":
+        uri = f"sqlite:///{mdir / 'mlflow.db'}"
+    else:
+        os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+        uri = mdir.as_uri()
+    use_disk_cache = expression_cache and _redis_reachable()
+    key = (str(provider), region, uri, use_disk_cache, kernels)
+    if _STATE.get("key") == key and not force:
+        return
+    kwargs: dict[str, object] = dict(
+        provider_uri=str(provider),
+        region={"cn": REG_CN, "us": REG_US}.get(region, region),
+        exp_manager={
+            "class": "MLflowExpManager",
+            "module_path": "qlib.workflow.expm",
+            "kwargs": {"uri": uri, "default_exp_name": "graphwiz"},
+        },
+        expression_cache="DiskExpressionCache" if use_disk_cache else None,
+        dataset_cache=None,
+    )
+    if kernels:
+        kwargs["kernels"] = kernels
+    logging.getLogger("qlib").setLevel(logging.WARNING)
+    qlib.init(**kwargs)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("qlib"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    _STATE["key"] = key
+    log.info("qlib initialised on %s (region %s, mlflow %s, disk expression cache %s)",
+             provider, region, uri, "on" if use_disk_cache else "off: no redis, in-process cache only")
