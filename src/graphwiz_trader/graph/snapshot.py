@@ -43,3 +43,23 @@ class GraphSnapshot:
     edges: pd.DataFrame
     leads: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LEAD_COLUMNS))
     communities: dict[str, int] = field(default_factory=dict)
+
+
+REGIME_COLUMNS = ["scope", "datetime", "regime", "prob"]
+"""Regime state, a long frame: one row per (scope, datetime) record.
+
+- ``scope``: ``"market"`` or an asset symbol (``BTC/USDT``).
+- ``datetime``: UTC time t of the record (a bar for the market scope, a snapshot ``as_of`` for assets).
+- ``regime``: the label at t. The model that produced it was fitted on data strictly before t, and the
+  label uses only data <= t (filtered, never smoothed, probabilities).
+- ``prob``: filtered probability of that label at t, in [0, 1].
+
+The store writes each record as ``(:Market|:Asset)-[:IN_REGIME {from: t, to: t_next, prob}]->(:Regime)``,
+where ``t_next`` is the next record's time of the same scope (the record's validity interval), so a
+reader "as of t" takes records with ``from <= t`` and never sees later labels.
+"""
+
+
+def empty_regime_state() -> pd.DataFrame:
+    return pd.DataFrame({"scope": pd.Series(dtype=str), "datetime": pd.Series(dtype="datetime64[ns, UTC]"),
+                         "regime": pd.Series(dtype=str), "prob": pd.Series(dtype=float)})
