@@ -95,3 +95,9 @@ def normalize_bars(raw: pd.DataFrame, where: str) -> pd.DataFrame:
             raise DataError(f"{where}: non-numeric {c} at {', '.join(map(str, first))}")
         out[c] = col.astype("float64")
     return out
+
+
+def to_utc(ts: pd.Timestamp | str | int | float) -> pd.Timestamp:
+    """A timestamp in UTC: naive values are taken as UTC, aware ones converted."""
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

@@ -77,6 +77,7 @@ def init_qlib(
         },
         expression_cache="DiskExpressionCache" if use_disk_cache else None,
         dataset_cache=None,
+        logging_level=logging.WARNING,
     )
     if kernels:
         kwargs["kernels"] = kernels
@@ -88,3 +89,9 @@ def init_qlib(
     _STATE["key"] = key
     log.info("qlib initialised on %s (region %s, mlflow %s, disk expression cache %s)",
              provider, region, uri, "on" if use_disk_cache else "off: no redis, in-process cache only")
+
+
+def invalidate() -> None:
+    """Forget the current Qlib session so the next :func:`init_qlib` re-initialises (and clears Qlib's
+    in-memory caches). Called after bins are rewritten."""
+    _STATE.pop("key", None)

@@ -1,0 +1,154 @@
+"""``graphwiz data ...``: download, import, validate, to-qlib."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from graphwiz_trader.config.loader import load_config
+from graphwiz_trader.config.settings import TradingConfig
+from graphwiz_trader.data.bars import parse_symbols
+from graphwiz_trader.data.exchange import QlibDataAdapter
+from graphwiz_trader.data.qlib_bins import write_qlib_bins
+from graphwiz_trader.data.sources import read_bars
+from graphwiz_trader.data.store import ParquetStore
+from graphwiz_trader.data.timeframes import from_qlib_freq
+from graphwiz_trader.data.validate import sort_and_dedupe, validate_bars
+from graphwiz_trader.jsonout import write_json
+
+log = logging.getLogger(__name__)
+DEFAULT_CONFIG = Path("config/trading_config.yaml")
+
+
+def settings_from(args: argparse.Namespace) -> TradingConfig:
+    """The config named by ``--config``, else ``config/trading_config.yaml`` when present, else defaults."""
+    path = getattr(args, "config", None)
+    if path:
+        return load_config(path)
+    return load_config(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else TradingConfig()
+
+
+def _store(args: argparse.Namespace) -> ParquetStore:
+    return ParquetStore(args.store or settings_from(args).data.store_dir)
+
+
+def _download(args: argparse.Namespace) -> int:
+    cfg = settings_from(args)
+    symbols = parse_symbols(args.symbols) or []
+    store = _store(args)
+
+    async def run() -> dict[str, int]:
+        adapter = QlibDataAdapter(args.exchange, cfg.exchanges.get(args.exchange))
+        try:
+            await adapter.initialize()
+            return await adapter.sync_to_store(store, symbols, args.timeframe, args.since)
+        finally:
+            await adapter.close()
+
+    added = asyncio.run(run())
+    for sym, n in added.items():
+        print(f"{sym} {args.timeframe}: {n} new candles -> {store.path(sym, args.timeframe)}")
+    write_json(args.json, {"exchange": args.exchange, "timeframe": args.timeframe, "added": added})
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    store = _store(args)
+    bars, report = read_bars(args.source, args.timeframe, args.symbols, fmt=args.format, strict=not args.repair)
+    repaired = {}
+    if args.repair:
+        for sym in list(bars):
+            bars[sym], dropped = sort_and_dedupe(bars[sym])
+            if dropped:
+                repaired[sym] = dropped
+        report = validate_bars(bars, args.timeframe, strict=True)
+    rows = {}
+    for sym, df in bars.items():
+        added, replaced = store.upsert(sym, args.timeframe, df)
+        rows[sym] = {"rows": len(df), "added": added, "replaced": replaced}
+        print(f"{sym}: {len(df)} rows ({added} new, {replaced} replaced)"
+              + (f", {repaired[sym]} repeated timestamps dropped by --repair" if sym in repaired else ""))
+    print(report.summary() if args.verbose_report else f"validation: {'OK' if report.ok else 'ERRORS'}"
+          f" ({sum(s.missing_bars for s in report.symbols)} missing bars in total)")
+    write_json(args.json, {"imported": rows, "repaired": repaired, "validation": report.to_dict()})
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    store = _store(args)
+    timeframes = [args.timeframe] if args.timeframe else store.timeframes()
+    if not timeframes:
+        print(f"store {store.root} is empty")
+        return 1
+    ok = True
+    payload = {}
+    for tf in timeframes:
+        bars = store.read_many(parse_symbols(args.symbols), tf)
+        report = validate_bars(bars, tf, strict=False)
+        print(f"== {tf}: {len(bars)} symbols ==")
+        print(report.summary())
+        payload[tf] = report.to_dict()
+        ok &= report.ok
+    write_json(args.json, payload)
+    if args.strict and not ok:
+        print("strict validation failed")
+        return 1
+    return 0
+
+
+def _to_qlib(args: argparse.Namespace) -> int:
+    store = _store(args)
+    timeframe = from_qlib_freq(args.freq)
+    bars = store.read_many(parse_symbols(args.symbols), timeframe, args.start, args.end)
+    summary = write_qlib_bins(bars, args.out, args.freq)
+    print(f"Qlib bins: {len(bars)} instruments, {summary['calendar_length']} bars ({summary['start']} .. "
+          f"{summary['end']}) at {args.freq} -> {args.out}; vwap = {summary['vwap']}")
+    write_json(args.json, summary)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="download, import, validate market data; write Qlib bins")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", help="Parquet store folder (default: data.store_dir of the config)")
+        p.add_argument("--config", help="config file (default config/trading_config.yaml)")
+        p.add_argument("--json", metavar="PATH", help="write figures as JSON")
+
+    p = dsub.add_parser("download", help="fetch candles from an exchange (ccxt), only what the store lacks")
+    p.add_argument("--exchange", default="binance")
+    p.add_argument("--symbols", required=True, help="comma-separated, e.g. BTC/USDT,ETH/USDT")
+    p.add_argument("--timeframe", default="1h")
+    p.add_argument("--since", required=True, help="UTC start, e.g. 2024-01-01")
+    common(p)
+    p.set_defaults(func=_download)
+
+    p = dsub.add_parser("import", help="import freqtrade feather or CSV files into the store")
+    p.add_argument("--format", choices=["freqtrade", "csv"], required=True)
+    p.add_argument("--source", required=True, help="folder with <BASE>_<QUOTE>-<tf>.<ext> files")
+    p.add_argument("--symbols", help="comma-separated (default: every file for the timeframe)")
+    p.add_argument("--timeframe", default="1h")
+    p.add_argument("--repair", action="store_true",
+                   help="explicitly sort rows and drop repeated timestamps (reported), instead of failing")
+    p.add_argument("--verbose-report", action="store_true", help="print the full validation report")
+    common(p)
+    p.set_defaults(func=_import)
+
+    p = dsub.add_parser("validate", help="check stored bars (duplicates, order, gaps, OHLC, NaNs, jumps)")
+    p.add_argument("--timeframe", help="only this timeframe (default: all stored)")
+    p.add_argument("--symbols")
+    p.add_argument("--strict", action="store_true", help="exit non-zero when errors are found")
+    common(p)
+    p.set_defaults(func=_validate)
+
+    p = dsub.add_parser("to-qlib", help="write stored bars as Qlib binary data")
+    p.add_argument("--freq", default="60min", help="Qlib freq: day or <N>min (hourly = 60min)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--symbols")
+    p.add_argument("--start")
+    p.add_argument("--end")
+    common(p)
+    p.set_defaults(func=_to_qlib)

@@ -1,0 +1,64 @@
+"""Config loading: ${ENV} substitution, unknown keys, secrets never shown."""
+
+from pathlib import Path
+
+import pytest
+
+from graphwiz_trader.config import TradingConfig, load_config
+from graphwiz_trader.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_the_shipped_config_loads_with_an_empty_environment():
+    cfg = load_config(REPO / "config" / "trading_config.yaml", env={})
+    assert isinstance(cfg, TradingConfig)
+    assert cfg.qlib.freq == "60min"
+    assert cfg.graph.uri is None  # ${NEO4J_URI:-} -> embedded server
+    assert cfg.exchanges["binance"].api_key is None
+    assert cfg.risk.max_position_weight == 0.25
+
+
+def test_env_values_are_substituted(tmp_path):
+    p = write(tmp_path, "exchanges:\n  binance:\n    api_key: ${BINANCE_API_KEY}\n    secret: ${S:-fallback}\n")
+    cfg = load_config(p, env={"BINANCE_API_KEY": "k-123"})
+    assert cfg.exchanges["binance"].api_key.get_secret_value() == "k-123"
+    assert cfg.exchanges["binance"].secret.get_secret_value() == "fallback"
+
+
+def test_an_unknown_key_fails_with_its_dotted_path(tmp_path):
+    p = write(tmp_path, "risk:\n  max_position_weight: 0.2\n  max_positon_wieght: 0.3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'risk\.max_positon_wieght'"):
+        load_config(p, env={})
+
+
+def test_an_unknown_nested_key_under_a_named_exchange_is_reported_in_full(tmp_path):
+    p = write(tmp_path, "exchanges:\n  binance:\n    apikey: x\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'exchanges\.binance\.apikey'"):
+        load_config(p, env={})
+
+
+def test_a_missing_env_var_fails_naming_it_and_where_it_is_used(tmp_path):
+    p = write(tmp_path, "graph:\n  password: ${NEO4J_PASSWORD}\n")
+    with pytest.raises(ConfigError, match=r"NEO4J_PASSWORD is not set \(used at 'graph\.password'\)"):
+        load_config(p, env={})
+
+
+def test_secrets_never_appear_in_reprs(tmp_path):
+    p = write(tmp_path, "exchanges:\n  binance:\n    api_key: ${K}\n    secret: ${S}\ngraph:\n  password: ${P}\n")
+    cfg = load_config(p, env={"K": "supersecretkey", "S": "supersecretsecret", "P": "hunter2hunter2"})
+    text = repr(cfg) + str(cfg) + str(cfg.model_dump())
+    for secret in ("supersecretkey", "supersecretsecret", "hunter2hunter2"):
+        assert secret not in text
+
+
+def test_a_bad_qlib_freq_is_rejected_with_a_hint(tmp_path):
+    p = write(tmp_path, "qlib:\n  freq: 1h\n")
+    with pytest.raises(ConfigError, match=r"'qlib\.freq'.*60min"):
+        load_config(p, env={})
