@@ -46,3 +46,16 @@ def from_qlib_freq(freq: str) -> str:
 
 def qlib_freq_is_valid(freq: str) -> bool:
     return freq == "day" or re.match(r"^\d+min$", freq) is not None
+
+
+def infer_timeframe(index: pd.DatetimeIndex) -> str:
+    """The bar size of a bar index as a ccxt timeframe (the most common spacing)."""
+    if len(index) < 2:
+        raise ValueError("need at least two bars to infer the timeframe")
+    d = pd.Series(index.asi8).diff().dropna()
+    minutes = int(d.mode().iloc[0] // 60_000_000_000)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"

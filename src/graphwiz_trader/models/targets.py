@@ -1,36 +1,120 @@
 """Labels. They look forward and live only here; features never import this module.
 
-All labels are per (datetime, instrument) and aligned at t: the label at t is known only at t + horizon.
-Walk-forward splits must leave a gap of at least ``horizon`` bars between train and test.
+Every label is per (datetime, instrument) and aligned at t: the label at t is known only after
+``horizon`` more bars. Walk-forward splits leave a gap of at least ``horizon`` bars between a training
+label and the first test bar (see :mod:`graphwiz_trader.research.walkforward`).
+
+Kinds (:class:`LabelSpec`):
+
+- ``regression``: forward log return ``log(close[t+h] / close[t])``.
+- ``direction``: 1 when the forward log return is above ``threshold`` (a fraction), else 0.
+- ``drawdown``: 1 when the worst low over the next ``h`` bars is more than ``threshold`` below close[t],
+  i.e. ``min(low[t+1..t+h]) / close[t] - 1 < -threshold`` (the drawdown-risk target), else 0.
+
+With ``relative=True`` (universes) the forward return is first demeaned across instruments at each t,
+so ``direction`` asks "does this asset beat the cross-sectional mean?" (a ranking target) and
+``regression`` fits the cross-sectional excess return.
+
+Horizons count the instrument's own rows (bars), not clock time. NaN where the future is not available.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from graphwiz_trader.data.bars import to_qlib_instrument
 
+LabelKind = Literal["regression", "direction", "drawdown"]
 
-def close_panel(bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Closes as datetime x instrument (Qlib codes), UTC index."""
-    return pd.DataFrame({to_qlib_instrument(s): df["close"] for s, df in bars.items()}).sort_index()
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """What a model predicts. ``threshold`` is a fraction (0.02 = 2%)."""
+
+    kind: LabelKind = "regression"
+    horizon: int = 1
+    threshold: float = 0.0
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError(f"label horizon must be >= 1 bar, got {self.horizon}")
+        if self.kind not in ("regression", "direction", "drawdown"):
+            raise ValueError(f"unknown label kind {self.kind!r}")
+        if self.kind == "drawdown" and self.threshold <= 0:
+            raise ValueError("a drawdown label needs threshold > 0 (e.g. 0.05 for 5%)")
+        if self.kind == "drawdown" and self.relative:
+            raise ValueError("the drawdown label is absolute; relative=True applies to regression/direction")
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind in ("direction", "drawdown")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        r = f"log(close[t+{self.horizon}]/close[t])"
+        if self.relative:
+            r = f"({r} - cross-sectional mean)"
+        if self.kind == "regression":
+            return r
+        if self.kind == "direction":
+            return f"1[{r} > {self.threshold}]"
+        return f"1[min(low[t+1..t+{self.horizon}])/close[t] - 1 < -{self.threshold}]"
+
+
+def _index(df: pd.DataFrame, code: str) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([df.index.tz_convert(None), np.repeat(code, len(df))],
+                                     names=["datetime", "instrument"])
+
+
+def _forward_min(x: np.ndarray, h: int) -> np.ndarray:
+    """min(x[t+1..t+h]) for each t; NaN where fewer than h future values exist."""
+    n = len(x)
+    out = np.full(n, np.nan)
+    if n <= h:
+        return out
+    windows = np.lib.stride_tricks.sliding_window_view(x[1:], h)  # windows[t] = x[t+1 .. t+h]
+    out[: len(windows)] = windows.min(axis=1)
+    return out
+
+
+def make_label(bars: dict[str, pd.DataFrame], spec: LabelSpec) -> pd.Series:
+    """The label of ``spec`` for every (datetime, instrument), named ``label``; datetimes tz-naive UTC."""
+    parts = []
+    h = spec.horizon
+    for sym, df in bars.items():
+        c = df["close"].to_numpy(dtype="float64")
+        n = len(c)
+        if spec.kind == "drawdown":
+            fmin = _forward_min(df["low"].to_numpy(dtype="float64"), h)
+            val = np.where(np.isnan(fmin), np.nan, (fmin / c - 1.0 < -spec.threshold).astype(float))
+        else:
+            val = np.full(n, np.nan)
+            lc = np.log(c)
+            val[: max(n - h, 0)] = lc[h:] - lc[: max(n - h, 0)]
+        parts.append(pd.Series(val, index=_index(df, to_qlib_instrument(sym))))
+    out = pd.concat(parts).sort_index()
+    if spec.kind != "drawdown":
+        if spec.relative:
+            out = out - out.groupby(level="datetime").transform("mean")
+        if spec.kind == "direction":
+            out = pd.Series(np.where(out.isna(), np.nan, (out > spec.threshold).astype(float)), index=out.index)
+    return out.rename("label")
 
 
 def forward_log_return(bars: dict[str, pd.DataFrame], horizon: int = 1) -> pd.Series:
-    """log(close[t + horizon] / close[t]) per (datetime, instrument), named ``label``.
+    """Shorthand for the regression label: log(close[t+horizon]/close[t])."""
+    return make_label(bars, LabelSpec("regression", horizon))
 
-    Uses the next ``horizon`` bars of each instrument's own calendar (rows, not clock time); NaN where
-    the future is not available. Datetimes are tz-naive UTC to match Qlib's index.
-    """
-    if horizon < 1:
-        raise ValueError("horizon must be >= 1 bar")
-    parts = []
-    for sym, df in bars.items():
-        c = np.log(df["close"].to_numpy(dtype="float64"))
-        fwd = np.full(len(c), np.nan)
-        fwd[: len(c) - horizon] = c[horizon:] - c[: len(c) - horizon]
-        idx = pd.MultiIndex.from_arrays([df.index.tz_convert(None), np.repeat(to_qlib_instrument(sym), len(c))],
-                                        names=["datetime", "instrument"])
-        parts.append(pd.Series(fwd, index=idx))
-    return pd.concat(parts).sort_index().rename("label")
+
+def close_panel(bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Closes as datetime x instrument (Qlib codes), tz-naive UTC index."""
+    out = pd.DataFrame({to_qlib_instrument(s): df["close"] for s, df in bars.items()}).sort_index()
+    out.index = out.index.tz_convert(None)
+    return out

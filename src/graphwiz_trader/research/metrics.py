@@ -60,3 +60,46 @@ def directional_accuracy(score: pd.Series, label: pd.Series, threshold: float = 
     df = _aligned(score, label)
     df = df[df["label"] != 0]
     return float(((df["score"] > threshold) == (df["label"] > 0)).mean())
+
+
+def time_series_ic(score: pd.Series, label: pd.Series, blocks: int = 10) -> dict[str, float]:
+    """For a single instrument: IC = Pearson corr over time, Rank IC = Spearman; ICIR = mean/std of the IC
+    over ``blocks`` consecutive equal blocks (cross-sectional IC is undefined with one instrument)."""
+    df = _aligned(score, label)
+    ic = float(df["score"].corr(df["label"]))
+    ric = float(df["score"].rank().corr(df["label"].rank()))
+    chunks = np.array_split(np.arange(len(df)), blocks)
+    per = [df.iloc[c]["score"].corr(df.iloc[c]["label"]) for c in chunks if len(c) > 2]
+    per_r = [df.iloc[c]["score"].rank().corr(df.iloc[c]["label"].rank()) for c in chunks if len(c) > 2]
+    sd, sdr = np.nanstd(per, ddof=1), np.nanstd(per_r, ddof=1)
+    return {"ic": ic, "icir": float(np.nanmean(per) / sd) if sd > 0 else float("nan"),
+            "rank_ic": ric, "rank_icir": float(np.nanmean(per_r) / sdr) if sdr > 0 else float("nan"),
+            "n_dates": int(len(df))}
+
+
+def evaluate_predictions(score: pd.Series, label: pd.Series, classification: bool,
+                         direction_label: pd.Series | None = None) -> dict[str, float]:
+    """Out-of-sample figures for a model's scores.
+
+    - ``accuracy``: classification: share of rows where (score > 0.5) == label; regression: share where
+      sign(score) == sign(label) (rows with a zero label are skipped).
+    - ``auc``: ROC AUC of the score against the binary target (label, or label > 0 for regression).
+    - ``ic``/``icir``/``rank_ic``/``rank_icir``: cross-sectional per datetime with >= 2 instruments
+      (IC against ``direction_label`` if given, else the label); time-series (:func:`time_series_ic`)
+      for a single instrument.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    df = _aligned(score, label)
+    if classification:
+        target = df["label"].astype(int)
+        acc = float(((df["score"] > 0.5).astype(int) == target).mean())
+    else:
+        nz = df[df["label"] != 0]
+        target = (df["label"] > 0).astype(int)
+        acc = float((np.sign(nz["score"]) == np.sign(nz["label"])).mean())
+    auc = float(roc_auc_score(target, df["score"])) if target.nunique() == 2 else float("nan")
+    ic_target = direction_label if direction_label is not None else label
+    n_inst = df.index.get_level_values("instrument").nunique()
+    ics = signal_metrics(df["score"], ic_target) if n_inst >= 2 else time_series_ic(df["score"], ic_target)
+    return {"accuracy": acc, "auc": auc, **ics, "n_rows": int(len(df)), "n_instruments": int(n_inst)}
