@@ -18,6 +18,7 @@ from graphwiz_trader.errors import GraphwizError
 _COMMAND_MODULES = [
     "graphwiz_trader.data.commands",
     "graphwiz_trader.features.commands",
+    "graphwiz_trader.research.commands",
     "graphwiz_trader.demo",
 ]
 
