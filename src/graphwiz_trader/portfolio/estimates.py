@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from pypfopt import expected_returns as pf_expected_returns
-from pypfopt import risk_models
+from sklearn.covariance import ledoit_wolf
 
 from graphwiz_trader.errors import DataError
 
@@ -32,9 +32,12 @@ def ledoit_wolf_covariance(returns: pd.DataFrame, periods_per_year: float) -> tu
         raise DataError(f"Ledoit-Wolf covariance needs complete returns; NaN in {', '.join(map(str, bad))}")
     if len(returns) < 2:
         raise DataError(f"Ledoit-Wolf covariance needs at least 2 bars of returns, got {len(returns)}")
-    shrink = risk_models.CovarianceShrinkage(returns, returns_data=True, frequency=periods_per_year)
-    cov = shrink.ledoit_wolf()
-    return cov, float(shrink.delta)
+    # Exactly what pypfopt's CovarianceShrinkage(...).ledoit_wolf() computes (it calls this sklearn
+    # function and annualises); called directly because pypfopt re-checks its soft dependencies on
+    # every construction (~5 ms), which dominates a walk-forward run. Equality is tested.
+    shrunk, delta = ledoit_wolf(returns.to_numpy(dtype="float64"))
+    cov = pd.DataFrame(shrunk * periods_per_year, index=returns.columns, columns=returns.columns)
+    return cov, float(delta)
 
 
 def expected_returns_from_scores(scores: pd.Series, covariance: pd.DataFrame, ic: float,

@@ -34,12 +34,15 @@ class OptimiserSettings(_Strict):
     historical_shrinkage : fraction by which the historical mean is pulled toward zero (0 = raw mean).
     cov_window_bars : trailing bars of returns for the Ledoit-Wolf covariance (and historical mean).
     periods_per_year : bars per year used to annualise (8760 for 24/7 hourly bars, 365 for daily crypto).
-    target_volatility : annualised volatility target of ``efficient_risk`` (fraction).
+    target_volatility : annualised volatility target of ``efficient_risk`` for the final portfolio
+        (fraction; the invested sleeve targets ``target_volatility / (1 - cash_buffer)``).
     risk_free_rate : annualised risk-free rate (fraction) for ``max_sharpe``.
     all_negative_fallback : what ``max_sharpe``/``efficient_risk`` do when no asset has an expected
         return above the risk-free rate: hold ``cash`` or switch to ``min_volatility``.
     hrp_linkage : scipy linkage method of HRP.
     solver : cvxpy solver name (None: cvxpy's default).
+    skip_dpp : pass ``ignore_dpp=True`` to cvxpy (no parameters are re-used, so DPP compilation is
+        pure overhead; about 40% faster per solve).
     """
 
     method: Method = "max_sharpe"
@@ -53,7 +56,8 @@ class OptimiserSettings(_Strict):
     risk_free_rate: float = 0.0
     all_negative_fallback: Literal["cash", "min_volatility"] = "cash"
     hrp_linkage: Literal["single", "complete", "average", "ward"] = "single"
-    solver: str | None = None
+    solver: str | None = "CLARABEL"
+    skip_dpp: bool = True
 
 
 class PortfolioConstraints(_Strict):
@@ -102,15 +106,19 @@ class SizingSettings(_Strict):
     ----------
     mode : ``none``; ``vol_target`` (scale = target_volatility / predicted portfolio vol);
         ``drawdown`` (scale = drawdown_budget / predicted max drawdown over ``drawdown_horizon_bars``,
-        predicted as sqrt(pi/2) * sigma * sqrt(T) for driftless Brownian motion); ``kelly``
+        predicted as sqrt(pi/2) * sigma * sqrt(T) for driftless Brownian motion; or, when a
+        drawdown-probability frame such as :class:`~graphwiz_trader.models.risk.DrawdownRiskModel`'s
+        ``p_dd_<N>`` is given, scale = drawdown_probability_budget / weighted probability); ``kelly``
         (scale = kelly_fraction * mu_p / sigma_p^2, fractional Kelly on the portfolio).
-    max_leverage : cap on the gross exposure after scaling (fraction of equity; <= 1 for spot).
+    max_leverage : cap on the gross exposure after scaling (fraction of equity; <= 1 for spot); the
+        cash buffer still applies, so the scaled gross stays <= ``max_leverage * (1 - cash_buffer)``.
     """
 
     mode: Literal["none", "vol_target", "drawdown", "kelly"] = "none"
     target_volatility: float = Field(default=0.3, gt=0)
     drawdown_budget: float = Field(default=0.1, gt=0, le=1)
     drawdown_horizon_bars: int = Field(default=720, ge=1)
+    drawdown_probability_budget: float = Field(default=0.2, gt=0, le=1)
     kelly_fraction: float = Field(default=0.5, gt=0, le=1)
     max_leverage: float = Field(default=1.0, gt=0)
 

@@ -1,0 +1,384 @@
+"""Cost-aware backtest of a target-weight frame: decide at bar t's close, fill at bar t+1's open.
+
+Accounting (quote currency, per bar t):
+
+1. If a decision was made at bar t-1's close (a non-empty target row on a rebalance bar), fill at
+   bar t's open: equity is marked at the open (a symbol without an open bar is marked at its last
+   close), target units are ``w_i * equity / open_i``; orders below ``min_order_notional`` and
+   orders in symbols without a tradable bar (no open, zero volume, or no volume history when impact
+   is on) are not sent (counted in ``skipped``). Costs (fees, half-spread + slippage, square-root
+   impact on the trailing ADV known at t-1) are paid from cash, so fills are at the open price and
+   cash may dip below zero by the costs when fully invested (at zero interest).
+2. Futures: liquidation if the bar's worst-case equity (longs at the low, shorts at the high) falls
+   below ``maintenance_margin`` x gross notional at those prices; the book is closed at those prices
+   minus the liquidation fee, equity floors at 0 and nothing trades afterwards. Then funding is paid
+   on the notional at the bar's close for each 00/08/16 UTC settlement inside the bar.
+3. Equity at bar t's close = cash + sum(units x close) (missing closes carry the last close).
+
+Units held are path dependent (minimum order size, impact on absolute notional, liquidation), so
+the engine steps through bars; each step is a handful of numpy operations over all symbols and
+everything that does not depend on the path (marks, tradability, ADV, funding times, schedule) is
+precomputed for the whole panel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from graphwiz_trader.backtest.metrics import compute_metrics
+from graphwiz_trader.backtest.settings import BacktestSettings
+from graphwiz_trader.errors import DataError, GraphwizError, UnknownSymbolError
+
+log = logging.getLogger(__name__)
+_YEAR = pd.Timedelta(days=365)
+_FUNDING_PERIOD_NS = pd.Timedelta(hours=8).value
+
+
+class TargetWeightError(GraphwizError):
+    """Target weights break the market's rules (short or levered on spot, leverage above the cap)."""
+
+
+@dataclass(frozen=True)
+class MarketPanel:
+    """Bars aligned on the union of their timestamps: T x N float64 arrays, NaN where a symbol has no bar."""
+
+    index: pd.DatetimeIndex
+    symbols: tuple[str, ...]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    bar: pd.Timedelta
+
+    @classmethod
+    def from_bars(cls, bars: Mapping[str, pd.DataFrame], bar: pd.Timedelta | None = None) -> MarketPanel:
+        """Align canonical bars (see :mod:`graphwiz_trader.data.bars`). ``bar`` defaults to the most
+        common spacing of the union index."""
+        if not bars:
+            raise DataError("no bars given to the backtest")
+        for sym, df in bars.items():
+            if not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None:
+                raise DataError(f"{sym}: bars need a tz-aware UTC DatetimeIndex")
+            if df.index.has_duplicates:
+                raise DataError(f"{sym}: duplicate bar timestamps, e.g. {df.index[df.index.duplicated()][0]}")
+            missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
+            if missing:
+                raise DataError(f"{sym}: missing column(s) {', '.join(missing)}")
+        symbols = tuple(bars)
+        wide = pd.concat({s: bars[s][["open", "high", "low", "close", "volume"]] for s in symbols}, axis=1,
+                         sort=True)
+        index = pd.DatetimeIndex(wide.index, name="datetime")
+        arr = wide.to_numpy(dtype="float64").reshape(len(index), len(symbols), 5)
+        if bar is None:
+            diffs = np.diff(index.asi8)
+            if len(diffs) == 0:
+                raise DataError("need at least two bar times to infer the bar length; pass bar=")
+            vals, counts = np.unique(diffs, return_counts=True)
+            bar = pd.Timedelta(int(vals[np.argmax(counts)]), unit="ns")
+        return cls(index, symbols, *(np.ascontiguousarray(arr[:, :, k]) for k in range(5)), bar=bar)
+
+    def close_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.close, index=self.index, columns=list(self.symbols))
+
+
+def rebalance_mask(index: pd.DatetimeIndex, bar: pd.Timedelta, rebalance: int | str) -> np.ndarray:
+    """Bars at whose close a rebalance may be decided: every N-th bar (``(t+1) % N == 0``) or bars
+    whose close time falls on a boundary of the fixed frequency ``rebalance`` (e.g. ``"1D"``)."""
+    if isinstance(rebalance, int):
+        return (np.arange(len(index)) + 1) % rebalance == 0
+    close_time = index + bar
+    return np.asarray(close_time == close_time.floor(rebalance))
+
+
+def rebalance_times(index: pd.DatetimeIndex, bar: pd.Timedelta, rebalance: int | str) -> pd.DatetimeIndex:
+    """The decision times of :func:`rebalance_mask`."""
+    return index[rebalance_mask(index, bar, rebalance)]
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """What a backtest produced. Money is in quote currency; weights and turnover are fractions.
+
+    Attributes
+    ----------
+    equity : equity at each bar's close (index = bar open time, like the bars).
+    weights : position value / equity at each bar's close.
+    units : units held at each bar's close.
+    trade_units : signed units filled at each bar's open (0: no fill); a forced liquidation is not a
+        fill here (see ``liquidated_at`` and ``costs['liquidation']``).
+    trade_notional : signed notional filled at each bar's open.
+    turnover : traded notional (buys + sells) / equity at the open, per bar.
+    costs : per bar: fees, spread_slippage, impact, funding (negative = received), liquidation.
+    skipped : orders not sent: ``untradable`` (no bar/volume) and ``below_min_order``.
+    liquidated_at : bar of the liquidation (futures), else None.
+    """
+
+    equity: pd.Series
+    weights: pd.DataFrame
+    units: pd.DataFrame
+    trade_units: pd.DataFrame
+    trade_notional: pd.DataFrame
+    impact_cost: pd.DataFrame
+    turnover: pd.Series
+    costs: pd.DataFrame
+    initial_capital: float
+    periods_per_year: float
+    settings: BacktestSettings
+    skipped: dict[str, int] = field(default_factory=dict)
+    liquidated_at: pd.Timestamp | None = None
+    name: str = ""
+
+    @property
+    def returns(self) -> pd.Series:
+        """Per-bar returns of equity; the first bar is measured from ``initial_capital``."""
+        prev = self.equity.shift(1)
+        prev.iloc[0] = self.initial_capital
+        return (self.equity / prev - 1.0).rename("return")
+
+    @property
+    def gross_exposure(self) -> pd.Series:
+        return self.weights.abs().sum(axis=1).rename("gross_exposure")
+
+    def trades(self) -> pd.DataFrame:
+        """One row per fill: datetime (the bar whose open filled it), symbol, side, units, price,
+        notional, fee, spread_slippage and impact (quote currency)."""
+        u = self.trade_units.to_numpy()
+        ti, si = np.nonzero(u)
+        notional = np.abs(self.trade_notional.to_numpy()[ti, si])
+        units = u[ti, si]
+        c = self.settings.costs
+        return pd.DataFrame({
+            "datetime": self.trade_units.index[ti],
+            "symbol": np.asarray(self.trade_units.columns)[si],
+            "side": np.where(units > 0, "buy", "sell"),
+            "units": units,
+            "price": notional / np.abs(units),
+            "notional": notional,
+            "fee": notional * c.fee_bps / 1e4,
+            "spread_slippage": notional * (c.half_spread_bps + c.slippage_bps) / 1e4,
+            "impact": self.impact_cost.to_numpy()[ti, si],
+        })
+
+    def metrics(self) -> dict[str, float]:
+        """Performance metrics (see :func:`graphwiz_trader.backtest.metrics.compute_metrics`)."""
+        return compute_metrics(self.equity, self.periods_per_year, self.initial_capital,
+                               gross_exposure=self.gross_exposure, turnover=self.turnover,
+                               costs=self.costs.sum(axis=1))
+
+
+def _funding_events(index: pd.DatetimeIndex, bar: pd.Timedelta) -> np.ndarray:
+    start = index.asi8
+    end = start + bar.value
+    return (end // _FUNDING_PERIOD_NS - start // _FUNDING_PERIOD_NS).astype("float64")
+
+
+def run_backtest(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame,
+                 settings: BacktestSettings | None = None, name: str = "") -> BacktestResult:
+    """Fill target weights decided at bar t's close at bar t+1's open, with costs.
+
+    Parameters
+    ----------
+    market : a :class:`MarketPanel` or canonical bars ``{symbol: frame}``.
+    targets : decision time x symbol target weights (fractions of equity) known at that bar's
+        close. A row with at least one finite value on a rebalance bar is a decision; NaN inside a
+        decision row means weight 0; other rows are ignored. Symbols not in ``targets`` get weight 0.
+    settings : costs, market type, leverage, schedule.
+
+    Raises
+    ------
+    UnknownSymbolError
+        when ``targets`` names a symbol without bars.
+    DataError
+        when a target time is not a bar time.
+    TargetWeightError
+        when a decision breaks the market's rules (spot: negative weights or sum above 1;
+        futures: gross above ``max_leverage``).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):  # tiny per-bar vectors: threads only add overhead
+        return _run(market, targets, settings, name)
+
+
+def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame,
+         settings: BacktestSettings | None, name: str) -> BacktestResult:
+    settings = settings or BacktestSettings()
+    panel = market if isinstance(market, MarketPanel) else MarketPanel.from_bars(market)
+    T, N = panel.close.shape
+    syms = list(panel.symbols)
+    unknown = [str(c) for c in targets.columns if c not in syms]
+    if unknown:
+        raise UnknownSymbolError(unknown, "backtest bars", syms)
+    if targets.index.has_duplicates:
+        raise DataError(f"target weights have repeated times, e.g. {targets.index[targets.index.duplicated()][0]}")
+    if not targets.index.isin(panel.index).all():
+        bad = targets.index[~targets.index.isin(panel.index)][:3]
+        raise DataError(f"target weights at times that are not bar times: {', '.join(map(str, bad))}")
+    W = targets.reindex(index=panel.index, columns=syms).to_numpy(dtype="float64")
+    has_row = np.isfinite(W).any(axis=1)
+    decide = has_row & rebalance_mask(panel.index, panel.bar, settings.rebalance)
+    W = np.nan_to_num(W, nan=0.0)
+    if not np.isfinite(W).all():
+        raise TargetWeightError("target weights contain +-inf")
+    _check_targets(W, decide, panel.index, settings)
+
+    c = settings.costs
+    fee_rate = c.fee_bps / 1e4
+    ss_rate = (c.half_spread_bps + c.slippage_bps) / 1e4
+    impact_k = c.impact_coef_bps / 1e4
+    min_notional = c.min_order_notional
+    futures = settings.market == "futures"
+    capital = float(settings.initial_capital)
+
+    O, H, L, C, V = panel.open, panel.high, panel.low, panel.close, panel.volume
+    Cf = pd.DataFrame(C).ffill().to_numpy()
+    Cf0 = np.nan_to_num(Cf, nan=0.0)
+    prev_mark = np.vstack([np.zeros((1, N)), Cf0[:-1]])
+    open_ok = np.isfinite(O)
+    Omark = np.where(open_ok, O, prev_mark)
+    tradable = open_ok & (np.nan_to_num(V, nan=0.0) > 0)
+    inv_sqrt_adv = np.zeros((T, N))
+    if impact_k > 0:
+        quote_vol = pd.DataFrame(np.nan_to_num(V, nan=0.0) * Cf0)
+        adv = quote_vol.rolling(c.impact_volume_window_bars, min_periods=1).mean().to_numpy()
+        adv_prev = np.vstack([np.zeros((1, N)), adv[:-1]])
+        with np.errstate(divide="ignore"):
+            inv_sqrt_adv = np.where(adv_prev > 0, 1.0 / np.sqrt(np.where(adv_prev > 0, adv_prev, 1.0)), 0.0)
+        tradable &= adv_prev > 0
+    trf = tradable.astype("float64")
+    Osafe = np.where(tradable, O, 1.0)
+    if futures:
+        Lw = np.where(np.isfinite(L), L, Cf0)
+        Hw = np.where(np.isfinite(H), H, Cf0)
+        fund_n = _funding_events(panel.index, panel.bar)
+        fund_rate = settings.funding_rate_bps_per_8h / 1e4
+        mmr = settings.maintenance_margin
+        liq_rate = settings.liquidation_fee_bps / 1e4
+
+    execute = np.zeros(T, dtype=bool)
+    execute[1:] = decide[:-1]
+
+    Q = np.zeros((T, N))
+    DQ = np.zeros((T, N))
+    cash_arr = np.zeros(T)
+    e_open_arr = np.full(T, np.nan)
+    fees = np.zeros(T)
+    slip = np.zeros(T)
+    impact = np.zeros(T)
+    funding = np.zeros(T)
+    liquidation = np.zeros(T)
+    liquidated_at: int | None = None
+
+    q = np.zeros(N)
+    cash = capital
+    alive = True
+    for t in range(T):
+        if alive and execute[t]:
+            e_open = cash + float(q @ Omark[t])
+            e_open_arr[t] = e_open
+            if e_open > 0:
+                px = Osafe[t]
+                dv = (W[t - 1] * e_open - q * px) * trf[t]  # signed notional to trade
+                if min_notional > 0:
+                    dv = np.where(np.abs(dv) < min_notional, 0.0, dv)
+                notional = np.abs(dv)
+                tot = float(notional.sum())
+                if tot > 0:
+                    imp = impact_k * float((notional * np.sqrt(notional)) @ inv_sqrt_adv[t]) if impact_k > 0 else 0.0
+                    f = tot * fee_rate
+                    s = tot * ss_rate
+                    cash -= float(dv.sum()) + f + s + imp
+                    dq = dv / px
+                    q = q + dq
+                    DQ[t] = dq
+                    fees[t], slip[t], impact[t] = f, s, imp
+        if futures and alive:
+            if q.any():
+                worst_px = np.where(q > 0, Lw[t], Hw[t])
+                worst_eq = cash + float(q @ worst_px)
+                gross_worst = float(np.abs(q) @ worst_px)
+                if worst_eq < mmr * gross_worst:
+                    fee = liq_rate * gross_worst
+                    liquidation[t] = min(fee, max(worst_eq, 0.0))
+                    cash = max(worst_eq - fee, 0.0)
+                    q = np.zeros(N)
+                    alive = False
+                    liquidated_at = t
+            if alive and fund_n[t] > 0 and q.any():
+                fcost = fund_n[t] * fund_rate * float(q @ Cf0[t])
+                cash -= fcost
+                funding[t] = fcost
+        Q[t] = q
+        cash_arr[t] = cash
+
+    # fills, impact per symbol and orders not sent, recomputed over the whole panel
+    NOT = DQ * Osafe
+    IMP = impact_k * np.abs(NOT) * np.sqrt(np.abs(NOT)) * inv_sqrt_adv if impact_k > 0 else np.zeros((T, N))
+    ex = np.flatnonzero(execute & np.isfinite(e_open_arr) & (e_open_arr > 0))
+    q_before = np.vstack([np.zeros((1, N)), Q[:-1]])[ex]
+    want = np.abs(W[ex - 1] * e_open_arr[ex, None] - q_before * Omark[ex]) > 1e-12 * e_open_arr[ex, None]
+    skipped_untradable = int(np.count_nonzero(want & ~tradable[ex]))
+    skipped_small = int(np.count_nonzero(want & tradable[ex] & (DQ[ex] == 0))) if min_notional > 0 else 0
+
+    equity = cash_arr + np.einsum("ij,ij->i", Q, Cf0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.where(equity[:, None] > 0, Q * Cf0 / equity[:, None], 0.0)
+        turnover = np.where(np.isfinite(e_open_arr) & (e_open_arr > 0), np.abs(NOT).sum(axis=1) / e_open_arr, 0.0)
+    idx = panel.index
+    ppy = settings.periods_per_year or float(_YEAR / panel.bar)
+    skipped = {"untradable": skipped_untradable, "below_min_order": skipped_small}
+    if skipped_untradable or skipped_small:
+        log.info("%s: %d orders not sent on untradable bars, %d below the %.4g minimum notional",
+                 name or "backtest", skipped_untradable, skipped_small, min_notional)
+    if not futures and cash_arr.min() < 0:
+        log.warning("%s: spot cash went negative (min %.6g) because trading costs came on top of targets that "
+                    "were (nearly) fully invested; keep a cash buffer of at least one rebalance's costs",
+                    name or "backtest", cash_arr.min())
+    liq_time = idx[liquidated_at] if liquidated_at is not None else None
+    if liq_time is not None:
+        log.warning("%s: liquidated at %s (worst-case equity below %.4g of gross notional)",
+                    name or "backtest", liq_time, settings.maintenance_margin)
+    return BacktestResult(
+        equity=pd.Series(equity, index=idx, name="equity"),
+        weights=pd.DataFrame(weights, index=idx, columns=syms),
+        units=pd.DataFrame(Q, index=idx, columns=syms),
+        trade_units=pd.DataFrame(DQ, index=idx, columns=syms),
+        trade_notional=pd.DataFrame(NOT, index=idx, columns=syms),
+        impact_cost=pd.DataFrame(IMP, index=idx, columns=syms),
+        turnover=pd.Series(turnover, index=idx, name="turnover"),
+        costs=pd.DataFrame({"fees": fees, "spread_slippage": slip, "impact": impact, "funding": funding,
+                            "liquidation": liquidation}, index=idx),
+        initial_capital=capital,
+        periods_per_year=ppy,
+        settings=settings,
+        skipped=skipped,
+        liquidated_at=liq_time,
+        name=name,
+    )
+
+
+def _check_targets(W: np.ndarray, decide: np.ndarray, index: pd.DatetimeIndex, settings: BacktestSettings) -> None:
+    rows = W[decide]
+    if not len(rows):
+        return
+    times = index[decide]
+    tol = 1e-9
+    if settings.market == "spot":
+        neg = (rows < -tol).any(axis=1)
+        if neg.any():
+            raise TargetWeightError(f"spot targets cannot be short: negative weight at {times[neg][0]}; "
+                                    "use market: futures for long-short")
+        over = rows.sum(axis=1) > 1.0 + tol
+        if over.any():
+            raise TargetWeightError(f"spot targets sum to {rows.sum(axis=1)[over][0]:.6g} > 1 at "
+                                    f"{times[over][0]}; spot cannot be levered")
+    gross = np.abs(rows).sum(axis=1)
+    over = gross > settings.max_leverage + tol
+    if over.any():
+        raise TargetWeightError(f"gross exposure {gross[over][0]:.6g} above max_leverage {settings.max_leverage:g} "
+                                f"at {times[over][0]}")

@@ -1,0 +1,310 @@
+"""End to end: data -> scores -> walk-forward optimiser -> cost-aware backtest + benchmarks -> report.
+
+The domain function behind ``graphwiz backtest`` and ``examples/qlib_phase2_demo.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graphwiz_trader.backtest.benchmarks import (
+    buy_and_hold_targets,
+    equal_weight_targets,
+    inverse_vol_targets,
+    pick_buy_and_hold_symbol,
+)
+from graphwiz_trader.backtest.config import BacktestConfig
+from graphwiz_trader.backtest.engine import BacktestResult, MarketPanel, rebalance_times, run_backtest
+from graphwiz_trader.backtest.report import metrics_table, write_report
+from graphwiz_trader.backtest.scores import point_in_time_scores, score_name
+from graphwiz_trader.backtest.settings import CostModel
+from graphwiz_trader.data.bars import normalize_bars, parse_symbols, symbol_from_stem
+from graphwiz_trader.data.synthetic import SyntheticMarketConfig, generate_synthetic_market
+from graphwiz_trader.data.timeframes import timeframe_delta
+from graphwiz_trader.data.validate import validate_bars
+from graphwiz_trader.errors import ConfigError, DataError, UnknownSymbolError
+from graphwiz_trader.portfolio.rolling import RollingResult, per_bar_returns, rolling_optimise
+from graphwiz_trader.portfolio.settings import OptimiserSettings
+from graphwiz_trader.portfolio.sizing import hedge_ratio
+
+log = logging.getLogger(__name__)
+SYNTHETIC_SCORE_NAME = "synthetic_planted_signal (known at t's close, forecasts the t->t+1 return)"
+STRATEGY = "strategy"
+STRATEGY_GROSS = "strategy_gross_of_costs"
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """Bars plus what the runner needs to describe them."""
+
+    bars: dict[str, pd.DataFrame]
+    label: str
+    timeframe: str
+    communities: dict[str, int] | None = None
+    synthetic_signal: pd.DataFrame | None = None
+    rebalance: int | str | None = None
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    """Everything one configured run produced."""
+
+    label: str
+    score_name: str
+    results: dict[str, BacktestResult]
+    rolling: RollingResult
+    metrics: pd.DataFrame
+    hedge_symbol: str
+    hedge_ratio: pd.Series
+    report_path: Path | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, object]:
+        """Plain figures for ``--json``."""
+        strat = self.results[STRATEGY]
+        h = self.hedge_ratio.dropna()
+        return {
+            "label": self.label,
+            "score": self.score_name,
+            "period": {"start": strat.equity.index[0], "end": strat.equity.index[-1],
+                       "bars": len(strat.equity), "decisions": len(self.rolling.weights)},
+            "metrics": {name: self.metrics[name].to_dict() for name in self.metrics.columns},
+            "fallback_counts": self.rolling.fallback_counts(),
+            "no_trade_band_holds": int(self.rolling.diagnostics["held"].sum()) if len(self.rolling.diagnostics) else 0,
+            "orders_not_sent": {name: r.skipped for name, r in self.results.items()},
+            "liquidated_at": {name: r.liquidated_at for name, r in self.results.items() if r.liquidated_at},
+            "hedge_ratio": {"hedge_symbol": self.hedge_symbol, "mean": float(h.mean()) if len(h) else None,
+                            "last": float(h.iloc[-1]) if len(h) else None,
+                            "meaning": f"units of {self.hedge_symbol} notional to short per unit of strategy "
+                                       "equity to remove its beta (rolling OLS over the cov window, bars <= t)"},
+            "report_html": self.report_path,
+            "seconds": self.seconds,
+        }
+
+
+def load_freqtrade_dir(source: str | Path, timeframe: str, symbols: tuple[str, ...] | list[str] | None = None,
+                       start: str | None = None, end: str | None = None) -> dict[str, pd.DataFrame]:
+    """Read ``<BASE>_<QUOTE>-<timeframe>.feather`` files from ``source`` (or ``source/<timeframe>``).
+
+    Every file is normalised and validated strictly (duplicates, NaN, broken OHLC raise naming the
+    symbol); gaps are kept as they are (the backtest treats a missing bar as untradable).
+    """
+    root = Path(source)
+    folder = root / timeframe if (root / timeframe).is_dir() else root
+    if not folder.is_dir():
+        raise DataError(f"--source {root} is not a folder")
+    files = sorted(folder.glob(f"*-{timeframe}.feather"))
+    if not files:
+        raise DataError(f"no '*-{timeframe}.feather' files in {folder} (freqtrade layout expected)")
+    found = {symbol_from_stem(f.name[: -len(f"-{timeframe}.feather")]): f for f in files}
+    wanted = parse_symbols(list(symbols)) if symbols else list(found)
+    missing = [s for s in (wanted or []) if s not in found]
+    if missing:
+        raise UnknownSymbolError(missing, str(folder), sorted(found))
+    bars: dict[str, pd.DataFrame] = {}
+    t0 = pd.Timestamp(start, tz="UTC") if start else None
+    t1 = pd.Timestamp(end, tz="UTC") if end else None
+    for sym in wanted or []:
+        df = normalize_bars(pd.read_feather(found[sym]), where=str(found[sym]))
+        if t0 is not None:
+            df = df[df.index >= t0]
+        if t1 is not None:
+            df = df[df.index <= t1]
+        if len(df):
+            bars[sym] = df
+    if not bars:
+        raise DataError(f"no bars in {folder} between {start} and {end}")
+    validate_bars(bars, timeframe, strict=True)
+    return bars
+
+
+def trim_to_common_end(bars: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Cut every symbol at the earliest last bar among them (logged).
+
+    Downloaded files end at different times (the shared Binance files hold a fixed number of rows).
+    Past the first file's end a position in that symbol could no longer be traded or marked, so the
+    run stops there. This chooses the period from file coverage, not from prices.
+    """
+    ends = {s: df.index.max() for s, df in bars.items() if len(df)}
+    end = min(ends.values())
+    later = {s: int((df.index > end).sum()) for s, df in bars.items()}
+    if any(later.values()):
+        first = min(ends, key=ends.get)
+        log.warning("real data ends at %s (last bar of %s); %d later bars of %d symbols are not used",
+                    end, first, sum(later.values()), sum(1 for v in later.values() if v))
+    return {s: df[df.index <= end] for s, df in bars.items()}
+
+
+def load_market(cfg: BacktestConfig, source: str | Path | None, fmt: str = "freqtrade") -> MarketData:
+    """The synthetic default (``source=None``) or real bars from ``source``."""
+    if source is None:
+        s = cfg.data.synthetic
+        market = generate_synthetic_market(SyntheticMarketConfig(
+            n_assets=s.n_assets, n_clusters=s.n_clusters, n_bars=s.n_bars, timeframe=s.timeframe, start=s.start,
+            seed=s.seed, signal_strength=s.signal_strength))
+        return MarketData(dict(market.bars), market.label, s.timeframe, dict(market.clusters), market.signal,
+                          s.rebalance)
+    if fmt != "freqtrade":
+        raise ConfigError(f"--format {fmt!r} is not supported; only 'freqtrade' (feather) is")
+    src = cfg.data.source
+    bars = trim_to_common_end(load_freqtrade_dir(source, src.timeframe, src.symbols, src.start, src.end))
+    label = f"REAL DATA: {len(bars)} pairs, {src.timeframe} bars from {Path(source)}"
+    return MarketData(bars, label, src.timeframe)
+
+
+def _bars_in(duration: str, bar: pd.Timedelta) -> int:
+    return int(pd.Timedelta(duration) / bar)
+
+
+def run_configured_backtest(cfg: BacktestConfig, source: str | Path | None = None, fmt: str = "freqtrade",
+                            report_path: str | Path | None = None, progress: bool = True,
+                            write_html: bool = True, data: MarketData | None = None) -> BacktestRun:
+    """Run the strategy the config describes, its benchmarks and (optionally) the HTML report.
+
+    ``data`` skips loading (pass the :func:`load_market` result to run several configs on one market).
+
+    The strategy's targets at decision time t come from :func:`rolling_optimise` on closes and
+    scores at bars <= t and are filled at bar t+1's open by :func:`run_backtest`; benchmarks use
+    the same decision times (after the optimiser's warm-up), engine, costs and schedule.
+    """
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = data if data is not None else load_market(cfg, source, fmt)
+    panel = MarketPanel.from_bars(data.bars, bar=timeframe_delta(data.timeframe))
+    close = panel.close_frame()
+    seconds["load"] = time.perf_counter() - t0
+
+    bar = panel.bar
+    ppy = cfg.backtest.periods_per_year or float(pd.Timedelta(days=365) / bar)
+    window = _bars_in(cfg.portfolio.cov_window, bar)
+    if window < 3:
+        raise ConfigError(f"portfolio.cov_window {cfg.portfolio.cov_window} is {window} bars of {bar}; need >= 3")
+    if data.synthetic_signal is not None:
+        scores, sname = data.synthetic_signal, SYNTHETIC_SCORE_NAME
+    else:
+        look = _bars_in(cfg.scores.lookback, bar)
+        skip = _bars_in(cfg.scores.skip, bar)
+        scores = point_in_time_scores(close, cfg.scores.kind, look, skip)
+        sname = score_name(cfg.scores.kind, look, skip) + " (cross-sectional, closes <= t)"
+    communities: Mapping[str, object] | None
+    comm_cfg = cfg.portfolio.communities
+    if isinstance(comm_cfg, dict):
+        communities = comm_cfg
+    elif comm_cfg == "synthetic":
+        communities = data.communities
+    else:
+        communities = None
+    constraints = cfg.portfolio.constraints
+    if constraints.community_cap is not None and communities is None:
+        log.warning("community_cap %.3g ignored: no community map for this data (set portfolio.communities "
+                    "to a {symbol: id} map)", constraints.community_cap)
+        constraints = constraints.model_copy(update={"community_cap": None})
+    settings: OptimiserSettings = cfg.portfolio.optimiser.model_copy(
+        update={"cov_window_bars": window, "periods_per_year": ppy})
+
+    rebalance = data.rebalance if data.rebalance is not None else cfg.backtest.rebalance
+    t1 = time.perf_counter()
+    decisions = rebalance_times(panel.index, bar, rebalance)
+    rolling = rolling_optimise(close, decisions, scores, settings, constraints, cfg.portfolio.sizing,
+                               communities, progress=progress)
+    seconds["optimise"] = time.perf_counter() - t1
+    if rolling.weights.empty:
+        raise DataError(f"no decision after the {window}-bar covariance warm-up; the data has {len(close)} bars")
+
+    t2 = time.perf_counter()
+    bt = cfg.backtest.model_copy(update={"periods_per_year": ppy, "rebalance": rebalance})
+    results: dict[str, BacktestResult] = {STRATEGY: run_backtest(panel, rolling.weights, bt, name=STRATEGY)}
+    if cfg.gross_of_costs_run:
+        free = bt.model_copy(update={"costs": CostModel.zero()})
+        results[STRATEGY_GROSS] = run_backtest(panel, rolling.weights, free, name=STRATEGY_GROSS)
+    dec = rolling.weights.index
+    bh_symbol = pick_buy_and_hold_symbol(list(panel.symbols), cfg.buy_and_hold_symbol)
+    invested = 1.0 - constraints.cash_buffer  # benchmarks keep the strategy's cash buffer
+    for b in cfg.benchmarks:
+        if b == "buy_and_hold":
+            name = f"buy_and_hold_{bh_symbol}"
+            results[name] = run_backtest(panel, buy_and_hold_targets(close, bh_symbol, dec[0], invested), bt,
+                                         name=name)
+        elif b == "equal_weight":
+            results[b] = run_backtest(panel, equal_weight_targets(close, dec, window, invested), bt, name=b)
+        else:
+            results[b] = run_backtest(panel, inverse_vol_targets(close, dec, window, invested), bt, name=b)
+    first = panel.index.get_loc(dec[0]) + 1
+    results = {k: _from(v, first) for k, v in results.items()}
+    seconds["backtest"] = time.perf_counter() - t2
+
+    metrics = metrics_table(results)
+    strat_ret = results[STRATEGY].returns
+    hedge_ret = per_bar_returns(close)[bh_symbol].reindex(strat_ret.index)
+    hr = hedge_ratio(strat_ret, hedge_ret, window)
+    path = None
+    if write_html:
+        path = Path(report_path or cfg.report.html)
+        c = bt.costs
+        notes = (f"score: {sname}",
+                 f"optimiser: {settings.method} on {settings.expected_returns}, Ledoit-Wolf over {window} bars; "
+                 f"rebalance {bt.rebalance} (bars or frequency); decide at bar t close, fill at t+1 open; "
+                 f"benchmarks hold the same {constraints.cash_buffer:g} cash buffer",
+                 f"costs: fee {c.fee_bps:g} bps ({c.fee_side}), half-spread {c.half_spread_bps:g} + slippage "
+                 f"{c.slippage_bps:g} bps, impact {c.impact_coef_bps:g} bps x sqrt(participation), "
+                 f"min order {c.min_order_notional:g}; market {bt.market}")
+        write_report(path, results, "graphwiz backtest", data.label, weights_of=STRATEGY, notes=notes,
+                     metrics=metrics)
+    seconds["total"] = time.perf_counter() - t0
+    return BacktestRun(data.label, sname, results, rolling, metrics, bh_symbol, hr, path, seconds)
+
+
+def _from(r: BacktestResult, start: int) -> BacktestResult:
+    """The result from bar ``start`` on (the first fill bar), re-based so metrics cover the live period.
+
+    Nothing trades before the first decision, so equity there equals the initial capital and
+    trimming changes no figure except the length of the measured period.
+    """
+    if start <= 0:
+        return r
+    eq0 = float(r.equity.iloc[start - 1])
+    if not np.isclose(eq0, r.initial_capital, rtol=0, atol=1e-9 * r.initial_capital):
+        raise DataError(f"{r.name}: equity moved before the first decision ({eq0} vs {r.initial_capital})")
+    sl = slice(start, None)
+    return BacktestResult(
+        equity=r.equity.iloc[sl], weights=r.weights.iloc[sl], units=r.units.iloc[sl],
+        trade_units=r.trade_units.iloc[sl], trade_notional=r.trade_notional.iloc[sl],
+        impact_cost=r.impact_cost.iloc[sl], turnover=r.turnover.iloc[sl], costs=r.costs.iloc[sl],
+        initial_capital=r.initial_capital, periods_per_year=r.periods_per_year, settings=r.settings,
+        skipped=r.skipped, liquidated_at=r.liquidated_at, name=r.name)
+
+
+def format_metrics(metrics: pd.DataFrame) -> str:
+    """One line per run: return, vol, Sharpe with its 95% bootstrap interval, drawdown, turnover, costs."""
+    cols = [("total_return", "total", "pct"), ("annualised_return", "ann.ret", "pct"),
+            ("annualised_volatility", "ann.vol", "pct"), ("sharpe", "sharpe", "num"),
+            ("sharpe_ci", "sharpe 95% CI", "ci"), ("sortino", "sortino", "num"), ("max_drawdown", "maxDD", "pct"),
+            ("calmar", "calmar", "num"), ("win_rate", "win", "pct"), ("profit_factor", "PF", "num"),
+            ("exposure", "expo", "num"), ("annual_turnover", "turn/yr", "num"),
+            ("annual_cost_drag", "cost/yr", "pct")]
+
+    def cell(run: str, key: str, kind: str) -> str:
+        if kind == "ci":
+            lo, hi = metrics.at["sharpe_ci_low", run], metrics.at["sharpe_ci_high", run]
+            return "n/a" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:.2f}, {hi:.2f}]"
+        if key not in metrics.index:
+            return "n/a"
+        v = metrics.at[key, run]
+        if not np.isfinite(v):
+            return "n/a"
+        return f"{100 * v:.1f}%" if kind == "pct" else (f"{v:.1f}" if abs(v) >= 100 else f"{v:.2f}")
+
+    name_w = max(8, *(len(str(c)) for c in metrics.columns))
+    table = [[cell(run, k, kind) for k, _, kind in cols] for run in metrics.columns]
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, (_, h, _) in enumerate(cols)]
+    out = ["run".ljust(name_w) + "".join("  " + h.rjust(w) for (_, h, _), w in zip(cols, widths))]
+    for run, row in zip(metrics.columns, table):
+        out.append(str(run).ljust(name_w) + "".join("  " + v.rjust(w) for v, w in zip(row, widths)))
+    return "\n".join(out)
