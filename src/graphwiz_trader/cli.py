@@ -20,6 +20,7 @@ _COMMAND_MODULES = [
     "graphwiz_trader.features.commands",
     "graphwiz_trader.research.commands",
     "graphwiz_trader.backtest.commands",
+    "graphwiz_trader.execution.commands",
     "graphwiz_trader.demo",
 ]
 

@@ -68,6 +68,14 @@ def _as_markets(history: Any, timeframe: str, features: MarketFeatureConfig | No
     return out
 
 
+def _utc(ts: str | pd.Timestamp | None) -> pd.Timestamp | None:
+    """None stays None; naive times are read as UTC."""
+    if ts is None:
+        return None
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
 class ExecutionEnvironment(gym.Env):
     """Optimal-execution environment over replayed bars (see the module docstring).
 
@@ -133,8 +141,8 @@ class ExecutionEnvironment(gym.Env):
         self.reward_scale_bps = float(reward_scale_bps)
         if self.reward_scale_bps <= 0:
             raise ExecutionInputError("reward_scale_bps must be > 0")
-        self.start = None if start is None else pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tzinfo is None else pd.Timestamp(start)
-        self.end = None if end is None else pd.Timestamp(end, tz="UTC") if pd.Timestamp(end).tzinfo is None else pd.Timestamp(end)
+        self.start = _utc(start)
+        self.end = _utc(end)
 
         n = self.time_horizon_bars
         sym_ids, starts = [], []

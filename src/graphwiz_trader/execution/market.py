@@ -30,10 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from graphwiz_trader.data.bars import OHLCV, file_stem, normalize_bars, symbol_from_stem
+from graphwiz_trader.data.bars import OHLCV
 from graphwiz_trader.data.timeframes import timeframe_minutes
-from graphwiz_trader.data.validate import validate_bars
-from graphwiz_trader.errors import DataError, UnknownSymbolError
+from graphwiz_trader.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -229,37 +228,22 @@ def build_market_arrays(bars: pd.DataFrame, symbol: str, timeframe: str = "1h",
     )
 
 
-def load_bars_dir(directory: str | Path, symbols: list[str] | None = None, timeframe: str = "1h",
-                  validate: bool = True) -> dict[str, pd.DataFrame]:
-    """Read freqtrade-layout feather files ``<BASE>_<QUOTE>-<timeframe>.feather`` into canonical bars.
+def load_bars_dir(directory: str | Path, symbols: list[str] | None = None, timeframe: str = "1h") -> dict[str, pd.DataFrame]:
+    """Read freqtrade-layout ``<BASE>_<QUOTE>-<timeframe>.feather`` files (``directory`` or ``directory/<tf>``).
 
-    ``symbols=None`` reads every file of that timeframe. Bars are validated strictly (errors raise;
-    gaps are kept and only logged: the simulator treats a child order in a missing bar as rejected).
+    Delegates to :func:`graphwiz_trader.data.sources.read_bars` with strict validation: errors raise, gaps are
+    kept and only logged (the simulator rejects a child order that falls in a missing bar).
 
     Raises
     ------
     DataError
-        when the folder does not exist or holds no file for the timeframe.
+        when the folder does not exist, holds no file for the timeframe, or a file is unreadable.
     UnknownSymbolError
         when a requested symbol has no file, listing the available ones.
     """
-    d = Path(directory)
-    if not d.is_dir():
-        raise DataError(f"data folder {d} does not exist")
-    suffix = f"-{timeframe}.feather"
-    files = {symbol_from_stem(p.name[: -len(suffix)]): p for p in sorted(d.glob(f"*{suffix}"))}
-    if not files:
-        raise DataError(f"no *{suffix} files in {d}")
-    wanted = list(files) if symbols is None else [s.upper() for s in symbols]
-    missing = [s for s in wanted if s not in files]
-    if missing:
-        raise UnknownSymbolError(missing, where=str(d), available=sorted(files))
-    bars: dict[str, pd.DataFrame] = {}
-    for s in wanted:
-        path = d / f"{file_stem(s)}{suffix}"
-        bars[s] = normalize_bars(pd.read_feather(path), where=str(path))
-    if validate:
-        validate_bars(bars, timeframe, strict=True)
+    from graphwiz_trader.data.sources import read_bars
+
+    bars, _ = read_bars(Path(directory), timeframe, symbols, strict=True)
     return bars
 
 
