@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "graphwiz_trader.data.commands",
     "graphwiz_trader.features.commands",
     "graphwiz_trader.research.commands",
+    "graphwiz_trader.research.commands_reproduce",
     "graphwiz_trader.backtest.commands",
     "graphwiz_trader.execution.commands",
     "graphwiz_trader.demo",

@@ -1,0 +1,151 @@
+"""``graphwiz reproduce <target>``: reproductions of published results.
+
+``register(subparsers)`` adds the ``reproduce`` group; each target lives in its own module and exposes
+``add_<name>_parser(reproduce_subparsers)``. To add a target (e.g. ``graph-crypto``), append
+``"<module>:<function>"`` to :data:`REPRODUCTIONS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from graphwiz_trader.errors import ConfigError
+from graphwiz_trader.jsonout import write_json
+
+log = logging.getLogger(__name__)
+
+REPRODUCTIONS: list[str] = [
+    "graphwiz_trader.research.commands_reproduce:add_csi300_parser",
+]
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """``3`` -> (0, 1, 2); ``7,11,13`` -> (7, 11, 13)."""
+    try:
+        if "," in text:
+            return tuple(int(x) for x in text.split(",") if x.strip())
+        n = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--seeds takes a count (3) or a list (7,11,13), got {text!r}") from exc
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--seeds must be >= 1, got {n}")
+    return tuple(range(n))
+
+
+def _csi300(args: argparse.Namespace) -> int:
+    from graphwiz_trader.research.reproduce_csi300 import (
+        DATA_SEGMENTS, GraphFeatureConfig, ReproduceConfig, SeedResult, Segments, format_table, run_reproduction)
+
+    data = Path(args.data)
+    if not (data / "calendars" / "day.txt").is_file():
+        raise ConfigError(f"--data {data}: not a Qlib data folder (no calendars/day.txt); the CSI300 data lives "
+                          f"in ../shared/data/qlib_cn_csi300 (see ../shared/data/README.md)")
+    segments = DATA_SEGMENTS
+    if args.train or args.valid or args.test:
+        def pair(v: str | None, default: tuple[str, str], name: str) -> tuple[str, str]:
+            if not v:
+                return default
+            parts = v.split(":")
+            if len(parts) != 2:
+                raise ConfigError(f"--{name} takes START:END (YYYY-MM-DD:YYYY-MM-DD), got {v!r}")
+            return parts[0], parts[1]
+        segments = Segments(pair(args.train, DATA_SEGMENTS.train, "train"),
+                            pair(args.valid, DATA_SEGMENTS.valid, "valid"),
+                            pair(args.test, DATA_SEGMENTS.test, "test"))
+    market: str | tuple[str, ...] = args.market
+    if args.instruments:
+        market = tuple(s.strip().upper() for s in args.instruments.split(",") if s.strip())
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(args.out) if args.out else Path("runs") / "reproduce_qlib_csi300" / stamp
+    cfg = ReproduceConfig(
+        provider_uri=data, seeds=args.seeds, segments=segments, market=market, num_threads=args.threads,
+        num_boost_round=args.num_boost_round, topk=args.topk, n_drop=args.n_drop,
+        exchange_codes=market if args.instruments else None, graph=not args.no_graph,
+        graph_config=GraphFeatureConfig(window=args.graph_window, min_periods=max(2, 2 * args.graph_window // 3),
+                                        stride=args.graph_stride),
+        mlflow_dir=Path(args.mlflow_dir), kernels=args.kernels,
+    )
+    print(f"reproduce qlib-csi300: data {data.resolve()}, seeds {list(cfg.seeds)}, "
+          f"{'baseline + graph' if cfg.graph else 'baseline only'}, run folder {run_dir}")
+
+    def line(r: SeedResult) -> None:
+        m = r.metrics
+        print(f"  {r.variant:<15} seed {r.seed:>3}: IC {m['ic']:.4f} ICIR {m['icir']:.4f} RankIC {m['rank_ic']:.4f} "
+              f"excess {m['annualized_excess_return_with_cost']:.4f} IR {m['information_ratio_with_cost']:.4f} "
+              f"MDD {m['max_drawdown_with_cost']:.4f} (fit {r.fit_seconds:.0f}s, best iteration {r.best_iteration}, "
+              f"backtest {r.backtest_seconds:.0f}s)", flush=True)
+
+    t0 = time.perf_counter()
+    result = run_reproduction(cfg, run_dir=run_dir, progress=not args.no_progress, on_seed=line)
+    secs = time.perf_counter() - t0
+    for note in result.audit.notes():
+        print(f"note: {note}")
+    if os.environ.get("PYTHONHASHSEED") in (None, "random"):
+        print("note: PYTHONHASHSEED is not set; Qlib's Position.get_stock_list iterates a set, so the backtest's "
+              "tie-breaks (and its figures, not the IC) can differ between processes. Set PYTHONHASHSEED=0 "
+              "for a bit-for-bit repeatable run.")
+    table = format_table(result)
+    print(table)
+    print(f"runtime {secs:.0f}s ({', '.join(f'{k} {v:.0f}s' for k, v in result.timings.items())})")
+    print(f"run folder {run_dir.resolve()}; mlflow {Path(cfg.mlflow_dir).resolve()} "
+          f"(experiment {cfg.experiment_name})")
+    payload = result.to_payload()
+    payload["runtime_seconds"] = secs
+    payload["table"] = table
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "table.txt").write_text(table + "\n")
+    write_json(run_dir / "result.json", payload)
+    write_json(args.json, payload)
+    return 0
+
+
+def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``qlib-csi300`` to the ``reproduce`` subparsers."""
+    p = rsub.add_parser("qlib-csi300", help="Qlib's published LightGBM/Alpha158/CSI300 run, then + graph features",
+                        description="Runs Qlib's published LightGBM Alpha158 CSI300 workflow with Qlib's own "
+                        "model, dataset, recorder and backtest, for several seeds, then the same with "
+                        "point-in-time correlation-graph features appended; prints mean and std over seeds "
+                        "beside the published row.")
+    p.add_argument("--data", required=True, help="Qlib CSI300 folder (../shared/data/qlib_cn_csi300)")
+    p.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="a count (3 -> 0,1,2) or a list (7,11,13)")
+    p.add_argument("--json", metavar="PATH", help="write every per-seed figure, the summary and the config as JSON")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/reproduce_qlib_csi300/<UTC time>)")
+    p.add_argument("--no-graph", action="store_true", help="baseline only")
+    p.add_argument("--mlflow-dir", default="runs/mlruns", help="mlflow tracking folder (file store)")
+    p.add_argument("--threads", type=int, default=2, help="LightGBM threads (published 20)")
+    p.add_argument("--kernels", type=int, default=2, help="Qlib expression-engine processes")
+    p.add_argument("--market", default="csi300", help="Qlib market (instruments file)")
+    p.add_argument("--instruments", help="comma-separated instruments instead of the market (quick checks)")
+    p.add_argument("--train", help="START:END (default 2010-01-01:2014-12-31)")
+    p.add_argument("--valid", help="START:END (default 2015-01-01:2016-12-31)")
+    p.add_argument("--test", help="START:END (default 2017-01-01:2020-08-01)")
+    p.add_argument("--num-boost-round", type=int, default=1000, help="LightGBM rounds (published 1000, early stop 50)")
+    p.add_argument("--topk", type=int, default=50)
+    p.add_argument("--n-drop", type=int, default=5)
+    p.add_argument("--graph-window", type=int, default=60, help="trading days per correlation window")
+    p.add_argument("--graph-stride", type=int, default=5, help="trading days between graph snapshots")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_csi300)
+    return p
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``reproduce`` with one subcommand per entry of :data:`REPRODUCTIONS`."""
+    p = sub.add_parser("reproduce", help="reproduce published results (qlib-csi300, ...)")
+    rsub = p.add_subparsers(dest="reproduce_target", metavar="TARGET")
+    for ref in REPRODUCTIONS:
+        mod, _, fn = ref.partition(":")
+        getattr(importlib.import_module(mod), fn)(rsub)
+
+    def _help(_: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(func=_help)
