@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_backtest.py
 	$(BIN)/python benchmarks/bench_execution.py
+	$(BIN)/python benchmarks/bench_graph_store.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

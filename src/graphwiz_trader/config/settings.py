@@ -87,20 +87,27 @@ class RiskSettings(_Strict):
 
 
 class GraphSettings(_Strict):
-    """Graph store and builder settings. ``uri=None`` starts the embedded Bolt server."""
+    """Graph store and builder settings.
+
+    ``uri=None`` starts the embedded Bolt server (ArcadeDB) with its data under ``data_dir``
+    (default ``$GRAPHWIZ_GRAPH_DIR`` or ``data/graph``) and a Java heap of ``embedded_heap``.
+    ``batch_size`` is the number of rows per ``UNWIND $rows`` transaction.
+    """
 
     uri: str | None = None
     user: str = "neo4j"
     password: SecretStr | None = None
     database: str | None = None
-    batch_size: int = Field(default=5_000, gt=0)
+    batch_size: int = Field(default=20_000, gt=0)
+    data_dir: Path | None = None
+    embedded_heap: str = Field(default="1g", pattern=r"^\d+[mg]$")
     corr_window: int = Field(default=720, gt=1)
     corr_stride: int = Field(default=24, gt=0)
     corr_method: Literal["pearson", "spearman"] = "pearson"
     min_abs_rho: float = Field(default=0.3, ge=0, le=1)
     top_k: int | None = Field(default=10, gt=0)
 
-    _none_if_empty = field_validator("uri", "password", "database", "top_k", mode="before")(_empty_to_none)
+    _none_if_empty = field_validator("uri", "password", "database", "top_k", "data_dir", mode="before")(_empty_to_none)
 
 
 class DataSettings(_Strict):

@@ -1,0 +1,331 @@
+"""Every Cypher statement the graph store runs, in one place. All of them run unchanged on Neo4j 5 and on
+ArcadeDB's Bolt server (26.10): no APOC, no GDS, no ``CALL {} IN TRANSACTIONS``, no server-specific syntax.
+
+Server differences met while writing these (ArcadeDB 26.10.2 vs Neo4j 5), and how they are handled:
+
+- Stored ``datetime`` values: ArcadeDB's default ``LocalDateTime`` storage drops the zone (values come back
+  naive, ``.epochMillis`` is null). The embedded server is started with
+  ``-Darcadedb.dateTimeImplementation=java.time.ZonedDateTime`` (see ``server.py``), after which stored
+  datetimes round-trip as UTC with nanoseconds, as on Neo4j. The reader also treats a naive value as UTC.
+- Temporal functions on datetime *parameters*: ArcadeDB rejects ``duration.between($t, x)`` and
+  ``datetime($t)`` ("Expected temporal value but got: OffsetDateTime"); comparisons (``r.as_of <= $t``) work.
+  No statement here applies a temporal function to a parameter; the exploration queries in docs/graph.md use
+  literals (``datetime('2024-06-01T00:00:00Z')``) or stored values.
+- ``from``/``to`` as property names are backticked everywhere (```from```), which both servers accept.
+- Inline relationship property maps with a datetime parameter match nothing on ArcadeDB:
+  ``MATCH ()-[r:CORRELATED_WITH {as_of: $t}]->()`` returns 0 rows where ``WHERE r.as_of = $t`` returns 287.
+  Every statement here filters in ``WHERE``.
+- Relationship property indexes: ArcadeDB uses them for ``=`` and ``IN`` on an unlabelled pattern
+  (``MATCH (a)-[r:T]->(b) WHERE r.p IN $xs``), not for ranges; see the read queries below.
+- Uniqueness is on single properties only (``Regime.key`` = ``scope|name``, ``Snapshot.key``,
+  ``Community.key``), since single-property uniqueness constraints exist in both servers' community editions.
+
+Reads return times as ``x.epochSeconds`` + ``x.nanosecond`` integers, not datetime values: exact, and
+the driver decodes two ints far faster than it hydrates a ``DateTime`` (measured ~10x on regime reads).
+
+Statements that write take ``$rows`` lists of *lists* (positional), not maps: the Python driver packs a
+list of lists markedly faster than a list of dicts (measured ~2x on ArcadeDB, see the benchmark), and a
+snapshot's ``as_of/method/window`` is sent once per batch in ``$snaps`` and referenced by index.
+"""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------------------------- schema
+# (name, statement). Idempotent: IF NOT EXISTS on both servers.
+CONSTRAINTS: tuple[tuple[str, str], ...] = (
+    ("asset_symbol", "CREATE CONSTRAINT asset_symbol IF NOT EXISTS FOR (n:Asset) REQUIRE n.symbol IS UNIQUE"),
+    ("exchange_id", "CREATE CONSTRAINT exchange_id IF NOT EXISTS FOR (n:Exchange) REQUIRE n.id IS UNIQUE"),
+    ("market_id", "CREATE CONSTRAINT market_id IF NOT EXISTS FOR (n:Market) REQUIRE n.id IS UNIQUE"),
+    ("regime_key", "CREATE CONSTRAINT regime_key IF NOT EXISTS FOR (n:Regime) REQUIRE n.key IS UNIQUE"),
+    ("snapshot_key", "CREATE CONSTRAINT snapshot_key IF NOT EXISTS FOR (n:Snapshot) REQUIRE n.key IS UNIQUE"),
+    ("community_key", "CREATE CONSTRAINT community_key IF NOT EXISTS FOR (n:Community) REQUIRE n.key IS UNIQUE"),
+    # Room for the trading layer: (:Signal {id, ...}) and (:Trade {id, ...}); see docs/graph.md.
+    ("signal_id", "CREATE CONSTRAINT signal_id IF NOT EXISTS FOR (n:Signal) REQUIRE n.id IS UNIQUE"),
+    ("trade_id", "CREATE CONSTRAINT trade_id IF NOT EXISTS FOR (n:Trade) REQUIRE n.id IS UNIQUE"),
+)
+INDEXES: tuple[tuple[str, str], ...] = (
+    ("snapshot_as_of", "CREATE INDEX snapshot_as_of IF NOT EXISTS FOR (n:Snapshot) ON (n.as_of)"),
+    ("community_as_of", "CREATE INDEX community_as_of IF NOT EXISTS FOR (n:Community) ON (n.as_of)"),
+    ("regime_scope", "CREATE INDEX regime_scope IF NOT EXISTS FOR (n:Regime) ON (n.scope)"),
+    ("corr_as_of", "CREATE INDEX corr_as_of IF NOT EXISTS FOR ()-[r:CORRELATED_WITH]-() ON (r.as_of)"),
+    ("leads_as_of", "CREATE INDEX leads_as_of IF NOT EXISTS FOR ()-[r:LEADS]-() ON (r.as_of)"),
+    ("in_regime_from", "CREATE INDEX in_regime_from IF NOT EXISTS FOR ()-[r:IN_REGIME]-() ON (r.`from`)"),
+)
+SCHEMA_NAMES: frozenset[str] = frozenset(n for n, _ in CONSTRAINTS + INDEXES)
+SHOW_CONSTRAINTS = "SHOW CONSTRAINTS YIELD name RETURN name ORDER BY name"
+SHOW_INDEXES = "SHOW INDEXES YIELD name RETURN name ORDER BY name"
+
+NODE_LABELS: tuple[str, ...] = ("Snapshot", "Community", "Regime", "Market", "Asset", "Exchange", "Signal", "Trade")
+REL_TYPES: tuple[str, ...] = ("CORRELATED_WITH", "LEADS", "MEMBER_OF", "IN_REGIME", "TRANSITIONS_TO", "LISTED_ON")
+
+# --------------------------------------------------------------------------------------------- assets
+# rows: [symbol, base, quote]
+UPSERT_ASSETS = """
+UNWIND $rows AS row
+MERGE (a:Asset {symbol: row[0]})
+SET a.base = row[1], a.quote = row[2]
+"""
+# rows: [symbol, base, quote]; $exchange: exchange id (ccxt name)
+UPSERT_ASSETS_LISTED = """
+MERGE (x:Exchange {id: $exchange})
+WITH x
+UNWIND $rows AS row
+MERGE (a:Asset {symbol: row[0]})
+SET a.base = row[1], a.quote = row[2]
+MERGE (a)-[:LISTED_ON]->(x)
+"""
+SYMBOLS = "MATCH (a:Asset) RETURN a.symbol AS symbol ORDER BY symbol"
+SYMBOLS_AMONG = "MATCH (a:Asset) WHERE a.symbol IN $symbols RETURN a.symbol AS symbol"
+
+# The asset nodes of a batch, resolved once and in $syms order; rows then refer to them by index.
+# `WHERE size(nodes) = size($syms)` makes the statement create nothing if an asset is missing, which the
+# caller detects from the counters (never a silently partial write).
+_NODES_PROLOGUE = """
+UNWIND range(0, size($syms) - 1) AS i
+MATCH (a:Asset {symbol: $syms[i]})
+WITH a, i ORDER BY i
+WITH collect(a) AS nodes
+WHERE size(nodes) = size($syms)
+"""
+
+# --------------------------------------------------------------------------------------------- snapshots
+# rows: {key, as_of, method, window, assets, n_edges, n_leads}. `complete` flips to true after every edge,
+# lead and community of the snapshot is written; readers only see complete snapshots.
+CREATE_SNAPSHOTS = """
+UNWIND $rows AS row
+CREATE (:Snapshot {key: row.key, as_of: row.as_of, method: row.method, window: row.window,
+                   assets: row.assets, n_edges: row.n_edges, n_leads: row.n_leads, complete: false})
+"""
+COMPLETE_SNAPSHOTS = """
+UNWIND $keys AS k
+MATCH (s:Snapshot {key: k})
+SET s.complete = true
+"""
+EXISTING_SNAPSHOTS = "MATCH (s:Snapshot) WHERE s.key IN $keys RETURN s.key AS key"
+# rows: [src_index, dst_index, rho, snap_index]
+CREATE_EDGES = _NODES_PROLOGUE + """
+UNWIND $rows AS row
+WITH nodes[row[0]] AS a, nodes[row[1]] AS b, row[2] AS rho, $snaps[row[3]] AS s
+CREATE (a)-[:CORRELATED_WITH {rho: rho, method: s.method, window: s.window, as_of: s.as_of}]->(b)
+"""
+# rows: [src_index, dst_index, rho, lag, snap_index]
+CREATE_LEADS = _NODES_PROLOGUE + """
+UNWIND $rows AS row
+WITH nodes[row[0]] AS a, nodes[row[1]] AS b, row[2] AS rho, row[3] AS lag, $snaps[row[4]] AS s
+CREATE (a)-[:LEADS {lag: lag, rho: rho, method: s.method, window: s.window, as_of: s.as_of}]->(b)
+"""
+# rows: [community_key, community_id, snap_index, [member asset indices]]
+CREATE_COMMUNITIES = _NODES_PROLOGUE + """
+UNWIND $rows AS row
+WITH nodes, row, $snaps[row[2]] AS s
+CREATE (c:Community {key: row[0], id: row[1], as_of: s.as_of, method: s.method, window: s.window,
+                     size: size(row[3])})
+WITH nodes, c, row
+UNWIND row[3] AS m
+WITH nodes[m] AS a, c
+CREATE (a)-[:MEMBER_OF]->(c)
+"""
+# Replacing a snapshot: delete its parts in bounded chunks ($limit), repeated until nothing is left.
+DELETE_SNAPSHOT_EDGES = """
+MATCH ()-[r:CORRELATED_WITH]->()
+WHERE r.as_of = $as_of AND r.method = $method AND r.window = $window
+WITH r LIMIT $limit
+DELETE r
+RETURN count(*) AS n
+"""
+DELETE_SNAPSHOT_LEADS = """
+MATCH ()-[r:LEADS]->()
+WHERE r.as_of = $as_of AND r.method = $method AND r.window = $window
+WITH r LIMIT $limit
+DELETE r
+RETURN count(*) AS n
+"""
+DELETE_SNAPSHOT_COMMUNITIES = """
+MATCH (c:Community)
+WHERE c.as_of = $as_of AND c.method = $method AND c.window = $window
+WITH c LIMIT $limit
+DETACH DELETE c
+RETURN count(*) AS n
+"""
+DELETE_SNAPSHOT_NODE = "MATCH (s:Snapshot {key: $key}) DELETE s"
+
+
+def snapshot_filter(alias: str, prop: str, *, start: bool, end: bool, method: bool, window: bool,
+                    complete: bool = False) -> str:
+    """A WHERE clause over fixed fragments (never user text): ``alias.prop`` between $start and $end, etc."""
+    parts = []
+    if start:
+        parts.append(f"{alias}.{prop} >= $start")
+    if end:
+        parts.append(f"{alias}.{prop} <= $end")
+    if method:
+        parts.append(f"{alias}.method = $method")
+    if window:
+        parts.append(f"{alias}.window = $window")
+    if complete:
+        parts.append(f"{alias}.complete = true")
+    return ("WHERE " + " AND ".join(parts)) if parts else ""
+
+
+def read_snapshots_query(**flags: bool) -> str:
+    where = snapshot_filter("s", "as_of", complete=True, **flags)
+    return f"""
+MATCH (s:Snapshot) {where}
+RETURN s.as_of.epochSeconds AS t_s, s.as_of.nanosecond AS t_ns, s.method AS method, s.window AS window,
+       s.assets AS assets
+ORDER BY t_s, t_ns, method, window
+"""
+
+
+def _part_filter(alias: str, symbols_on: tuple[str, ...], by_times: bool, flags: dict[str, bool]) -> str:
+    """WHERE clause of a snapshot-part read: ``alias.as_of IN $ts`` (index lookups) or the $start/$end range."""
+    if by_times:
+        where = f"WHERE {alias}.as_of IN $ts"
+        rest = snapshot_filter(alias, "as_of", start=False, end=False, method=flags["method"], window=flags["window"])
+        if rest:
+            where += " AND " + rest.removeprefix("WHERE ")
+    else:
+        where = snapshot_filter(alias, "as_of", **flags)
+    if symbols_on:
+        cond = " AND ".join(f"{v}.symbol IN $symbols" for v in symbols_on)
+        where += (" AND " if where else "WHERE ") + cond
+    return where
+
+
+# Edge reads put no label on the end nodes: ArcadeDB then plans ``r.as_of IN $ts`` (and ``=``) as a
+# relationship-index lookup (~20 ms for one snapshot among 115k edges, vs ~1 s for a scan); it does not use
+# the index for ranges, so whole-history reads scan instead (faster than a long IN list there). Neo4j uses
+# its relationship range index for both forms. Every CORRELATED_WITH / LEADS / MEMBER_OF starts at an Asset.
+def read_edges_query(symbols: bool, by_times: bool, **flags: bool) -> str:
+    where = _part_filter("r", ("a", "b") if symbols else (), by_times, flags)
+    return f"""
+MATCH (a)-[r:CORRELATED_WITH]->(b) {where}
+RETURN r.as_of.epochSeconds AS t_s, r.as_of.nanosecond AS t_ns, r.method AS method, r.window AS window,
+       collect([a.symbol, b.symbol, r.rho]) AS rows
+"""
+
+
+def read_leads_query(symbols: bool, by_times: bool, **flags: bool) -> str:
+    where = _part_filter("r", ("a", "b") if symbols else (), by_times, flags)
+    return f"""
+MATCH (a)-[r:LEADS]->(b) {where}
+RETURN r.as_of.epochSeconds AS t_s, r.as_of.nanosecond AS t_ns, r.method AS method, r.window AS window,
+       collect([a.symbol, b.symbol, r.lag, r.rho]) AS rows
+"""
+
+
+def read_communities_query(symbols: bool, by_times: bool, **flags: bool) -> str:
+    where = _part_filter("c", ("a",) if symbols else (), by_times, flags)
+    return f"""
+MATCH (a)-[:MEMBER_OF]->(c:Community) {where}
+RETURN c.as_of.epochSeconds AS t_s, c.as_of.nanosecond AS t_ns, c.method AS method, c.window AS window,
+       collect([a.symbol, c.id]) AS rows
+"""
+
+
+COUNT_SNAPSHOTS = "MATCH (s:Snapshot) RETURN count(s) AS n"
+
+LIST_SNAPSHOTS = """
+MATCH (s:Snapshot) WHERE s.complete = true {extra}
+RETURN s.as_of.epochSeconds AS t_s, s.as_of.nanosecond AS t_ns, s.method AS method, s.window AS window,
+       size(s.assets) AS n_assets, s.n_edges AS n_edges, s.n_leads AS n_leads
+ORDER BY t_s, t_ns, method, window
+"""
+
+# --------------------------------------------------------------------------------------------- regimes
+# Scope nodes: the market is (:Market {id: 'market'}); an asset scope is its (:Asset {symbol}).
+SCOPE_NODE = {"market": ("Market", "id"), "asset": ("Asset", "symbol")}
+ENSURE_MARKET = "MERGE (m:Market {id: $id})"
+# rows: [key, scope, name]
+ENSURE_REGIMES = """
+UNWIND $rows AS row
+MERGE (g:Regime {key: row[0]})
+SET g.scope = row[1], g.name = row[2]
+"""
+
+
+def read_regime_records_query(kind: str, *, start: bool, end: bool, scopes: bool, with_to: bool) -> str:
+    """Records ``[from_s, from_ns, name, prob(, to_s, to_ns)]`` per scope, for scopes of one kind."""
+    label, prop = SCOPE_NODE[kind]
+    parts = []
+    if scopes:
+        parts.append(f"n.{prop} IN $scopes")
+    if start:
+        parts.append("r.`from` >= $start")
+    if end:
+        parts.append("r.`from` <= $end")
+    where = ("WHERE " + " AND ".join(parts)) if parts else ""
+    to = ", r.`to`.epochSeconds, r.`to`.nanosecond" if with_to else ""
+    return f"""
+MATCH (n:{label})-[r:IN_REGIME]->(g:Regime) {where}
+RETURN n.{prop} AS scope, collect([r.`from`.epochSeconds, r.`from`.nanosecond, g.name, r.prob{to}]) AS rows
+"""
+
+
+def create_in_regime_query(kind: str) -> str:
+    """rows: [regime_key, from, to, prob] for one scope node ($scope)."""
+    label, prop = SCOPE_NODE[kind]
+    return f"""
+MATCH (n:{label} {{{prop}: $scope}})
+UNWIND $rows AS row
+MATCH (g:Regime {{key: row[0]}})
+CREATE (n)-[:IN_REGIME {{`from`: row[1], `to`: row[2], prob: row[3]}}]->(g)
+"""
+
+
+def delete_in_regime_query(kind: str) -> str:
+    label, prop = SCOPE_NODE[kind]
+    return f"""
+MATCH (n:{label} {{{prop}: $scope}})-[r:IN_REGIME]->(:Regime)
+WITH r LIMIT $limit
+DELETE r
+RETURN count(*) AS n
+"""
+
+
+def set_regime_to_query(kind: str) -> str:
+    """Close the validity interval of a scope's last record when newer records are appended."""
+    label, prop = SCOPE_NODE[kind]
+    return f"""
+MATCH (n:{label} {{{prop}: $scope}})-[r:IN_REGIME]->(:Regime)
+WHERE r.`from` = $from
+SET r.`to` = $to
+RETURN count(r) AS n
+"""
+
+
+DELETE_TRANSITIONS = """
+MATCH (a:Regime {scope: $scope})-[t:TRANSITIONS_TO]->(:Regime)
+DELETE t
+"""
+# rows: [from_key, to_key, count, prob, mean_duration_hours]
+CREATE_TRANSITIONS = """
+UNWIND $rows AS row
+MATCH (a:Regime {key: row[0]})
+MATCH (b:Regime {key: row[1]})
+CREATE (a)-[:TRANSITIONS_TO {count: row[2], prob: row[3], mean_duration: row[4]}]->(b)
+"""
+READ_TRANSITIONS = """
+MATCH (a:Regime)-[t:TRANSITIONS_TO]->(b:Regime) {where}
+RETURN a.scope AS scope, a.name AS from_regime, b.name AS to_regime, t.count AS count, t.prob AS prob,
+       t.mean_duration AS mean_duration
+ORDER BY scope, from_regime, to_regime
+"""
+MARKET_EXISTS = "MATCH (m:Market {id: $id}) RETURN count(m) AS n"
+
+# --------------------------------------------------------------------------------------------- clear
+def delete_rels_query(rel_type: str) -> str:
+    return f"MATCH ()-[r:{rel_type}]->() WITH r LIMIT $limit DELETE r RETURN count(*) AS n"
+
+
+def delete_nodes_query(label: str) -> str:
+    return f"MATCH (n:{label}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n"
+
+
+def server_kind(agent: str) -> str:
+    """``arcadedb`` or ``neo4j`` from the Bolt server agent (ArcadeDB: ``Neo4j/5.26.0 compatible (ArcadeDB x)``)."""
+    if "arcadedb" in agent.lower():
+        return "arcadedb"
+    if agent.lower().startswith("neo4j/"):
+        return "neo4j"
+    return "unknown"
