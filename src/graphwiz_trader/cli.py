@@ -17,6 +17,7 @@ from graphwiz_trader.errors import GraphwizError
 # `func(args) -> int` on the parsers it adds.
 _COMMAND_MODULES = [
     "graphwiz_trader.data.commands",
+    "graphwiz_trader.graph.commands",
     "graphwiz_trader.features.commands",
     "graphwiz_trader.research.commands",
     "graphwiz_trader.research.commands_reproduce",
