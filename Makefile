@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_backtest.py
 	$(BIN)/python benchmarks/bench_execution.py
 	$(BIN)/python benchmarks/bench_graph_store.py
+	$(BIN)/python benchmarks/bench_graph_build.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -265,3 +265,18 @@ def test_naive_regime_times_are_rejected() -> None:
     reg["datetime"] = pd.DatetimeIndex(reg["datetime"]).tz_localize(None)
     with pytest.raises(DataError, match="tz-aware UTC"):
         graph_features(_hand_snapshots(), reg, _hand_bars())
+
+
+def test_eigenvector_centrality_is_taken_per_component_on_a_disconnected_snapshot():
+    import networkx as nx
+
+    from graphwiz_trader.features.graph_features import _graph_metrics
+
+    w = np.zeros((6, 6))
+    for i, j, v in [(0, 1, 0.8), (1, 2, 0.5), (0, 2, 0.3), (3, 4, 0.9)]:  # a triangle, a pair, an isolated node
+        w[i, j] = w[j, i] = v
+    eig, pr = _graph_metrics(w, np.ones(6, bool))
+    tri = nx.eigenvector_centrality_numpy(nx.from_numpy_array(w[:3, :3]), weight="weight")
+    np.testing.assert_allclose(eig[:3], [tri[0], tri[1], tri[2]], atol=1e-12)
+    np.testing.assert_allclose(eig[3:5], [2 ** -0.5, 2 ** -0.5])
+    assert eig[5] == 0.0 and abs(pr.sum() - 1.0) < 1e-12

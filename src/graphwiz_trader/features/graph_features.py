@@ -17,7 +17,8 @@ and edge weights ``w_ij``:
 
 - ``G_wdeg``        weighted degree ``sum_j w_ij``;
 - ``G_eigvec``      eigenvector centrality: the unit-norm, non-negative principal eigenvector of
-  ``[w_ij]`` (``networkx.eigenvector_centrality_numpy``); 0 on a graph without edges;
+  ``[w_ij]`` (``networkx.eigenvector_centrality_numpy``), taken per connected component when pruning
+  disconnects the graph (unit norm within each component); 0 for an asset without edges;
 - ``G_pagerank``    PageRank with damping 0.85, transition probabilities ``w_ij / sum_k w_ik``
   (``networkx.pagerank``);
 - ``G_clustering``  weighted clustering (Onnela et al.), the definition of ``networkx.clustering``:
@@ -142,13 +143,19 @@ def _graph_metrics(absw: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, n
     g = nx.from_numpy_array(sub)
     pr_d = nx.pagerank(g, alpha=0.85, weight="weight", tol=1e-10, max_iter=1000)
     pr[idx] = [pr_d[k] for k in range(len(idx))]
-    if g.number_of_edges() == 0:
-        eig[idx] = 0.0
-    elif len(idx) < 3:
-        eig[idx] = 1.0 / np.sqrt(len(idx))      # two linked nodes: the principal eigenvector is uniform
-    else:
-        ev = nx.eigenvector_centrality_numpy(g, weight="weight", max_iter=10_000, tol=0)
-        eig[idx] = [ev[k] for k in range(len(idx))]
+    eig[idx] = 0.0
+    # A pruned snapshot can be disconnected, where the principal eigenvector is not unique: take it per
+    # connected component (unit norm within each component); isolated assets keep 0.
+    for comp in nx.connected_components(g):
+        nodes = sorted(comp)
+        if len(nodes) == 1:
+            continue
+        if len(nodes) == 2:
+            vals = np.full(2, 1.0 / np.sqrt(2.0))  # two linked nodes: the principal eigenvector is uniform
+        else:
+            ev = nx.eigenvector_centrality_numpy(g.subgraph(nodes), weight="weight", max_iter=10_000, tol=0)
+            vals = np.array([ev[k] for k in nodes])
+        eig[idx[nodes]] = vals
     return eig, pr
 
 
