@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_execution.py
 	$(BIN)/python benchmarks/bench_graph_store.py
 	$(BIN)/python benchmarks/bench_graph_build.py
+	$(BIN)/python benchmarks/bench_walkforward.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
