@@ -38,11 +38,15 @@ class HybridSignalGenerator(QlibSignalGenerator):
 
     name = "hybrid"
 
-    def graph_features(self, bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
-        """``G_*`` features for ``bars`` (built, written to the store, read back; cached per bars content)."""
+    def graph_features(self, bars: dict[str, pd.DataFrame], timings: dict | None = None) -> pd.DataFrame:
+        """``G_*`` features for ``bars`` (built, written to the store, read back; cached per bars content).
+
+        ``timings`` receives the build/write/read/feature seconds when the graph is (re)built.
+        """
         key = hashlib.sha256(f"{bars_fingerprint(bars)}{self.graph_spec}".encode()).hexdigest()[:16]
         if key not in self._graph_cache:
-            self._graph_cache[key] = graph_features_for_bars(bars, spec=self.graph_spec, settings=self.graph_settings)
+            self._graph_cache[key] = graph_features_for_bars(bars, spec=self.graph_spec, settings=self.graph_settings,
+                                                             timings=timings)
         return self._graph_cache[key]
 
     def build_features(self, bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
