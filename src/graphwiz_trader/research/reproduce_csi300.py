@@ -345,26 +345,11 @@ class DataAudit:
 
 
 def detect_change_unit(codes: Sequence[str], start: str, end: str) -> str:
-    """``fraction`` or ``percent``: compare ``$change`` with ``$close/Ref($close,1)-1`` on ``codes``.
+    """``fraction`` or ``percent``: how ``$change`` is stored (the backtest bridge's check, call after
+    ``init_qlib``; see :func:`graphwiz_trader.backtest.qlib_bridge.change_unit`)."""
+    from graphwiz_trader.backtest.qlib_bridge import change_unit
 
-    Call after ``init_qlib``. Raises :class:`DataError` when ``$change`` matches neither (ratio of the
-    median absolute values outside [0.8, 1.25] and [80, 125]) or no day has both values.
-    """
-    from qlib.data import D
-
-    df = D.features(list(codes), ["$change", "$close/Ref($close,1)-1"], start_time=start, end_time=end)
-    df = df.dropna()
-    df = df[(df.iloc[:, 0].abs() > 1e-9) & (df.iloc[:, 1].abs() > 1e-9)]
-    if len(df) < 20:
-        raise DataError(f"cannot tell the unit of $change: only {len(df)} non-zero days in {start}..{end} "
-                        f"for {len(codes)} instruments")
-    ratio = float(np.median(df.iloc[:, 0].abs().to_numpy() / df.iloc[:, 1].abs().to_numpy()))
-    if 0.8 <= ratio <= 1.25:
-        return "fraction"
-    if 80 <= ratio <= 125:
-        return "percent"
-    raise DataError(f"$change is neither a fraction nor percent of the close-to-close return "
-                    f"(median |change|/|return| = {ratio:.3g} over {len(df)} days, {start}..{end})")
+    return change_unit(list(codes), start, end)
 
 
 def audit_data(cfg: ReproduceConfig) -> DataAudit:
