@@ -46,13 +46,13 @@ from graphwiz_trader.data.bars import normalize_bars, parse_symbols, symbol_from
 from graphwiz_trader.data.paths import binance_dir  # noqa: E402
 from graphwiz_trader.data.synthetic import generate_synthetic_market  # noqa: E402
 from graphwiz_trader.features.graph_features import graph_features, snapshot_metrics  # noqa: E402
+from graphwiz_trader.graph.store import regime_transitions  # noqa: E402
 from graphwiz_trader.graph.builders import (  # noqa: E402
     RegimeParams,
     build_regime_state,
     build_snapshots,
     close_panel,
     log_returns,
-    regime_transitions,
 )
 from graphwiz_trader.jsonout import write_json  # noqa: E402
 
@@ -159,8 +159,8 @@ def main() -> int:
     with measure() as m:
         regimes = build_regime_state(bars, params, asset_times=[s.as_of for s in snaps])
     mk = regimes[regimes["scope"] == "market"]
-    tr = regime_transitions(mk)
-    switches = int(tr["count"].sum())
+    tr = regime_transitions(mk)  # the statistics the store writes as TRANSITIONS_TO
+    switches = int(tr.loc[tr["from_regime"] != tr["to_regime"], "count"].sum())
     n_fits = len(range(params.min_train, len(mk) + params.min_train, params.refit_every))
     share = mk["regime"].value_counts(normalize=True).round(3).to_dict()
     row(f"regime build: {n_fits} HMM fits, {len(regimes):,} records", m, c0, records=len(regimes),
