@@ -25,6 +25,23 @@ from graphwiz_trader.research.metrics import evaluate_predictions
 log = logging.getLogger(__name__)
 
 
+def _common_index(scores: list[pd.Series]) -> pd.Index:
+    idx = scores[0].index
+    for s in scores[1:]:
+        idx = idx.intersection(s.index)
+    return idx
+
+
+def _prepare(generators: list[QlibSignalGenerator], data: Any, symbol_or_universe: Any, label: LabelSpec,
+             split: tuple[float, float, float]) -> tuple[dict, list[pd.DataFrame], pd.Series, pd.Index, pd.Index, pd.Index]:
+    """Bars, each member's features, the label and the (fit, stop, holdout) dates shared by all members."""
+    bars = as_bars(data, symbol_or_universe)
+    feats = [g.build_features(bars) for g in generators]
+    dates = feats[0].index.get_level_values("datetime").unique().sort_values()
+    fit_d, stop_d, hold_d = time_split(dates, split, label.horizon)
+    return bars, feats, make_label(bars, label), fit_d, stop_d, hold_d
+
+
 def _normalise(score: pd.Series, ref_mean: float | None = None, ref_std: float | None = None) -> pd.Series:
     n_inst = score.index.get_level_values("instrument").nunique()
     if n_inst > 1:
@@ -57,20 +74,15 @@ class EnsembleSignalGenerator:
         return [g.predict(f) for g, f in zip(self.generators, feats)]
 
     def combine(self, scores: list[pd.Series]) -> pd.Series:
-        idx = scores[0].index
-        for s in scores[1:]:
-            idx = idx.intersection(s.index)
+        idx = _common_index(scores)
         parts = [_normalise(s.reindex(idx), *(self._stats[i] if self._stats else (None, None)))
                  for i, s in enumerate(scores)]
         return sum(w * p for w, p in zip(self.weights, parts)).rename("score")  # type: ignore[return-value]
 
     def train(self, data: pd.DataFrame | dict[str, pd.DataFrame], symbol_or_universe: Any = None) -> dict[str, Any]:
         """Fit every member on the fit/stop part and report the ensemble on the holdout."""
-        bars = as_bars(data, symbol_or_universe)
-        feats = [g.build_features(bars) for g in self.generators]
-        label = make_label(bars, self.label)
-        dates = feats[0].index.get_level_values("datetime").unique().sort_values()
-        fit_d, stop_d, hold_d = time_split(dates, self.split, self.label.horizon)
+        bars, feats, label, fit_d, stop_d, hold_d = _prepare(self.generators, data, symbol_or_universe, self.label,
+                                                             self.split)
         cs = len(bars) > 1
         for g, f in zip(self.generators, feats):
             g.fit(f, make_label(bars, g.label), fit_d, stop_d, cs)
@@ -114,17 +126,12 @@ class StackedSignalGenerator:
         return LogisticRegression(C=1.0, max_iter=1000) if self.label.is_classification else Ridge(alpha=1.0)
 
     def _stack(self, scores: list[pd.Series]) -> pd.DataFrame:
-        idx = scores[0].index
-        for s in scores[1:]:
-            idx = idx.intersection(s.index)
+        idx = _common_index(scores)
         return pd.concat([s.reindex(idx).rename(f"m{i}") for i, s in enumerate(scores)], axis=1)
 
     def train(self, data: pd.DataFrame | dict[str, pd.DataFrame], symbol_or_universe: Any = None) -> dict[str, Any]:
-        bars = as_bars(data, symbol_or_universe)
-        feats = [g.build_features(bars) for g in self.generators]
-        label = make_label(bars, self.label)
-        dates = feats[0].index.get_level_values("datetime").unique().sort_values()
-        fit_d, stop_d, hold_d = time_split(dates, self.split, self.label.horizon)
+        bars, feats, label, fit_d, stop_d, hold_d = _prepare(self.generators, data, symbol_or_universe, self.label,
+                                                             self.split)
         train_d = fit_d.append(stop_d)
         gap = self.label.horizon
         cs = len(bars) > 1
