@@ -918,6 +918,11 @@ class _StoreBase(_Ops):
         self.server_agent = server_agent
         self.server_kind = C.server_kind(server_agent)
 
+
+    def _translate_failure(self, exc: Exception, step: Any) -> BaseException:
+        """The driver error as the store's error (naming the URI, user and the failing step), or ``exc``."""
+        what = step.label if isinstance(step, Step) else "graph operation"
+        return _translate(exc, self.uri, self.user, what)
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri}, database={self.database!r}, server={self.server_agent!r})"
 
@@ -1000,8 +1005,7 @@ class GraphStore(_StoreBase):
         except (GraphStoreError, DataError):
             raise
         except Exception as exc:
-            what = step.label if isinstance(step, Step) else "graph operation"
-            translated = _translate(exc, self.uri, self.user, what)
+            translated = self._translate_failure(exc, step)
             if translated is exc:
                 raise
             raise translated from exc
@@ -1155,8 +1159,7 @@ class AsyncGraphStore(_StoreBase):
         except (GraphStoreError, DataError):
             raise
         except Exception as exc:
-            what = step.label if isinstance(step, Step) else "graph operation"
-            translated = _translate(exc, self.uri, self.user, what)
+            translated = self._translate_failure(exc, step)
             if translated is exc:
                 raise
             raise translated from exc
