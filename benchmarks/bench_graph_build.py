@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import measure, print_table  # noqa: E402
 
-from graphwiz_trader.data.bars import normalize_bars, parse_symbols, symbol_from_stem  # noqa: E402
+from graphwiz_trader.data.bars import normalize_bars  # noqa: E402
+from graphwiz_trader.core.symbols import parse_symbols, symbol_from_stem  # noqa: E402
 from graphwiz_trader.data.paths import binance_dir  # noqa: E402
 from graphwiz_trader.data.synthetic import generate_synthetic_market  # noqa: E402
 from graphwiz_trader.features.graph_features import graph_features, snapshot_metrics  # noqa: E402

@@ -39,3 +39,7 @@ class UnknownSymbolError(DataError):
 
 class ExchangeUnavailableError(GraphwizError):
     """The exchange could not be reached after retries. No data is substituted."""
+
+
+class TimeframeError(GraphwizError, ValueError):
+    """A timeframe or Qlib frequency name is not understood (``1H``, ``60m`` for Qlib, ...)."""

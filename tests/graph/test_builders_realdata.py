@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graphwiz_trader.data.bars import file_stem, normalize_bars
+from graphwiz_trader.data.bars import normalize_bars
+from graphwiz_trader.core.symbols import file_stem
 from graphwiz_trader.data.paths import binance_dir
 from graphwiz_trader.features.graph_features import graph_features
 from graphwiz_trader.graph.builders import build_snapshots, log_returns

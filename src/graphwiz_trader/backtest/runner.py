@@ -25,9 +25,10 @@ from graphwiz_trader.backtest.engine import BacktestResult, MarketPanel, rebalan
 from graphwiz_trader.backtest.report import metrics_table, write_report
 from graphwiz_trader.backtest.scores import point_in_time_scores, score_name
 from graphwiz_trader.backtest.settings import CostModel
-from graphwiz_trader.data.bars import normalize_bars, parse_symbols, symbol_from_stem
+from graphwiz_trader.data.bars import normalize_bars
+from graphwiz_trader.core.symbols import parse_symbols, symbol_from_stem
 from graphwiz_trader.data.synthetic import SyntheticMarketConfig, generate_synthetic_market
-from graphwiz_trader.data.timeframes import timeframe_delta
+from graphwiz_trader.core.timeframes import timeframe_delta
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.errors import ConfigError, DataError, UnknownSymbolError
 from graphwiz_trader.portfolio.rolling import RollingResult, per_bar_returns, rolling_optimise

@@ -47,7 +47,7 @@ class QlibSettings(_Strict):
     @field_validator("freq")
     @classmethod
     def _qlib_freq(cls, v: str) -> str:
-        from graphwiz_trader.data.timeframes import qlib_freq_is_valid
+        from graphwiz_trader.core.timeframes import qlib_freq_is_valid
 
         if not qlib_freq_is_valid(v):
             raise ValueError(f"qlib freq must be 'day' or '<N>min' (hourly is '60min'), got {v!r}")

@@ -1,7 +1,8 @@
 """Market data: sources (ccxt, freqtrade, CSV, synthetic), the Parquet store, the validator, Qlib bins."""
 
-from graphwiz_trader.data.bars import OHLCV, normalize_bars, to_qlib_instrument
-from graphwiz_trader.data.exchange import QlibDataAdapter
+from graphwiz_trader.data.bars import OHLCV, normalize_bars
+from graphwiz_trader.core.symbols import to_qlib_instrument
+from graphwiz_trader.data.ccxt_source import CcxtBarSource
 from graphwiz_trader.data.qlib_bins import write_qlib_bins
 from graphwiz_trader.data.sources import available_symbols, read_bars
 from graphwiz_trader.data.store import ParquetStore
@@ -11,7 +12,7 @@ from graphwiz_trader.data.validate import ValidationReport, fill_gaps, sort_and_
 __all__ = [
     "OHLCV",
     "ParquetStore",
-    "QlibDataAdapter",
+    "CcxtBarSource",
     "SyntheticMarket",
     "SyntheticMarketConfig",
     "ValidationReport",

@@ -1,4 +1,4 @@
-"""The canonical bar frame and symbol names.
+"""The canonical bar frame (symbol names live in :mod:`graphwiz_trader.core.symbols`).
 
 Bars are ``dict[str, DataFrame]`` keyed by symbol (``BTC/USDT``); each frame has a tz-aware UTC
 ``DatetimeIndex`` named ``datetime`` (the bar's open time) and float64 columns
@@ -14,45 +14,6 @@ from graphwiz_trader.errors import DataError
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 _TIME_COLUMNS = ("datetime", "date", "timestamp", "time", "open_time")
-
-
-def split_symbol(symbol: str) -> tuple[str, str]:
-    """``BTC/USDT`` -> (``BTC``, ``USDT``). Raises ``DataError`` on a malformed symbol."""
-    parts = symbol.split("/")
-    if len(parts) != 2 or not all(parts) or not all(p.replace("-", "").isalnum() for p in parts):
-        raise DataError(f"malformed symbol {symbol!r}; expected BASE/QUOTE such as 'BTC/USDT'")
-    return parts[0].upper(), parts[1].upper()
-
-
-def file_stem(symbol: str) -> str:
-    """``BTC/USDT`` -> ``BTC_USDT`` (freqtrade's and the store's file stem)."""
-    base, quote = split_symbol(symbol)
-    return f"{base}_{quote}"
-
-
-def symbol_from_stem(stem: str) -> str:
-    """``BTC_USDT`` -> ``BTC/USDT``."""
-    base, _, quote = stem.partition("_")
-    if not base or not quote:
-        raise DataError(f"cannot read a symbol from file stem {stem!r}; expected BASE_QUOTE")
-    return f"{base}/{quote}"
-
-
-def to_qlib_instrument(symbol: str) -> str:
-    """``BTC/USDT`` -> ``BTCUSDT``: Qlib instrument codes cannot hold a slash."""
-    base, quote = split_symbol(symbol)
-    return f"{base}{quote}"
-
-
-def parse_symbols(text: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
-    """Comma-separated ``BTC/USDT,ETH/USDT`` (or a list) -> validated list; ``None`` stays ``None``."""
-    if text is None:
-        return None
-    items = text.split(",") if isinstance(text, str) else list(text)
-    out = [s.strip().upper() for s in items if s.strip()]
-    for s in out:
-        split_symbol(s)
-    return out
 
 
 def normalize_bars(raw: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -96,8 +57,3 @@ def normalize_bars(raw: pd.DataFrame, where: str) -> pd.DataFrame:
         out[c] = col.astype("float64")
     return out
 
-
-def to_utc(ts: pd.Timestamp | str | int | float) -> pd.Timestamp:
-    """A timestamp in UTC: naive values are taken as UTC, aware ones converted."""
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

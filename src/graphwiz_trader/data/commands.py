@@ -9,12 +9,12 @@ from pathlib import Path
 
 from graphwiz_trader.config.loader import load_config
 from graphwiz_trader.config.settings import TradingConfig
-from graphwiz_trader.data.bars import parse_symbols
-from graphwiz_trader.data.exchange import QlibDataAdapter
+from graphwiz_trader.core.symbols import parse_symbols
+from graphwiz_trader.data.ccxt_source import CcxtBarSource
 from graphwiz_trader.data.qlib_bins import write_qlib_bins
 from graphwiz_trader.data.sources import read_bars
 from graphwiz_trader.data.store import ParquetStore
-from graphwiz_trader.data.timeframes import from_qlib_freq
+from graphwiz_trader.core.timeframes import from_qlib_freq
 from graphwiz_trader.data.validate import sort_and_dedupe, validate_bars
 from graphwiz_trader.jsonout import write_json
 
@@ -40,7 +40,7 @@ def _download(args: argparse.Namespace) -> int:
     store = _store(args)
 
     async def run() -> dict[str, int]:
-        adapter = QlibDataAdapter(args.exchange, cfg.exchanges.get(args.exchange))
+        adapter = CcxtBarSource(args.exchange, cfg.exchanges.get(args.exchange))
         try:
             await adapter.initialize()
             return await adapter.sync_to_store(store, symbols, args.timeframe, args.since)

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from graphwiz_trader.data.bars import to_qlib_instrument
-from graphwiz_trader.data.timeframes import from_qlib_freq, qlib_freq_is_valid
+from graphwiz_trader.core.symbols import to_qlib_instrument
+from graphwiz_trader.core.timeframes import from_qlib_freq, qlib_freq_is_valid
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.errors import DataError
 

@@ -15,7 +15,8 @@ from typing import Literal
 
 import pandas as pd
 
-from graphwiz_trader.data.bars import file_stem, normalize_bars, parse_symbols, symbol_from_stem
+from graphwiz_trader.data.bars import normalize_bars
+from graphwiz_trader.core.symbols import file_stem, parse_symbols, symbol_from_stem
 from graphwiz_trader.data.validate import ValidationReport, validate_bars
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 
@@ -116,7 +117,7 @@ def load_bars(
     Returns (bars, label). The label names the data's origin; for the synthetic market it says SYNTHETIC.
     Files are validated strictly on the way in; ``start``/``end`` (UTC) cut the validated bars.
     """
-    from graphwiz_trader.data.bars import to_utc
+    from graphwiz_trader.core.utc import to_utc
     from graphwiz_trader.data.store import ParquetStore
     from graphwiz_trader.data.synthetic import generate_synthetic_market
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from graphwiz_trader.data.bars import OHLCV, file_stem, symbol_from_stem, to_utc
+from graphwiz_trader.data.bars import OHLCV
+from graphwiz_trader.core.symbols import file_stem, symbol_from_stem
+from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from graphwiz_trader.data.timeframes import timeframe_delta, timeframe_minutes
+from graphwiz_trader.core.timeframes import timeframe_delta, timeframe_minutes
 
 REGIMES: tuple[str, ...] = ("calm", "trending", "crash")
 SYNTHETIC_LABEL = "SYNTHETIC MARKET (simulated data, not real prices)"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.data.bars import OHLCV
-from graphwiz_trader.data.timeframes import timeframe_delta
+from graphwiz_trader.core.timeframes import timeframe_delta
 from graphwiz_trader.errors import DataValidationError
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from graphwiz_trader.data.bars import parse_symbols
+from graphwiz_trader.core.symbols import parse_symbols
 from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.jsonout import write_json
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.data.bars import OHLCV
-from graphwiz_trader.data.timeframes import timeframe_minutes
+from graphwiz_trader.core.timeframes import timeframe_minutes
 from graphwiz_trader.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from graphwiz_trader.data.bars import to_qlib_instrument
+from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.data.qlib_runtime import init_qlib
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from graphwiz_trader.data.qlib_bins import prepare_qlib_dir
 from graphwiz_trader.data.sources import load_bars
-from graphwiz_trader.data.timeframes import to_qlib_freq
+from graphwiz_trader.core.timeframes import to_qlib_freq
 from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor
 from graphwiz_trader.jsonout import write_json
 

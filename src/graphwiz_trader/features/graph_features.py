@@ -63,7 +63,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from graphwiz_trader.data.bars import to_qlib_instrument
+from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 from graphwiz_trader.graph.builders.panel import BarsOrPanel, close_panel
 from graphwiz_trader.graph.builders.regimes import ASSET_REGIMES, MARKET_SCOPE, market_regime_names

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from graphwiz_trader.data.qlib_bins import prepare_qlib_dir
-from graphwiz_trader.data.timeframes import infer_timeframe, to_qlib_freq
+from graphwiz_trader.core.timeframes import infer_timeframe, to_qlib_freq
 from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor
 
 

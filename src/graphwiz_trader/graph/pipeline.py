@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
-from graphwiz_trader.data.timeframes import infer_timeframe, timeframe_minutes
+from graphwiz_trader.core.timeframes import infer_timeframe, timeframe_minutes
 from graphwiz_trader.graph.builders.regimes import MARKET_SCOPE, RegimeParams, build_regime_state
 from graphwiz_trader.graph.builders.snapshots import build_snapshots
 from graphwiz_trader.graph.snapshot import GraphSnapshot

@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
+from graphwiz_trader.core.symbols import split_symbol
+from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 from graphwiz_trader.graph import cypher as C
 from graphwiz_trader.graph.snapshot import (
@@ -58,7 +60,6 @@ log = logging.getLogger(__name__)
 MARKET_SCOPE = "market"
 _TIMES_PER_QUERY = 32   # as_of values per IN-list read
 _SCAN_FRACTION = 4      # read by as_of lookups when fewer than 1/4 of the stored snapshots are wanted
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
 _RHO_TOL = 1e-9
 TRANSITION_COLUMNS = ["scope", "from_regime", "to_regime", "count", "prob", "mean_duration"]
 
@@ -78,27 +79,6 @@ def settings_from_env() -> GraphSettings:
 
 
 # ============================================================================================ values
-def split_symbol(symbol: str) -> tuple[str, str]:
-    """``"BTC/USDT"`` -> ``("BTC", "USDT")``; anything else is a :class:`DataError`."""
-    if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
-        raise DataError(f"symbol {symbol!r} is not of the form BASE/QUOTE (e.g. BTC/USDT)")
-    base, quote = symbol.split("/")
-    return base, quote
-
-
-def to_utc(value: Any, where: str) -> pd.Timestamp:
-    """A tz-aware timestamp in UTC; naive or unparsable input is a :class:`DataError` naming ``where``."""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{where}: {value!r} is not a timestamp") from exc
-    if ts is pd.NaT:
-        raise DataError(f"{where}: timestamp is NaT")
-    if ts.tzinfo is None:
-        raise DataError(f"{where}: timestamp {ts} is naive; pass a tz-aware UTC time")
-    return ts.tz_convert("UTC")
-
-
 def _epoch_ts(seconds: Any, nanos: Any) -> pd.Timestamp:
     """``x.epochSeconds`` and ``x.nanosecond`` of a stored datetime back to a UTC ``pd.Timestamp``."""
     if seconds is None or nanos is None:
@@ -204,7 +184,7 @@ def _validated(snap: GraphSnapshot) -> _Parts:
     """Validate a snapshot (see :func:`canonical_snapshot`) into sorted arrays."""
     if not isinstance(snap, GraphSnapshot):
         raise DataError(f"expected a GraphSnapshot, got {type(snap).__name__}")
-    as_of = to_utc(snap.as_of, f"snapshot as_of={snap.as_of}")
+    as_of = to_utc(snap.as_of, f"snapshot as_of={snap.as_of}", naive="error")
     where = f"snapshot {snap.method}/{snap.window}/{as_of.isoformat()}"
     if not isinstance(snap.method, str) or not snap.method:
         raise DataError(f"{where}: method must be a non-empty string, got {snap.method!r}")
@@ -611,9 +591,9 @@ class _Ops:
         flags = {"start": start is not None, "end": end is not None, "method": method is not None,
                  "window": window is not None}
         if start is not None:
-            params["start"] = to_utc(start, "read_snapshots start")
+            params["start"] = to_utc(start, "read_snapshots start", naive="error")
         if end is not None:
-            params["end"] = to_utc(end, "read_snapshots end")
+            params["end"] = to_utc(end, "read_snapshots end", naive="error")
         if method is not None:
             params["method"] = method
         if window is not None:
@@ -661,7 +641,7 @@ class _Ops:
         extra, params = "", {}
         if end is not None:
             extra += " AND s.as_of <= $end"
-            params["end"] = to_utc(end, "list_snapshots end")
+            params["end"] = to_utc(end, "list_snapshots end", naive="error")
         if method is not None:
             extra += " AND s.method = $method"
             params["method"] = method
@@ -684,9 +664,9 @@ class _Ops:
                                 with_to: bool) -> Op:
         params: dict[str, Any] = {}
         if start is not None:
-            params["start"] = to_utc(start, "read_regimes start")
+            params["start"] = to_utc(start, "read_regimes start", naive="error")
         if end is not None:
-            params["end"] = to_utc(end, "read_regimes end")
+            params["end"] = to_utc(end, "read_regimes end", naive="error")
         wanted = None if scopes is None else list(dict.fromkeys(scopes))
         kinds = ("market", "asset")
         if wanted is not None:

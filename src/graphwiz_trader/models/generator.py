@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 import graphwiz_trader
-from graphwiz_trader.data.bars import normalize_bars, to_qlib_instrument
+from graphwiz_trader.data.bars import normalize_bars
+from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.data.qlib_bins import bars_fingerprint
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.errors import DataError, GraphwizError, UnknownSymbolError

@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from graphwiz_trader.data.bars import to_qlib_instrument
+from graphwiz_trader.core.symbols import to_qlib_instrument
 
 LabelKind = Literal["regression", "direction", "drawdown"]
 

@@ -3,7 +3,7 @@
     from graphwiz_trader.qlib import QlibDataAdapter, AlphaFeatureExtractor, QlibSignalGenerator
 """
 
-from graphwiz_trader.data.exchange import QlibDataAdapter
+from graphwiz_trader.data.ccxt_source import CcxtBarSource as QlibDataAdapter
 from graphwiz_trader.data.qlib_runtime import init_qlib
 from graphwiz_trader.features.alpha158 import DEFAULT_EXTRAS, AlphaFeatureExtractor
 from graphwiz_trader.models.ensemble import EnsembleSignalGenerator, StackedSignalGenerator

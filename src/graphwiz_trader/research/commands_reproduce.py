@@ -138,7 +138,7 @@ def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 
 def _graph_crypto(args: argparse.Namespace) -> int:
-    from graphwiz_trader.data.bars import parse_symbols
+    from graphwiz_trader.core.symbols import parse_symbols
     from graphwiz_trader.research.reproduce_crypto import CryptoReproConfig, format_crypto_table, run_graph_crypto
 
     data = Path(args.data)

@@ -1,6 +1,6 @@
 """Market data from exchanges through ccxt (async).
 
-:class:`QlibDataAdapter` pages through ``since``, lets ccxt throttle to the exchange's rate limit
+:class:`CcxtBarSource` (public name: ``graphwiz_trader.qlib.QlibDataAdapter``) pages through ``since``, lets ccxt throttle to the exchange's rate limit
 (``enableRateLimit``), retries transient network errors with exponential backoff and, when the
 exchange stays unreachable, raises :class:`ExchangeUnavailableError`. It never substitutes data.
 The still-forming last candle (open time + bar length > now) is not returned.
@@ -16,16 +16,17 @@ from typing import Any
 import pandas as pd
 
 from graphwiz_trader.config.settings import ExchangeSettings
-from graphwiz_trader.data.bars import OHLCV, to_utc
+from graphwiz_trader.data.bars import OHLCV
+from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.data.store import ParquetStore
-from graphwiz_trader.data.timeframes import timeframe_delta
+from graphwiz_trader.core.timeframes import timeframe_delta
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.errors import DataError, ExchangeUnavailableError, UnknownSymbolError
 
 log = logging.getLogger(__name__)
 
 
-class QlibDataAdapter:
+class CcxtBarSource:
     """Fetch OHLCV candles from a ccxt exchange into the canonical bar frame.
 
     Parameters
@@ -45,7 +46,7 @@ class QlibDataAdapter:
         self._initialized = False
 
     def __repr__(self) -> str:  # never shows keys
-        return f"QlibDataAdapter(exchange_id={self.exchange_id!r}, initialized={self._initialized})"
+        return f"CcxtBarSource(exchange_id={self.exchange_id!r}, initialized={self._initialized})"
 
     async def initialize(self) -> None:
         """Create the ccxt client and load markets (with retries)."""
@@ -71,7 +72,7 @@ class QlibDataAdapter:
         if self._exchange is not None and hasattr(self._exchange, "close"):
             await self._exchange.close()
 
-    async def __aenter__(self) -> "QlibDataAdapter":
+    async def __aenter__(self) -> "CcxtBarSource":
         await self.initialize()
         return self
 

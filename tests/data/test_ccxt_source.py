@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from graphwiz_trader.config.settings import ExchangeSettings
-from graphwiz_trader.data.exchange import QlibDataAdapter
+from graphwiz_trader.data.ccxt_source import CcxtBarSource
 from graphwiz_trader.data.store import ParquetStore
 from graphwiz_trader.errors import ExchangeUnavailableError, UnknownSymbolError
 
@@ -42,7 +42,7 @@ class FakeExchange:
 
 
 def adapter(ex, retries=3):
-    return QlibDataAdapter("binance", ExchangeSettings(max_retries=retries, retry_backoff_s=0.001), exchange=ex)
+    return CcxtBarSource("binance", ExchangeSettings(max_retries=retries, retry_backoff_s=0.001), exchange=ex)
 
 
 def test_fetch_pages_through_since_until_the_data_ends():
@@ -92,5 +92,5 @@ def test_a_repeated_sync_pulls_only_new_candles(tmp_path):
 
 def test_keys_never_show_in_the_adapter_repr():
     s = ExchangeSettings(api_key="AKIAVERYSECRET", secret="shh-secret")
-    a = QlibDataAdapter("binance", s, exchange=FakeExchange())
+    a = CcxtBarSource("binance", s, exchange=FakeExchange())
     assert "AKIAVERYSECRET" not in repr(a) and "shh-secret" not in repr(a) + repr(s)

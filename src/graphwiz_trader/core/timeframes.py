@@ -6,6 +6,8 @@ import re
 
 import pandas as pd
 
+from graphwiz_trader.errors import TimeframeError
+
 _TF_RE = re.compile(r"^(\d+)([mhdw])$")
 _UNIT_MIN = {"m": 1, "h": 60, "d": 1440, "w": 10080}
 
@@ -14,7 +16,7 @@ def timeframe_minutes(timeframe: str) -> int:
     """Minutes per bar of a ccxt-style timeframe (``1h`` -> 60)."""
     m = _TF_RE.match(timeframe)
     if not m:
-        raise ValueError(f"unknown timeframe {timeframe!r}; expected e.g. '1m', '15m', '1h', '4h', '1d'")
+        raise TimeframeError(f"unknown timeframe {timeframe!r}; expected e.g. '1m', '15m', '1h', '4h', '1d'")
     return int(m.group(1)) * _UNIT_MIN[m.group(2)]
 
 
@@ -30,7 +32,7 @@ def to_qlib_freq(timeframe: str) -> str:
         return "day"
     if minutes < 1440:
         return f"{minutes}min"
-    raise ValueError(f"timeframe {timeframe!r} has no Qlib frequency (only intraday and daily bars)")
+    raise TimeframeError(f"timeframe {timeframe!r} has no Qlib frequency (only intraday and daily bars)")
 
 
 def from_qlib_freq(freq: str) -> str:
@@ -39,7 +41,7 @@ def from_qlib_freq(freq: str) -> str:
         return "1d"
     m = re.match(r"^(\d+)min$", freq)
     if not m:
-        raise ValueError(f"unknown qlib freq {freq!r}; expected 'day' or '<N>min' (hourly is '60min')")
+        raise TimeframeError(f"unknown qlib freq {freq!r}; expected 'day' or '<N>min' (hourly is '60min')")
     minutes = int(m.group(1))
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
@@ -51,7 +53,7 @@ def qlib_freq_is_valid(freq: str) -> bool:
 def infer_timeframe(index: pd.DatetimeIndex) -> str:
     """The bar size of a bar index as a ccxt timeframe (the most common spacing)."""
     if len(index) < 2:
-        raise ValueError("need at least two bars to infer the timeframe")
+        raise TimeframeError("need at least two bars to infer the timeframe")
     d = pd.Series(index.asi8).diff().dropna()
     minutes = int(d.mode().iloc[0] // 60_000_000_000)
     if minutes % 1440 == 0:
