@@ -29,7 +29,7 @@ from graphwiz_trader.backtest import BacktestSettings, MarketPanel, run_backtest
 from graphwiz_trader.backtest.runner import load_freqtrade_dir, trim_to_common_end
 from graphwiz_trader.backtest.scores import cross_sectional_reversal
 from graphwiz_trader.data.synthetic import generate_synthetic_market
-from graphwiz_trader.jsonout import write_json
+from graphwiz_trader.core.jsonout import write_json
 from graphwiz_trader.portfolio import OptimiserSettings, PortfolioConstraints, rolling_optimise
 
 REPO = Path(__file__).resolve().parents[1]

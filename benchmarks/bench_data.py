@@ -26,7 +26,7 @@ from graphwiz_trader.data.qlib_bins import write_qlib_bins  # noqa: E402
 from graphwiz_trader.data.sources import read_bars  # noqa: E402
 from graphwiz_trader.data.store import ParquetStore  # noqa: E402
 from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor  # noqa: E402
-from graphwiz_trader.jsonout import write_json  # noqa: E402
+from graphwiz_trader.core.jsonout import write_json  # noqa: E402
 
 
 def main() -> int:

@@ -30,7 +30,7 @@ from graphwiz_trader.execution import ExecutionEnvironment, ExecutionStrategy, b
 from graphwiz_trader.execution.engine import ExecutionEngine  # noqa: E402
 from graphwiz_trader.execution.evaluation import run_orders, sample_parent_orders  # noqa: E402
 from graphwiz_trader.execution.ppo import PPOTrainingConfig, train_ppo  # noqa: E402
-from graphwiz_trader.jsonout import write_json  # noqa: E402
+from graphwiz_trader.core.jsonout import write_json  # noqa: E402
 
 
 def bench_env(markets: dict, n_steps: int) -> dict:

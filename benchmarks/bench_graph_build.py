@@ -55,7 +55,7 @@ from graphwiz_trader.graph.builders import (  # noqa: E402
     close_panel,
     log_returns,
 )
-from graphwiz_trader.jsonout import write_json  # noqa: E402
+from graphwiz_trader.core.jsonout import write_json  # noqa: E402
 
 
 def _read(folder: Path, symbols: list[str] | None) -> dict[str, pd.DataFrame]:

@@ -38,7 +38,7 @@ from graphwiz_trader.data.synthetic import generate_synthetic_market  # noqa: E4
 from graphwiz_trader.graph.server import EmbeddedGraphServer  # noqa: E402
 from graphwiz_trader.graph.store import GraphStore, canonical_snapshot, settings_from_env  # noqa: E402
 from graphwiz_trader.graph.store_demo import demo_regime_state, demo_snapshots, rename_demo_symbols  # noqa: E402
-from graphwiz_trader.jsonout import write_json  # noqa: E402
+from graphwiz_trader.core.jsonout import write_json  # noqa: E402
 
 class CpuClock:
     """CPU seconds used by this process (client) and the server process during a block.

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import measure  # noqa: E402
 
 from graphwiz_trader.data.paths import binance_dir  # noqa: E402
-from graphwiz_trader.jsonout import write_json  # noqa: E402
+from graphwiz_trader.core.jsonout import write_json  # noqa: E402
 from graphwiz_trader.research.reproduce_crypto import CryptoReproConfig, run_graph_crypto  # noqa: E402
 
 

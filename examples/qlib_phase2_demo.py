@@ -24,7 +24,7 @@ from pathlib import Path
 from graphwiz_trader.backtest.config import load_backtest_config
 from graphwiz_trader.backtest.report import write_report
 from graphwiz_trader.backtest.runner import STRATEGY, format_metrics, load_market, run_configured_backtest
-from graphwiz_trader.jsonout import write_json
+from graphwiz_trader.core.jsonout import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 MAJORS = ("BTC", "ETH", "BNB", "XRP", "ADA", "DOGE", "LTC", "LINK", "TRX", "BCH", "ETC", "EOS", "XLM", "XTZ",

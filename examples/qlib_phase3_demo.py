@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from graphwiz_trader.data.sources import load_bars
-from graphwiz_trader.jsonout import _plain
+from graphwiz_trader.core.jsonout import _plain
 from graphwiz_trader.models.targets import LabelSpec
 from graphwiz_trader.qlib import create_hybrid_signal_generator
 

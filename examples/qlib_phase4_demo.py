@@ -30,7 +30,7 @@ from graphwiz_trader.execution import ExecutionEngine, ExecutionStrategy, build_
 from graphwiz_trader.execution.commands import SPLITS, SYNTHETIC_N_BARS
 from graphwiz_trader.execution.evaluation import format_table, run_orders, sample_parent_orders, summarize
 from graphwiz_trader.execution.ppo import PPOExecutionPolicy, PPOTrainingConfig, check_disjoint, train_ppo
-from graphwiz_trader.jsonout import write_json
+from graphwiz_trader.core.jsonout import write_json
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,13 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _runs_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run folders of commands invoked by tests go to a temp folder, never into the checkout."""
+    if "GRAPHWIZ_RUNS_DIR" not in os.environ:
+        monkeypatch.setenv("GRAPHWIZ_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "runs"))
+
+
 @pytest.fixture(scope="session")
 def embedded_graph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The session's embedded ArcadeDB Bolt server (started once, on first use)."""

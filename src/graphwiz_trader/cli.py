@@ -1,7 +1,11 @@
-"""``graphwiz``: one command-line app. Each command parses, calls one domain function, prints/writes JSON.
+"""``graphwiz``: one command-line app. Each command parses, calls one domain function, prints and writes its run folder.
 
-Commands live beside their domain in ``<package>/commands.py`` as ``register(subparsers)``; this module
-only assembles them (see ``_COMMAND_MODULES``).
+Commands live beside their domain in ``<package>/commands.py`` as ``register(subparsers)``. This module
+only assembles them, and loads a command's module only when that command runs (or its help is asked
+for), so ``graphwiz --help`` answers without importing Qlib, torch or the graph driver.
+
+Every invocation of a command that does work gets one run folder, ``runs/<command>/<UTC time>/``
+(:mod:`graphwiz_trader.core.runs`), passed to the command as ``args.run``.
 """
 
 from __future__ import annotations
@@ -11,44 +15,95 @@ import importlib
 import logging
 import sys
 
+from graphwiz_trader import __version__
+from graphwiz_trader.core.commandline import GraphwizParser
 from graphwiz_trader.errors import GraphwizError
 
-# Each module exposes register(subparsers: argparse._SubParsersAction) -> None and sets
-# `func(args) -> int` on the parsers it adds.
-_COMMAND_MODULES = [
-    "graphwiz_trader.data.commands",
-    "graphwiz_trader.graph.commands",
-    "graphwiz_trader.features.commands",
-    "graphwiz_trader.research.commands",
-    "graphwiz_trader.research.commands_reproduce",
-    "graphwiz_trader.backtest.commands",
-    "graphwiz_trader.execution.commands",
-    "graphwiz_trader.demo",
-]
+log = logging.getLogger("graphwiz_trader")
+
+# name -> (module with register(subparsers), one-line help). The help is repeated here so that the
+# top-level help needs no import; tests check it equals the help the module registers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("graphwiz_trader.data.commands", "download, import, validate market data; write Qlib bins"),
+    "cache": ("graphwiz_trader.data.commands", "inspect and bound the feature caches"),
+    "graph": ("graphwiz_trader.graph.commands", "build the asset-correlation and regime graph in the store"),
+    "features": ("graphwiz_trader.features.commands",
+                 "Alpha158 + extra expressions (and graph features with --graph)"),
+    "research": ("graphwiz_trader.research.commands", "walk-forward research"),
+    "reproduce": ("graphwiz_trader.research.commands_reproduce",
+                  "reproduce published results (qlib-csi300, graph-crypto)"),
+    "backtest": ("graphwiz_trader.backtest.commands",
+                 "walk-forward max-Sharpe portfolio + cost-aware backtest vs benchmarks"),
+    "execution": ("graphwiz_trader.execution.commands",
+                  "execution engines: train PPO, evaluate against MARKET/TWAP/VWAP/AC"),
+    "demo": ("graphwiz_trader.demo", "offline end-to-end demo on the synthetic market (no network, no database)"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graphwiz", description="graph-augmented quantitative trading")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+def _command_word(argv: list[str]) -> str | None:
+    """The first argument that is not an option (the command name), if any."""
+    for a in argv:
+        if not a.startswith("-"):
+            return a
+    return None
+
+
+def build_parser(load: str | None = "*") -> argparse.ArgumentParser:
+    """The ``graphwiz`` parser.
+
+    Parameters
+    ----------
+    load
+        ``"*"`` registers every command fully (tests, documentation); a command name registers that
+        command's module only and the others as help-only stubs; ``None`` registers stubs only.
+    """
+    parser = GraphwizParser(prog="graphwiz", description="graph-augmented quantitative trading research and execution")
+    parser.add_argument("--version", action="version", version=f"graphwiz_trader {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=GraphwizParser)
+    modules = [COMMANDS[load][0]] if load in COMMANDS else ([m for m, _ in COMMANDS.values()] if load == "*" else [])
+    for module in dict.fromkeys(modules):
+        importlib.import_module(module).register(sub)
+    for name, (_, help_text) in COMMANDS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
+def _command_path(args: argparse.Namespace) -> str:
+    """``research-walkforward``: the command and its action, for the run folder name."""
+    parts = [args.command]
+    for key, value in vars(args).items():
+        if key.endswith("_command") and isinstance(value, str):
+            parts.append(value)
+    return "-".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_word(argv) if _command_word(argv) in COMMANDS else None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from graphwiz_trader.core.logging import configure_logging
+    from graphwiz_trader.core.progress import set_progress
+
+    configure_logging(verbose=bool(getattr(args, "verbose", False)))
+    set_progress(not getattr(args, "no_progress", False))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if not getattr(args, "no_run_folder", False):
+        from graphwiz_trader.core.runs import RunFolder
+
+        args.run = RunFolder(_command_path(args), path=getattr(args, "run_dir", None))
+        args.run.write_command(argv, vars(args))
+        log.info("run folder %s", args.run.path)
     try:
         return int(args.func(args) or 0)
     except GraphwizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from graphwiz_trader.data.store import ParquetStore
 from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor
-from graphwiz_trader.jsonout import write_json
+from graphwiz_trader.core.jsonout import write_json
 from graphwiz_trader.models.targets import forward_log_return
 from graphwiz_trader.research.metrics import directional_accuracy, signal_metrics
 

@@ -96,3 +96,13 @@ def load_config(path: str | Path = "config/trading_config.yaml", env: dict[str, 
                 model: type[M] = TradingConfig) -> M:  # type: ignore[assignment]
     """Load and validate a config file into ``model`` (default :class:`TradingConfig`)."""
     return validate_mapping(load_yaml(path, env), model, str(path))
+
+
+DEFAULT_CONFIG_PATH = Path("config/trading_config.yaml")
+
+
+def load_config_or_default(path: str | Path | None = None) -> TradingConfig:
+    """The file named by ``path``; else ``config/trading_config.yaml`` when it exists; else the defaults."""
+    if path:
+        return load_config(path)
+    return load_config(DEFAULT_CONFIG_PATH) if DEFAULT_CONFIG_PATH.exists() else TradingConfig()

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from graphwiz_trader.config.loader import load_config
+from graphwiz_trader.config.loader import load_config_or_default
 from graphwiz_trader.config.settings import TradingConfig
 from graphwiz_trader.core.symbols import parse_symbols
 from graphwiz_trader.data.ccxt_source import CcxtBarSource
@@ -16,18 +16,14 @@ from graphwiz_trader.data.sources import read_bars
 from graphwiz_trader.data.store import ParquetStore
 from graphwiz_trader.core.timeframes import from_qlib_freq
 from graphwiz_trader.data.validate import sort_and_dedupe, validate_bars
-from graphwiz_trader.jsonout import write_json
+from graphwiz_trader.core.jsonout import write_json
 
 log = logging.getLogger(__name__)
-DEFAULT_CONFIG = Path("config/trading_config.yaml")
 
 
 def settings_from(args: argparse.Namespace) -> TradingConfig:
     """The config named by ``--config``, else ``config/trading_config.yaml`` when present, else defaults."""
-    path = getattr(args, "config", None)
-    if path:
-        return load_config(path)
-    return load_config(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else TradingConfig()
+    return load_config_or_default(getattr(args, "config", None))
 
 
 def _store(args: argparse.Namespace) -> ParquetStore:

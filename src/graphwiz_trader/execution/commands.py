@@ -25,7 +25,7 @@ import pandas as pd
 
 from graphwiz_trader.core.symbols import parse_symbols
 from graphwiz_trader.errors import ConfigError
-from graphwiz_trader.jsonout import write_json
+from graphwiz_trader.core.jsonout import write_json
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,21 @@ import argparse
 import time
 from pathlib import Path
 
+from graphwiz_trader.core.commandline import add_data_options, add_json_option, resolve_format
 from graphwiz_trader.data.qlib_bins import prepare_qlib_dir
 from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.core.timeframes import to_qlib_freq
 from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor
-from graphwiz_trader.jsonout import write_json
 
 
 def _features(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    bars, label = load_bars(args.source, args.format, args.timeframe, args.symbols, args.start, args.end)
+    bars, label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end)
     print(f"data: {label}: {len(bars)} symbols")
     freq = to_qlib_freq(args.timeframe)
     qdir = prepare_qlib_dir(bars, args.qlib_dir, freq)
     extractor = AlphaFeatureExtractor(qdir, freq=freq, extras={} if args.no_extras else None,
-                                      mlflow_dir=Path(args.qlib_dir) / "mlruns")
+                                      mlflow_dir=args.mlflow_dir)
     frame = extractor.extract(list(bars))
     n_alpha = frame.shape[1]
     if args.graph:
@@ -28,32 +28,33 @@ def _features(args: argparse.Namespace) -> int:
 
         frame = frame.join(graph_features_for_bars(bars, window=args.graph_window, stride=args.graph_stride),
                            how="left")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out)
+    out = args.run.write_frame("features", frame)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(out)
     secs = time.perf_counter() - t0
     print(f"features: {frame.shape[0]} rows x {frame.shape[1]} columns ({n_alpha} Alpha158+extras"
           f"{', ' + str(frame.shape[1] - n_alpha) + ' graph' if args.graph else ''}) -> {out} "
           f"in {secs:.1f}s{' (Alpha158 from cache)' if extractor.last_from_cache else ''}")
-    write_json(args.json, {"rows": frame.shape[0], "columns": list(frame.columns), "seconds": secs,
-                           "from_cache": extractor.last_from_cache, "data": label, "out": str(out)})
+    args.run.write_summary({"rows": frame.shape[0], "columns": list(frame.columns), "seconds": secs,
+                           "from_cache": extractor.last_from_cache, "data": label, "out": str(out)}, args.json)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("features", help="Alpha158 + extra expressions (and graph features with --graph)")
-    p.add_argument("--source", help="folder of files (freqtrade/csv) or store folder")
-    p.add_argument("--format", choices=["freqtrade", "csv", "store", "synthetic"], default="freqtrade")
-    p.add_argument("--timeframe", default="1h")
-    p.add_argument("--symbols", help="comma-separated (default: all)")
-    p.add_argument("--start", help="UTC start")
-    p.add_argument("--end", help="UTC end")
-    p.add_argument("--out", required=True, help="output Parquet file")
-    p.add_argument("--qlib-dir", default="data/qlib", help="where Qlib bins are written (content-addressed)")
+    p = sub.add_parser("features", help="Alpha158 + extra expressions (and graph features with --graph)",
+                       description="Qlib's Alpha158 (plus four extra expressions) for every bar of the chosen "
+                                   "symbols; the frame goes to features.parquet in the run folder.")
+    add_data_options(p)
+    p.add_argument("--out", metavar="PATH", help="also write the feature frame to this Parquet file")
+    p.add_argument("--qlib-dir", metavar="DIR", default="data/qlib",
+                   help="where Qlib bins are written (content-addressed, reused across runs)")
+    p.add_argument("--mlflow-dir", metavar="DIR", default="runs/mlruns", help="the mlflow store Qlib records into")
     p.add_argument("--no-extras", action="store_true", help="plain Alpha158 (158 columns)")
     p.add_argument("--graph", action="store_true",
                    help="append point-in-time graph features read back from the graph store")
     p.add_argument("--graph-window", type=int, default=720, help="bars per correlation window")
     p.add_argument("--graph-stride", type=int, default=24, help="bars between snapshots")
-    p.add_argument("--json", metavar="PATH", help="write figures as JSON")
+    add_json_option(p)
     p.set_defaults(func=_features)

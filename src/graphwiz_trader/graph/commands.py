@@ -8,13 +8,13 @@ import time
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.graph.pipeline import GraphBuildSpec, build_graph, write_graph
-from graphwiz_trader.jsonout import write_json
+from graphwiz_trader.core.jsonout import write_json
 
 
 def _settings(args: argparse.Namespace) -> GraphSettings:
-    from graphwiz_trader.data.commands import settings_from
+    from graphwiz_trader.config.loader import load_config_or_default
 
-    cfg = settings_from(args).graph
+    cfg = load_config_or_default(args.config).graph
     if cfg.uri is None:
         from graphwiz_trader.graph.store import settings_from_env
 

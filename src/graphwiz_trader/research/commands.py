@@ -8,7 +8,7 @@ from pathlib import Path
 
 from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.features.pipeline import alpha_features
-from graphwiz_trader.jsonout import write_json
+from graphwiz_trader.core.jsonout import write_json
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.experiment import WalkForwardConfig, compare_results, config_dict, run_walkforward
 from graphwiz_trader.research.report import write_walkforward_outputs

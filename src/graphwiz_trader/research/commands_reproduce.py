@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from graphwiz_trader.errors import ConfigError
-from graphwiz_trader.jsonout import write_json
+from graphwiz_trader.core.jsonout import write_json
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphwiz_trader.jsonout import _plain
+from graphwiz_trader.core.jsonout import _plain
 from graphwiz_trader.research.experiment import WalkForwardResult, config_dict
 
 
