@@ -87,8 +87,34 @@ def init_qlib(
         if name.startswith("qlib"):
             logging.getLogger(name).setLevel(logging.WARNING)
     _STATE["key"] = key
+    _STATE["tracking_uri"] = uri
+    _STATE["tracking_dir"] = str(mdir)
+    ensure_experiment("graphwiz")
     log.info("qlib initialised on %s (region %s, mlflow %s, disk expression cache %s)",
              provider, region, uri, "on" if use_disk_cache else "off: no redis, in-process cache only")
+
+
+def ensure_experiment(name: str) -> None:
+    """Create the mlflow experiment ``name`` in the current store before Qlib looks for it.
+
+    Qlib's ``MLflowExpManager._get_or_create_exp`` guards creation with a ``FileLock`` whose path drops the
+    leading ``/`` of a ``file://`` URI (``tmp/.../filelock``), so it lands relative to the working folder
+    (a stray ``tmp/`` tree in the checkout). When the experiment already exists Qlib takes no lock; so we
+    create it here, under our own lock inside the store's folder. Idempotent; a no-op before :func:`init_qlib`.
+    """
+    uri, folder = _STATE.get("tracking_uri"), _STATE.get("tracking_dir")
+    if uri is None or folder is None:
+        return
+    import fcntl
+
+    from mlflow.tracking import MlflowClient
+
+    lock_path = Path(str(folder)) / ".graphwiz-experiments.lock"
+    with open(lock_path, "a+") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        client = MlflowClient(tracking_uri=str(uri))
+        if client.get_experiment_by_name(name) is None:
+            client.create_experiment(name)
 
 
 def invalidate() -> None:

@@ -654,6 +654,9 @@ def _fit_and_record(variant: str, seed: int, dataset: Any, workflow: dict[str, A
                                                  cfg.model_overrides)
     model = init_instance_by_config(model_cfg)
     n_features = int(len(dataset.handler.get_cols("feature")))
+    from graphwiz_trader.data.qlib_runtime import ensure_experiment
+
+    ensure_experiment(cfg.experiment_name)
     with R.start(experiment_name=cfg.experiment_name, recorder_name=f"{variant}_seed{seed}"):
         R.log_params(**flatten_dict({"variant": variant, "seed": seed, "model": model_cfg,
                                      "n_features": n_features}))
