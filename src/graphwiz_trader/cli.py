@@ -5,7 +5,7 @@ only assembles them, and loads a command's module only when that command runs (o
 for), so ``graphwiz --help`` answers without importing Qlib, torch or the graph driver.
 
 Every invocation of a command that does work gets one run folder, ``runs/<command>/<UTC time>/``
-(:mod:`graphwiz_trader.core.runs`), passed to the command as ``args.run``.
+(:func:`graphwiz_trader.core.runs.open_run`), opened before the command runs.
 """
 
 from __future__ import annotations
@@ -69,15 +69,6 @@ def build_parser(load: str | None = "*") -> argparse.ArgumentParser:
     return parser
 
 
-def _command_path(args: argparse.Namespace) -> str:
-    """``research-walkforward``: the command and its action, for the run folder name."""
-    parts = [args.command]
-    for key, value in vars(args).items():
-        if key.endswith("_command") and isinstance(value, str):
-            parts.append(value)
-    return "-".join(parts)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_word(argv) if _command_word(argv) in COMMANDS else None)
@@ -91,11 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if not getattr(args, "no_run_folder", False):
-        from graphwiz_trader.core.runs import RunFolder
+        from graphwiz_trader.core.runs import open_run
 
-        args.run = RunFolder(_command_path(args), path=getattr(args, "run_dir", None))
-        args.run.write_command(argv, vars(args))
-        log.info("run folder %s", args.run.path)
+        args._argv = argv
+        log.info("run folder %s", open_run(args).path)
     try:
         return int(args.func(args) or 0)
     except GraphwizError as exc:

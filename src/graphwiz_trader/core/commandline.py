@@ -97,3 +97,9 @@ def add_config_option(parser: argparse.ArgumentParser, default: str | None = Non
     """``--config PATH``: the YAML settings file."""
     parser.add_argument("--config", metavar="PATH", default=default,
                         help="settings YAML" + ("" if default else " (default: config/trading_config.yaml when present)"))
+
+
+def add_run_dir_option(parser: argparse.ArgumentParser) -> None:
+    """``--out DIR``: use this folder as the run folder instead of ``runs/<command>/<UTC time>``."""
+    parser.add_argument("--out", dest="run_dir", metavar="DIR",
+                        help="run folder for this invocation (default: runs/<command>/<UTC time>)")

@@ -136,3 +136,28 @@ class RunFolder:
         if json_path is not None:
             atomic_write_bytes(Path(json_path), data)
         return p
+
+
+def command_path(args: Any) -> str:
+    """``research-walkforward``: the command and its action(s), for the run folder name."""
+    parts = [str(getattr(args, "command", None) or "run")]
+    for key, value in vars(args).items():
+        if key.endswith(("_command", "_target")) and isinstance(value, str):
+            parts.append(value)
+    return "-".join(parts)
+
+
+def open_run(args: Any) -> RunFolder:
+    """The run folder of this invocation: ``args.run`` when the app already opened one, else a new one.
+
+    Named by :func:`command_path`; ``--out DIR`` (``args.run_dir``) names the folder exactly. The command
+    line and parsed arguments go to ``command.json``.
+    """
+    run = getattr(args, "run", None)
+    if isinstance(run, RunFolder):
+        return run
+    run = RunFolder(command_path(args), path=getattr(args, "run_dir", None))
+    argv = getattr(args, "_argv", None)
+    run.write_command(list(sys.argv[1:] if argv is None else argv), vars(args))
+    args.run = run
+    return run

@@ -12,11 +12,33 @@ _TF_RE = re.compile(r"^(\d+)([mhdw])$")
 _UNIT_MIN = {"m": 1, "h": 60, "d": 1440, "w": 10080}
 
 
+def _timeframe_hint(text: object) -> str:
+    """``; did you mean '1h'?`` for ``1H`` (ccxt names are lower-case) or ``60min`` (a Qlib name)."""
+    if not isinstance(text, str):
+        return ""
+    t = text.strip()
+    if t.endswith("M"):  # ccxt's month candles ('1M'), not minutes
+        return "; monthly bars ('1M') are not supported"
+    if _TF_RE.match(t.lower()) and int(t[:-1] or 0) > 0:
+        return f"; did you mean {t.lower()!r}? (timeframes are lower-case)"
+    m = re.match(r"^(\d+)min$", t) if t != "day" else None
+    if t == "day" or (m and int(m.group(1)) > 0):
+        return f"; did you mean {from_qlib_freq(t)!r}? ({t!r} is a Qlib frequency name)"
+    return ""
+
+
 def timeframe_minutes(timeframe: str) -> int:
-    """Minutes per bar of a ccxt-style timeframe (``1h`` -> 60)."""
-    m = _TF_RE.match(timeframe)
-    if not m:
-        raise TimeframeError(f"unknown timeframe {timeframe!r}; expected e.g. '1m', '15m', '1h', '4h', '1d'")
+    """Minutes per bar of a ccxt-style timeframe (``1h`` -> 60).
+
+    Raises
+    ------
+    TimeframeError
+        for anything else (``1H``, ``60min``, ``0h``), with the accepted forms and a suggestion when one fits.
+    """
+    m = _TF_RE.match(timeframe) if isinstance(timeframe, str) else None
+    if not m or int(m.group(1)) == 0:
+        raise TimeframeError(f"unknown timeframe {timeframe!r}; expected e.g. '1m', '15m', '1h', '4h', '1d'"
+                             + _timeframe_hint(timeframe))
     return int(m.group(1)) * _UNIT_MIN[m.group(2)]
 
 
@@ -39,9 +61,15 @@ def from_qlib_freq(freq: str) -> str:
     """Qlib freq -> ccxt timeframe: ``day`` -> ``1d``, ``60min`` -> ``1h``."""
     if freq == "day":
         return "1d"
-    m = re.match(r"^(\d+)min$", freq)
-    if not m:
-        raise TimeframeError(f"unknown qlib freq {freq!r}; expected 'day' or '<N>min' (hourly is '60min')")
+    m = re.match(r"^(\d+)min$", freq) if isinstance(freq, str) else None
+    if not m or int(m.group(1)) == 0:
+        hint = ""
+        if isinstance(freq, str) and _TF_RE.match(freq.lower()) and not freq.lower().endswith("w"):
+            try:
+                hint = f"; did you mean {to_qlib_freq(freq.lower())!r}?"
+            except TimeframeError:
+                hint = ""
+        raise TimeframeError(f"unknown qlib freq {freq!r}; expected 'day' or '<N>min' (hourly is '60min'){hint}")
     minutes = int(m.group(1))
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 

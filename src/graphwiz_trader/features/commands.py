@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.core.commandline import add_data_options, add_json_option, resolve_format
 from graphwiz_trader.data.qlib_bins import prepare_qlib_dir
 from graphwiz_trader.data.sources import load_bars
@@ -28,7 +29,7 @@ def _features(args: argparse.Namespace) -> int:
 
         frame = frame.join(graph_features_for_bars(bars, window=args.graph_window, stride=args.graph_stride),
                            how="left")
-    out = args.run.write_frame("features", frame)
+    out = open_run(args).write_frame("features", frame)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +38,7 @@ def _features(args: argparse.Namespace) -> int:
     print(f"features: {frame.shape[0]} rows x {frame.shape[1]} columns ({n_alpha} Alpha158+extras"
           f"{', ' + str(frame.shape[1] - n_alpha) + ' graph' if args.graph else ''}) -> {out} "
           f"in {secs:.1f}s{' (Alpha158 from cache)' if extractor.last_from_cache else ''}")
-    args.run.write_summary({"rows": frame.shape[0], "columns": list(frame.columns), "seconds": secs,
+    open_run(args).write_summary({"rows": frame.shape[0], "columns": list(frame.columns), "seconds": secs,
                            "from_cache": extractor.last_from_cache, "data": label, "out": str(out)}, args.json)
     return 0
 

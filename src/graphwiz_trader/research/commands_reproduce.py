@@ -13,11 +13,12 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
+from graphwiz_trader.core.runs import open_run
+from graphwiz_trader.core.commandline import add_json_option, add_run_dir_option
+from graphwiz_trader.core.progress import progress_enabled
 from graphwiz_trader.errors import ConfigError
-from graphwiz_trader.core.jsonout import write_json
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,7 @@ def _csi300(args: argparse.Namespace) -> int:
     market: str | tuple[str, ...] = args.market
     if args.instruments:
         market = tuple(s.strip().upper() for s in args.instruments.split(",") if s.strip())
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(args.out) if args.out else Path("runs") / "reproduce_qlib_csi300" / stamp
+    run_dir = open_run(args).path
     cfg = ReproduceConfig(
         provider_uri=data, seeds=args.seeds, segments=segments, market=market, num_threads=args.threads,
         num_boost_round=args.num_boost_round, topk=args.topk, n_drop=args.n_drop,
@@ -84,7 +84,7 @@ def _csi300(args: argparse.Namespace) -> int:
               f"backtest {r.backtest_seconds:.0f}s)", flush=True)
 
     t0 = time.perf_counter()
-    result = run_reproduction(cfg, run_dir=run_dir, progress=not args.no_progress, on_seed=line)
+    result = run_reproduction(cfg, run_dir=run_dir, progress=progress_enabled(), on_seed=line)
     secs = time.perf_counter() - t0
     for note in result.audit.notes():
         print(f"note: {note}")
@@ -100,10 +100,8 @@ def _csi300(args: argparse.Namespace) -> int:
     payload = result.to_payload()
     payload["runtime_seconds"] = secs
     payload["table"] = table
-    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "table.txt").write_text(table + "\n")
-    write_json(run_dir / "result.json", payload)
-    write_json(args.json, payload)
+    open_run(args).write_summary(payload, args.json)
     return 0
 
 
@@ -114,25 +112,24 @@ def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentPars
                         "model, dataset, recorder and backtest, for several seeds, then the same with "
                         "point-in-time correlation-graph features appended; prints mean and std over seeds "
                         "beside the published row.")
-    p.add_argument("--data", required=True, help="Qlib CSI300 folder (../shared/data/qlib_cn_csi300)")
+    p.add_argument("--data", metavar="DIR", required=True, help="Qlib CSI300 folder (../shared/data/qlib_cn_csi300)")
     p.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="a count (3 -> 0,1,2) or a list (7,11,13)")
-    p.add_argument("--json", metavar="PATH", help="write every per-seed figure, the summary and the config as JSON")
-    p.add_argument("--out", metavar="DIR", help="run folder (default runs/reproduce_qlib_csi300/<UTC time>)")
+    add_json_option(p)
+    add_run_dir_option(p)
     p.add_argument("--no-graph", action="store_true", help="baseline only")
-    p.add_argument("--mlflow-dir", default="runs/mlruns", help="mlflow tracking folder (file store)")
+    p.add_argument("--mlflow-dir", metavar="DIR", default="runs/mlruns", help="mlflow tracking folder (file store)")
     p.add_argument("--threads", type=int, default=2, help="LightGBM threads (published 20)")
     p.add_argument("--kernels", type=int, default=2, help="Qlib expression-engine processes")
-    p.add_argument("--market", default="csi300", help="Qlib market (instruments file)")
-    p.add_argument("--instruments", help="comma-separated instruments instead of the market (quick checks)")
-    p.add_argument("--train", help="START:END (default 2010-01-01:2014-12-31)")
-    p.add_argument("--valid", help="START:END (default 2015-01-01:2016-12-31)")
-    p.add_argument("--test", help="START:END (default 2017-01-01:2020-08-01)")
+    p.add_argument("--market", metavar="NAME", default="csi300", help="Qlib market (instruments file)")
+    p.add_argument("--instruments", metavar="LIST", help="comma-separated instruments instead of the market (quick checks)")
+    p.add_argument("--train", metavar="START:END", help="training segment (default 2010-01-01:2014-12-31)")
+    p.add_argument("--valid", metavar="START:END", help="validation segment (default 2015-01-01:2016-12-31)")
+    p.add_argument("--test", metavar="START:END", help="test segment (default 2017-01-01:2020-08-01)")
     p.add_argument("--num-boost-round", type=int, default=1000, help="LightGBM rounds (published 1000, early stop 50)")
-    p.add_argument("--topk", type=int, default=50)
-    p.add_argument("--n-drop", type=int, default=5)
+    p.add_argument("--topk", type=int, default=50, help="TopkDropout: stocks held")
+    p.add_argument("--n-drop", type=int, default=5, help="TopkDropout: stocks replaced per day")
     p.add_argument("--graph-window", type=int, default=60, help="trading days per correlation window")
     p.add_argument("--graph-stride", type=int, default=5, help="trading days between graph snapshots")
-    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_csi300)
     return p
 
@@ -148,15 +145,15 @@ def _graph_crypto(args: argparse.Namespace) -> int:
     cfg = CryptoReproConfig(data=data, seeds=args.seeds, start=args.start, end=args.end,
                             train_len=args.train_len, test_len=args.test_len, stride=args.stride,
                             relative=args.relative, max_folds=args.max_folds, qlib_dir=Path(args.qlib_dir),
-                            out=Path(args.out), graph_window=args.graph_window, graph_stride=args.graph_stride,
+                            out=open_run(args).path, graph_window=args.graph_window, graph_stride=args.graph_stride,
                             **({"symbols": tuple(parse_symbols(args.symbols))} if args.symbols else {}))
-    res = run_graph_crypto(cfg, progress=not args.no_progress)
+    res = run_graph_crypto(cfg, progress=progress_enabled())
     print(format_crypto_table(res))
     t = res["timings_s"]
     print(f"time: alpha158 {t['alpha158']:.0f}s, graph {t['graph_total']:.0f}s, walk-forward "
           f"{t['walkforward']['alpha158']:.0f}s + {t['walkforward']['hybrid']:.0f}s, total {t['total']:.0f}s; "
           f"report {res['outputs'].get('html')}")
-    write_json(args.json, res)
+    open_run(args).write_summary(res, args.json)
     return 0
 
 
@@ -165,22 +162,22 @@ def add_graph_crypto_parser(rsub: argparse._SubParsersAction) -> argparse.Argume
     p = rsub.add_parser("graph-crypto", help="do graph features raise accuracy on hourly crypto? (claim: 2-15%%)",
                         description="Walk-forward Alpha158-only vs Alpha158 + graph features (read back from the "
                         "graph store) on the 20 hourly majors, same folds and seeds; reports whatever comes out.")
-    p.add_argument("--data", required=True, help="freqtrade folder (../shared/data/binance_spot_2020_2024)")
-    p.add_argument("--symbols", help="comma-separated (default: the 20 majors)")
-    p.add_argument("--start", default="2021-01-01")
-    p.add_argument("--end")
-    p.add_argument("--train-len", type=int, default=8760)
-    p.add_argument("--test-len", type=int, default=720)
-    p.add_argument("--stride", type=int, default=720)
-    p.add_argument("--max-folds", type=int)
+    p.add_argument("--data", metavar="DIR", required=True,
+                   help="freqtrade folder (../shared/data/binance_spot_2020_2024)")
+    p.add_argument("--symbols", metavar="LIST", help="comma-separated (default: the 20 majors)")
+    p.add_argument("--start", metavar="DATE", default="2021-01-01", help="first bar, UTC")
+    p.add_argument("--end", metavar="DATE", help="last bar, UTC (default: the data's end)")
+    p.add_argument("--train-len", type=int, default=8760, help="training bars per fold")
+    p.add_argument("--test-len", type=int, default=720, help="test bars per fold")
+    p.add_argument("--stride", type=int, default=720, help="bars between fold starts")
+    p.add_argument("--max-folds", type=int, help="stop after this many folds (default: all)")
     p.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="a count (3 -> 0,1,2) or a list")
     p.add_argument("--relative", action="store_true", help="label: beats the cross-sectional mean")
-    p.add_argument("--graph-window", type=int, default=720)
-    p.add_argument("--graph-stride", type=int, default=24)
-    p.add_argument("--qlib-dir", default="data/qlib")
-    p.add_argument("--out", default="runs/reproduce_graph_crypto")
-    p.add_argument("--json", metavar="PATH")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--graph-window", type=int, default=720, help="bars per correlation window")
+    p.add_argument("--graph-stride", type=int, default=24, help="bars between graph snapshots")
+    p.add_argument("--qlib-dir", metavar="DIR", default="data/qlib", help="Qlib bins (content-addressed, reused)")
+    add_run_dir_option(p)
+    add_json_option(p)
     p.set_defaults(func=_graph_crypto)
     return p
 
