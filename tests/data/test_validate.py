@@ -73,3 +73,59 @@ def test_sort_and_dedupe_reports_what_it_dropped():
     clean, dropped = sort_and_dedupe(messy)
     assert dropped == 1
     assert clean.index.equals(df.index)
+
+
+@pytest.mark.parametrize("column, value", [("close", np.inf), ("high", np.inf), ("low", -np.inf),
+                                           ("volume", np.inf)])
+def test_non_finite_prices_and_volumes_are_errors_naming_the_bar(column, value):
+    df = bars(6)
+    df.iloc[4, df.columns.get_loc(column)] = value
+    report = validate_bars({"BTC/USDT": df}, "1h")
+    issue = {i.kind: i for i in report["BTC/USDT"].errors}[f"non_finite_{column}"]
+    assert (issue.count, issue.first) == (1, ("2024-01-01 04:00:00+00:00",))
+    assert not report.ok
+    with pytest.raises(DataValidationError, match=rf"BTC/USDT: .*non_finite_{column}: 1 \(inf or -inf\) "
+                                                  r"first at 2024-01-01 04:00:00\+00:00"):
+        validate_bars({"BTC/USDT": df}, "1h", strict=True)
+
+
+def test_hourly_candles_declared_4h_fail_strictly_naming_expected_and_found_spacing():
+    hourly = bars(48, start="2024-01-01")
+    with pytest.raises(DataValidationError) as exc:
+        validate_bars({"ETH/USDT": hourly}, "4h", strict=True)
+    msg = str(exc.value)
+    assert "ETH/USDT: timeframe_mismatch: 47 (declared timeframe 4h: expected 0 days 04:00:00 between bars, " \
+           "found 0 days 01:00:00 (47 of 47 spacings)" in msg
+    # 36 of the 48 hourly open times are not on the 4h grid (00, 04, 08, ... UTC)
+    assert "misaligned: 36" in msg
+
+
+def test_daily_candles_in_an_hourly_file_are_an_error_not_gaps():
+    daily = bars(30, freq="1D")
+    r = validate_bars({"SOL/USDT": daily}, "1h")["SOL/USDT"]
+    kinds = {i.kind: i for i in r.issues}
+    assert kinds["timeframe_mismatch"].severity == "error"
+    assert "expected 0 days 01:00:00 between bars, found 1 days 00:00:00 (29 of 29 spacings)" \
+        in kinds["timeframe_mismatch"].detail
+    assert "gaps" not in kinds and r.missing_bars == 0
+    assert not r.ok
+
+
+def test_bars_off_the_timeframe_grid_are_misaligned():
+    shifted = bars(12, start="2024-01-01 01:00", freq="4h")
+    issue = {i.kind: i for i in validate_bars({"X/USDT": shifted}, "4h")["X/USDT"].errors}["misaligned"]
+    assert issue.count == 12 and issue.first[0] == "2024-01-01 01:00:00+00:00"
+    assert validate_bars({"X/USDT": bars(12, freq="4h")}, "4h").ok
+
+
+def test_weekly_bars_open_on_mondays():
+    mondays = bars(6, start="2024-01-01", freq="7D")  # 2024-01-01 is a Monday
+    assert validate_bars({"X/USDT": mondays}, "1w").ok
+    sundays = bars(6, start="2023-12-31", freq="7D")
+    assert "misaligned" in {i.kind for i in validate_bars({"X/USDT": sundays}, "1w")["X/USDT"].errors}
+
+
+def test_a_gappy_hourly_series_still_matches_its_timeframe():
+    df = bars(40).drop(index=pd.date_range("2024-01-01 03:00", periods=10, freq="2h", tz="UTC"))
+    r = validate_bars({"X/USDT": df}, "1h")["X/USDT"]
+    assert r.ok and r.missing_bars == 10

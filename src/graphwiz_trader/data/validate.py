@@ -1,9 +1,11 @@
 """The one data-sanity validator every path goes through.
 
-Checks, per symbol: duplicate timestamps, out-of-order timestamps, NaNs, non-positive prices,
-negative volume, OHLC inconsistency (errors); gaps and extreme jumps (warnings). It returns a
-report; in strict mode it raises :class:`DataValidationError` naming the symbol and the first
-offending timestamps. It never changes data. Filling is explicit: :func:`fill_gaps`.
+Checks, per symbol: duplicate timestamps, out-of-order timestamps, NaNs, non-finite values (``inf``),
+non-positive prices, negative volume, OHLC inconsistency, and bars that do not match the declared
+timeframe (the most common spacing differs from the bar length, or open times off the timeframe's
+UTC grid) are errors; gaps and extreme jumps are warnings. It returns a report; in strict mode it
+raises :class:`DataValidationError` naming the symbol and the first offending timestamps. It never
+changes data. Filling is explicit: :func:`fill_gaps`.
 """
 
 from __future__ import annotations
@@ -103,6 +105,56 @@ def _stamps(index: pd.DatetimeIndex, mask: np.ndarray) -> tuple[str, ...]:
     return tuple(str(t) for t in index[mask][:_SHOW])
 
 
+_DAY_NS = 86_400 * 10**9
+_MONDAY_NS = 4 * _DAY_NS  # 1970-01-05 00:00 UTC, the first Monday after the epoch (weekly candles open Mondays)
+
+
+def _grid_offset(step: int) -> int | None:
+    """Where the timeframe's grid starts (ns since the epoch), or None when exchanges disagree on it.
+
+    Bars that divide a day (``15m``, ``1h``, ``4h``, ``1d``) open on multiples of the bar length from
+    00:00 UTC; weekly bars open on Mondays 00:00 UTC. Other multi-day bars (``3d``) have no common grid.
+    """
+    if _DAY_NS % step == 0:
+        return 0
+    if step == 7 * _DAY_NS:
+        return _MONDAY_NS
+    return None
+
+
+def _timeframe_issues(uniq: np.ndarray, step: int, timeframe: str) -> list[Issue]:
+    """Errors when sorted unique open times ``uniq`` (ns) do not belong to ``timeframe`` (bar length ``step`` ns).
+
+    - ``timeframe_mismatch``: the most common spacing between bars is not the bar length (hourly candles
+      declared ``4h`` are 1h apart; daily candles in a ``-1h`` file are 1 day apart). Gaps alone do not
+      trigger it: they make some spacings longer, not the most common one (with three bars or more).
+    - ``misaligned``: open times off the timeframe's UTC grid (a ``4h`` bar at 01:00).
+    """
+    out: list[Issue] = []
+    if len(uniq) > 1:
+        d = np.diff(uniq)
+        values, counts = np.unique(d, return_counts=True)
+        mode = int(values[np.argmax(counts)])  # ties resolve to the shorter spacing
+        # a longer spacing needs two bar-to-bar steps to tell "another timeframe" from one gap
+        if mode < step or (mode > step and len(d) >= 2):
+            wrong = np.r_[d != step]
+            where = pd.DatetimeIndex(uniq[1:][wrong], tz="UTC")
+            out.append(Issue(
+                "timeframe_mismatch", "error", int(wrong.sum()), tuple(str(t) for t in where[:_SHOW]),
+                f"declared timeframe {timeframe}: expected {pd.Timedelta(step)} between bars, found "
+                f"{pd.Timedelta(mode)} ({int(counts.max())} of {len(d)} spacings); "
+                f"the bars belong to another timeframe"))
+    offset = _grid_offset(step)
+    if offset is not None:
+        off = (uniq - offset) % step != 0
+        if off.any():
+            where = pd.DatetimeIndex(uniq[off], tz="UTC")
+            out.append(Issue("misaligned", "error", int(off.sum()), tuple(str(t) for t in where[:_SHOW]),
+                             f"open times not on the {timeframe} grid (multiples of {pd.Timedelta(step)} "
+                             f"from {'Monday ' if offset else ''}00:00 UTC)"))
+    return out
+
+
 def validate_symbol(df: pd.DataFrame, symbol: str, timeframe: str, max_abs_log_return: float = 0.5) -> SymbolReport:
     """Check one symbol's bars. ``max_abs_log_return`` flags bar-to-bar |log(close ratio)| above it."""
     idx = pd.DatetimeIndex(df.index)
@@ -123,6 +175,10 @@ def validate_symbol(df: pd.DataFrame, symbol: str, timeframe: str, max_abs_log_r
         nan = np.isnan(values[:, j])
         if nan.any():
             issues.append(Issue(f"nan_{col}", "error", int(nan.sum()), _stamps(idx, nan)))
+        inf = np.isinf(values[:, j])
+        if inf.any():
+            issues.append(Issue(f"non_finite_{col}", "error", int(inf.sum()), _stamps(idx, inf),
+                                "inf or -inf"))
     o, h, l, c, v = (values[:, j] for j in range(5))
     with np.errstate(invalid="ignore"):
         nonpos = (o <= 0) | (h <= 0) | (l <= 0) | (c <= 0)
@@ -139,7 +195,10 @@ def validate_symbol(df: pd.DataFrame, symbol: str, timeframe: str, max_abs_log_r
     missing_bars, largest = 0, None
     step = timeframe_delta(timeframe).value
     uniq = np.unique(ns)
-    if len(uniq) > 1:
+    frame_issues = _timeframe_issues(uniq, step, timeframe)
+    issues.extend(frame_issues)
+    mismatch = any(i.kind == "timeframe_mismatch" for i in frame_issues)
+    if len(uniq) > 1 and not mismatch:  # bars of another timeframe have no meaningful gaps
         d = np.diff(uniq)
         gaps = d > step
         if gaps.any():
@@ -149,7 +208,7 @@ def validate_symbol(df: pd.DataFrame, symbol: str, timeframe: str, max_abs_log_r
             issues.append(Issue("gaps", "warning", int(gaps.sum()), tuple(str(t) for t in gap_starts[:_SHOW]),
                                 f"{missing_bars} missing bars, largest gap {largest}"))
         offgrid = (d % step) != 0
-        if offgrid.any():
+        if offgrid.any() and _grid_offset(step) is None:  # on a fixed grid, "misaligned" already says it
             where = pd.DatetimeIndex(uniq[1:][offgrid], tz="UTC")
             issues.append(Issue("off_grid", "warning", int(offgrid.sum()), tuple(str(t) for t in where[:_SHOW]),
                                 f"spacing not a multiple of {timeframe}"))
