@@ -123,7 +123,7 @@ class CcxtBarSource:
                                      what=f"fetching {symbol} {timeframe}")
             rows.extend(page)
         else:
-            cursor = int(since) if isinstance(since, (int, float)) else int(to_utc(since).value // 1_000_000)
+            cursor = int(since) if isinstance(since, (int, float)) else int(to_utc(since, "since").value // 1_000_000)
             while True:
                 want = self.page_limit if limit is None else min(self.page_limit, limit - len(rows))
                 if want <= 0:
@@ -162,7 +162,8 @@ class CcxtBarSource:
         added: dict[str, int] = {}
         for sym in symbols:
             last = store.last_timestamp(sym, timeframe)
-            start = to_utc(since) if last is None else max(to_utc(since), last + timeframe_delta(timeframe))
+            first = to_utc(since, "--since")
+            start = first if last is None else max(first, last + timeframe_delta(timeframe))
             df = await self.fetch_ohlcv(sym, timeframe, since=start)
             added[sym] = store.upsert(sym, timeframe, df)[0] if len(df) else 0
             log.info("%s %s: %d new candles", sym, timeframe, added[sym])

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.core.timeframes import timeframe_delta, timeframe_minutes
+from graphwiz_trader.core.utc import to_utc
+from graphwiz_trader.errors import ConfigError
 
 REGIMES: tuple[str, ...] = ("calm", "trending", "crash")
 SYNTHETIC_LABEL = "SYNTHETIC MARKET (simulated data, not real prices)"
@@ -54,9 +56,12 @@ class SyntheticMarketConfig:
 
     def __post_init__(self) -> None:
         if self.n_assets < 2 or self.n_clusters < 1 or self.n_clusters > self.n_assets:
-            raise ValueError("need n_assets >= 2 and 1 <= n_clusters <= n_assets")
+            raise ConfigError(f"synthetic market: need n_assets >= 2 and 1 <= n_clusters <= n_assets, "
+                              f"got n_assets={self.n_assets}, n_clusters={self.n_clusters}")
         if self.n_bars < 2:
-            raise ValueError("need n_bars >= 2")
+            raise ConfigError(f"synthetic market: need n_bars >= 2, got {self.n_bars}")
+        timeframe_minutes(self.timeframe)
+        to_utc(self.start, "synthetic market start")
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,10 @@ def generate_synthetic_market(config: SyntheticMarketConfig | None = None, **ove
     """Simulate the market described in the module docstring. Same config, same numbers, always."""
     cfg = config or SyntheticMarketConfig()
     if overrides:
+        unknown = sorted(set(overrides) - set(cfg.__dict__))
+        if unknown:
+            raise ConfigError(f"synthetic market: unknown setting(s) {', '.join(unknown)}; "
+                              f"expected some of {', '.join(cfg.__dict__)}")
         cfg = SyntheticMarketConfig(**{**cfg.__dict__, **overrides})  # type: ignore[arg-type]
     rng = np.random.default_rng(cfg.seed)
     n, a = cfg.n_bars, cfg.n_assets
@@ -141,7 +150,7 @@ def generate_synthetic_market(config: SyntheticMarketConfig | None = None, **ove
     high = np.maximum(open_, close) * np.exp(up)
     low = np.minimum(open_, close) * np.exp(-dn)
 
-    index = pd.date_range(pd.Timestamp(cfg.start, tz="UTC"), periods=n, freq=timeframe_delta(cfg.timeframe),
+    index = pd.date_range(to_utc(cfg.start, "synthetic market start"), periods=n, freq=timeframe_delta(cfg.timeframe),
                           name="datetime")
     if timeframe_minutes(cfg.timeframe) < 1440:
         hours = index.hour.to_numpy() + index.minute.to_numpy() / 60.0
