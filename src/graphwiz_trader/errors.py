@@ -43,3 +43,13 @@ class ExchangeUnavailableError(GraphwizError):
 
 class TimeframeError(GraphwizError, ValueError):
     """A timeframe or Qlib frequency name is not understood (``1H``, ``60m`` for Qlib, ...)."""
+
+
+class NoBarsInRangeError(DataError):
+    """Requested symbols have no bars in the requested time range; ``reasons`` maps each to why."""
+
+    def __init__(self, reasons: dict[str, str], window: str) -> None:
+        self.reasons = dict(reasons)
+        self.window = window
+        listed = "; ".join(f"{sym}: {why}" for sym, why in self.reasons.items())
+        super().__init__(f"no bars in {window} for {len(self.reasons)} symbol(s): {listed}")

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graphwiz_trader.data.sources import available_symbols, load_bars, read_bars
-from graphwiz_trader.errors import DataError, DataValidationError, UnknownSymbolError
+from graphwiz_trader.data.sources import available_symbols, load_bars, load_universe, read_bars
+from graphwiz_trader.errors import DataError, DataValidationError, NoBarsInRangeError, TimeframeError, UnknownSymbolError
 
 
 def frame(n=48, start="2024-03-01"):
@@ -94,3 +94,80 @@ def test_load_bars_cuts_validated_bars_to_the_requested_range(freqtrade_dir):
 def test_the_synthetic_source_says_it_is_synthetic():
     bars, label = load_bars(None, "synthetic", "1h", synthetic={"n_assets": 3, "n_bars": 50})
     assert "SYNTHETIC" in label and len(bars) == 3
+
+
+@pytest.mark.parametrize("unit, per_ns, name", [("s", 10**9, "seconds"), ("ms", 10**6, "milliseconds"),
+                                                ("us", 10**3, "microseconds"), ("ns", 1, "nanoseconds")])
+def test_csv_epoch_timestamps_are_read_in_the_unit_their_magnitude_shows(tmp_path, caplog, unit, per_ns, name):
+    df = frame(4)
+    df["timestamp"] = df.pop("date").astype("int64") // per_ns
+    df.to_csv(tmp_path / "BTC_USDT-1h.csv", index=False)
+    with caplog.at_level("DEBUG", logger="graphwiz_trader.data.bars"):
+        bars, _ = read_bars(tmp_path, "1h", fmt="csv")
+    assert list(bars["BTC/USDT"].index) == list(pd.date_range("2024-03-01", periods=4, freq="1h", tz="UTC"))
+    assert f"epoch timestamps in column timestamp read as {name}" in caplog.text
+
+
+def test_epoch_seconds_and_milliseconds_mixed_in_one_column_are_refused(tmp_path):
+    df = frame(4)
+    secs = df.pop("date").astype("int64") // 10**9
+    df["timestamp"] = [secs[0], secs[1] * 1000, secs[2], secs[3]]
+    df.to_csv(tmp_path / "BTC_USDT-1h.csv", index=False)
+    with pytest.raises(DataError, match=r"BTC_USDT-1h\.csv: epoch timestamps mix units \(seconds at row 0, "
+                                        r"milliseconds at row 1\)"):
+        read_bars(tmp_path, "1h", fmt="csv")
+
+
+def test_hourly_candles_imported_as_4h_fail_naming_the_symbol_and_spacings(tmp_path):
+    d = tmp_path / "4h"
+    d.mkdir()
+    frame(48).to_feather(d / "BTC_USDT-4h.feather")
+    with pytest.raises(DataValidationError, match=r"BTC/USDT: timeframe_mismatch: 47 \(declared timeframe 4h: "
+                                                  r"expected 0 days 04:00:00 between bars, found 0 days 01:00:00"):
+        read_bars(tmp_path, "4h")
+
+
+def test_a_source_that_is_a_file_is_named_with_what_was_expected(freqtrade_dir):
+    f = freqtrade_dir / "1h" / "BTC_USDT-1h.feather"
+    with pytest.raises(DataError, match=r"source .*BTC_USDT-1h\.feather is a file, not a folder; expected a folder "
+                                        r"holding <BASE>_<QUOTE>-1h\.feather files"):
+        read_bars(f, "1h")
+    with pytest.raises(DataError, match=r"is a file, not a folder"):
+        load_bars(f, "freqtrade", "1h")
+
+
+def test_a_named_symbol_without_bars_in_the_range_is_an_error_naming_it_and_the_range(freqtrade_dir):
+    # ETH/USDT starts 2024-03-02 00:00; BTC/USDT covers 2024-03-01 00:00 .. 2024-03-02 23:00
+    with pytest.raises(NoBarsInRangeError) as exc:
+        load_bars(freqtrade_dir, "freqtrade", "1h", "BTC/USDT,ETH/USDT", start="2024-03-01", end="2024-03-01 12:00")
+    assert str(exc.value) == ("no bars in [2024-03-01, 2024-03-01 12:00] for 1 symbol(s): "
+                              "ETH/USDT: first bar 2024-03-02, after --end 2024-03-01 12:00")
+    assert exc.value.reasons == {"ETH/USDT": "first bar 2024-03-02, after --end 2024-03-01 12:00"}
+
+
+def test_a_default_universe_says_which_symbols_it_dropped_and_why(freqtrade_dir, caplog):
+    with caplog.at_level("WARNING", logger="graphwiz_trader.data.ranges"):
+        loaded = load_universe(freqtrade_dir, "freqtrade", "1h", None, start="2024-03-01", end="2024-03-01 12:00")
+    assert list(loaded.bars) == ["BTC/USDT"] and len(loaded.bars["BTC/USDT"]) == 13
+    assert loaded.dropped == {"ETH/USDT": "first bar 2024-03-02, after --end 2024-03-01 12:00"}
+    assert "dropped 1 of 2 symbols without bars in the range: ETH/USDT" in loaded.label
+    assert "dropped 1 of 2 symbols with no bars in [2024-03-01, 2024-03-01 12:00]: ETH/USDT: first bar" in caplog.text
+    _, label = load_bars(freqtrade_dir, "freqtrade", "1h", None, start="2024-03-01", end="2024-03-01 12:00")
+    assert label == loaded.label
+
+
+def test_a_range_ending_before_a_symbol_starts_or_inside_a_gap_is_explained(freqtrade_dir):
+    with pytest.raises(NoBarsInRangeError, match=r"BTC/USDT: last bar 2024-03-02 23:00, before --start 2024-04-01"):
+        load_bars(freqtrade_dir, "freqtrade", "1h", "BTC/USDT", start="2024-04-01")
+
+
+def test_bad_dates_are_named_errors_not_tracebacks(freqtrade_dir):
+    with pytest.raises(DataError, match=r"--start: '2023-13-45' is not a valid timestamp"):
+        load_bars(freqtrade_dir, "freqtrade", "1h", start="2023-13-45")
+    with pytest.raises(DataError, match=r"--start 2024-03-02 00:00:00\+00:00 is after --end 2024-03-01"):
+        load_bars(freqtrade_dir, "freqtrade", "1h", start="2024-03-02", end="2024-03-01")
+
+
+def test_an_unknown_timeframe_is_a_graphwiz_error_with_a_hint(freqtrade_dir):
+    with pytest.raises(TimeframeError, match=r"'1H'.*did you mean '1h'"):
+        load_bars(None, "synthetic", "1H")
