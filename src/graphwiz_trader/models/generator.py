@@ -26,6 +26,16 @@ from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.errors import DataError, GraphwizError, UnknownSymbolError
 from graphwiz_trader.features.pipeline import alpha_features, bars_timeframe
 from graphwiz_trader.models import lgbm
+from graphwiz_trader.models.files import (
+    ModelFileError,
+    atomic_output,
+    check_lightgbm_features,
+    lightgbm_feature_names,
+    read_json_file,
+    read_verified,
+    sha256_bytes,
+    write_json_atomic,
+)
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.metrics import evaluate_predictions
 
@@ -191,15 +201,25 @@ class QlibSignalGenerator:
 
     # -- persistence ----------------------------------------------------------------------------
     def save_model(self, path: str | Path) -> Path:
-        """Write ``model.txt`` (LightGBM) and ``meta.json`` (features, label, data range, versions, fingerprint)."""
-        if self.booster is None:
+        """Write ``model.txt`` (LightGBM) and ``meta.json`` (features, label, data range, versions, fingerprint).
+
+        ``meta.json`` records the SHA-256 of ``model.txt`` (``model_file.sha256``); :meth:`load_model`
+        verifies it before LightGBM reads a byte. Both files are written crash-safe (temp, fsync, rename),
+        ``model.txt`` first, so a crash between the two leaves a pair that is refused, never a mixed one.
+        """
+        if self.booster is None or self.feature_columns is None:
             raise GraphwizError("nothing to save: the model is not trained")
         import lightgbm
         import qlib
 
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(out / "model.txt"))
+        text = self.booster.model_to_string()
+        check_lightgbm_features(lightgbm_feature_names(text, out / "model.txt"), self.feature_columns,
+                                out / "model.txt", out / "meta.json")
+        data = text.encode()
+        with atomic_output(out / "model.txt") as tmp:
+            tmp.write_bytes(data)
         meta = {
             "generator": type(self).__name__, "name": self.name, "feature_columns": self.feature_columns,
             "label": self.label.to_dict(), "seed": self.seed, "lgb_params": self.lgb_params,
@@ -207,23 +227,63 @@ class QlibSignalGenerator:
             "versions": {"graphwiz_trader": graphwiz_trader.__version__, "lightgbm": lightgbm.__version__,
                          "pyqlib": qlib.__version__, "pandas": pd.__version__, "numpy": np.__version__},
             **self.meta,
+            "model_file": {"name": "model.txt", "format": "LightGBM text model", "sha256": sha256_bytes(data),
+                           "size_bytes": len(data)},
         }
-        (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        write_json_atomic(out / "meta.json", meta)
         return out
 
     @classmethod
     def load_model(cls, path: str | Path, **overrides: Any) -> "QlibSignalGenerator":
-        """Load a model written by :meth:`save_model`; predictions check the feature list."""
+        """Load a model written by :meth:`save_model`; predictions check the feature list.
+
+        Order of checks: both files exist; ``meta.json`` parses and names the label, seed, features and
+        ``model.txt``'s SHA-256; the checksum matches; ``model.txt``'s own ``feature_names=`` equal the
+        metadata's feature list (same order); only then LightGBM parses the verified bytes.
+
+        Raises
+        ------
+        ModelFileError
+            (a :class:`GraphwizError`) naming the path and the reason when any check fails or LightGBM
+            cannot parse the file.
+        """
         import lightgbm as lgb
 
         p = Path(path)
-        if not (p / "model.txt").exists() or not (p / "meta.json").exists():
-            raise GraphwizError(f"{p} is not a saved model (needs model.txt and meta.json)")
-        meta = json.loads((p / "meta.json").read_text())
-        gen = cls(label=LabelSpec(**meta["label"]), seed=meta["seed"], lgb_params=meta.get("lgb_params", {}),
-                  extras=meta.get("extras"), **overrides)
-        gen.booster = lgb.Booster(model_file=str(p / "model.txt"))
-        gen.feature_columns = list(meta["feature_columns"])
+        model_path, meta_path = p / "model.txt", p / "meta.json"
+        missing = [f.name for f in (model_path, meta_path) if not f.is_file()]
+        if missing:
+            raise ModelFileError(f"{p} is not a saved model: {' and '.join(missing)} missing "
+                                 f"(a saved model folder holds model.txt and meta.json)")
+        meta = read_json_file(meta_path, "model metadata")
+        absent = [k for k in ("label", "seed", "feature_columns") if k not in meta]
+        if absent:
+            raise ModelFileError(f"model metadata {meta_path} lacks {', '.join(absent)}")
+        columns = meta["feature_columns"]
+        if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
+            raise ModelFileError(f"model metadata {meta_path}: feature_columns must be a non-empty list of names")
+        record = meta.get("model_file")
+        data = read_verified(model_path, record.get("sha256") if isinstance(record, dict) else None,
+                             "LightGBM model")
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as e:
+            raise ModelFileError(f"LightGBM model {model_path} is not text: {e}") from None
+        check_lightgbm_features(lightgbm_feature_names(text, model_path), columns, model_path, meta_path)
+        try:
+            label = LabelSpec(**meta["label"])
+            gen = cls(label=label, seed=meta["seed"], lgb_params=meta.get("lgb_params", {}),
+                      extras=meta.get("extras"), **overrides)
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"model metadata {meta_path}: {e}") from None
+        try:
+            gen.booster = lgb.Booster(model_str=text)
+        except lgb.basic.LightGBMError as e:
+            raise ModelFileError(f"LightGBM cannot read {model_path}: {e}") from None
+        if gen.booster.num_feature() != len(columns):
+            raise ModelFileError(f"LightGBM model {model_path} has {gen.booster.num_feature()} features, "
+                                 f"{meta_path} lists {len(columns)}")
+        gen.feature_columns = list(columns)
         gen.meta = {k: meta[k] for k in ("symbols", "timeframe", "data_range", "data_fingerprint", "metrics", "versions")
                     if k in meta}
         return gen
