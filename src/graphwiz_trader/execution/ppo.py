@@ -3,13 +3,14 @@
 The agent acts in [-1, 1] through gymnasium's ``RescaleAction`` wrapper (SB3's recommended symmetric
 action box); the environment itself speaks fractions in [0, 1]. A saved model is ``<name>.zip`` (SB3)
 plus ``<name>.json`` metadata: seed, timesteps, hyper-parameters, training symbols and date range, data
-source, impact/feature settings and the observation layout. Evaluation refuses a model whose training
+source, impact/feature settings, the observation layout and ``model_file``: the zip's SHA-256, library
+versions, policy and spaces as plain JSON. Loading verifies the checksum and never unpickles anything from
+the zip (see :mod:`graphwiz_trader.execution.model_files`). Evaluation refuses a model whose training
 dates or symbols overlap the evaluation's (see :func:`check_disjoint`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,8 +22,16 @@ import pandas as pd
 
 from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.execution.env import DEFAULT_RISK_AVERSION_PER_BPS, DEFAULT_VOLUME_FRACTION_RANGE, ExecutionEnvironment
-from graphwiz_trader.execution.market import OBSERVATION_NAMES, MarketArrays, MarketFeatureConfig
+from graphwiz_trader.execution.market import (
+    OBSERVATION_BOUND,
+    OBSERVATION_NAMES,
+    OBSERVATION_SIZE,
+    MarketArrays,
+    MarketFeatureConfig,
+)
+from graphwiz_trader.execution.model_files import load_actor_critic_policy, save_sb3_model
 from graphwiz_trader.execution.simulator import ImpactModelConfig
+from graphwiz_trader.models.files import read_json_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +77,14 @@ class PPOTrainingResult:
 def metadata_path_for(model_path: str | Path) -> Path:
     p = Path(model_path)
     return p.with_suffix(".json") if p.suffix == ".zip" else Path(str(p) + ".json")
+
+
+def agent_spaces() -> tuple[Any, Any]:
+    """(observation, action) spaces the agent sees: the environment's observation box and [-1, 1]."""
+    from gymnasium import spaces
+
+    obs = spaces.Box(-OBSERVATION_BOUND, OBSERVATION_BOUND, shape=(OBSERVATION_SIZE,), dtype=np.float32)
+    return obs, spaces.Box(np.full(1, -1.0, dtype=np.float32), np.full(1, 1.0, dtype=np.float32), dtype=np.float32)
 
 
 def _make_env(markets: dict[str, MarketArrays], env_kwargs: dict[str, Any]):
@@ -136,9 +153,8 @@ def train_ppo(markets: dict[str, MarketArrays], out_path: str | Path, *, symbols
     model.learn(total_timesteps=cfg.total_timesteps, callback=_Progress())
     seconds = time.perf_counter() - t0
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
     model_path = out if out.suffix == ".zip" else Path(str(out) + ".zip")
+    model_file = save_sb3_model(model, model_path)
 
     used = [probe.markets[s].times_ns[ExecutionEnvironment.episode_starts(
         probe.markets[s], time_horizon_bars, probe.start, probe.end)] for s in symbols]
@@ -169,15 +185,20 @@ def train_ppo(markets: dict[str, MarketArrays], out_path: str | Path, *, symbols
         "observation": list(OBSERVATION_NAMES),
         "action": "agent output a in [-1, 1]; fraction of the remainder traded now = (a + 1) / 2",
         "reward_scale_bps": probe.reward_scale_bps,
+        "model_file": model_file,
     }
     meta_path = metadata_path_for(model_path)
-    meta_path.write_text(json.dumps(meta, indent=2))
+    write_json_atomic(meta_path, meta)  # after the zip: a crash in between leaves a checksum mismatch, refused
     log.info("saved PPO model %s (%.1f s, %d steps) and metadata %s", model_path, seconds, cfg.total_timesteps, meta_path)
     return PPOTrainingResult(model_path, meta_path, meta, seconds)
 
 
 class PPOExecutionPolicy:
-    """A trained PPO model as an adaptive execution policy (``fraction(obs)`` in [0, 1], deterministic)."""
+    """A trained PPO model as an adaptive execution policy (``fraction(obs)`` in [0, 1], deterministic).
+
+    ``model`` is anything with SB3's ``predict(obs, deterministic=True) -> (actions, state)``: a trained
+    ``PPO`` or, after :meth:`load`, its ``ActorCriticPolicy`` rebuilt without unpickling.
+    """
 
     def __init__(self, model: Any, metadata: dict[str, Any], path: Path | None = None) -> None:
         if list(metadata.get("observation", [])) != list(OBSERVATION_NAMES):
@@ -189,15 +210,17 @@ class PPOExecutionPolicy:
 
     @classmethod
     def load(cls, path: str | Path) -> PPOExecutionPolicy:
-        """Load ``<name>.zip`` and its ``<name>.json`` metadata.
+        """Load ``<name>.zip`` and its ``<name>.json`` metadata, without unpickling anything from the zip.
 
         Raises
         ------
         ConfigError
             when either file is missing or the metadata does not match this version.
+        ModelFileError
+            when the metadata records no checksum or another one than the zip's, or the zip holds pickled
+            objects other than the known ones, or its weights do not fit (see
+            :func:`graphwiz_trader.execution.model_files.load_actor_critic_policy`).
         """
-        from stable_baselines3 import PPO
-
         p = Path(path)
         if p.suffix != ".zip":
             p = Path(str(p) + ".zip") if not p.exists() else p
@@ -206,8 +229,10 @@ class PPOExecutionPolicy:
         meta_path = metadata_path_for(p)
         if not meta_path.exists():
             raise ConfigError(f"PPO model {p} has no metadata file {meta_path}")
-        meta = json.loads(meta_path.read_text())
-        model = PPO.load(p, device="cpu")
+        meta = read_json_file(meta_path, "PPO model metadata")
+        obs_space, act_space = agent_spaces()
+        model = load_actor_critic_policy(p, meta.get("model_file"), observation_space=obs_space,
+                                         action_space=act_space)
         return cls(model, meta, p)
 
     def fraction(self, obs: np.ndarray) -> float:
