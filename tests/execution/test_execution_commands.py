@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 
 import pytest
@@ -52,6 +53,8 @@ def test_train_ppo_then_evaluate_out_of_sample_and_refuse_overlap(tmp_path):
                  "--n-boot", "100", "--strategies", "TWAP,PPO", "--no-progress"]) == 0
     doc = json.loads(out.read_text())
     assert list(doc["summary"]["strategies"]) == ["TWAP", "PPO"]
+    assert doc["sensitivity"]["strategies"] == ["TWAP", "PPO"] and len(doc["sensitivity"]["cells"]) == 9
+    assert doc["ppo_model"]["model_file"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert doc["ppo_model"]["train_end_utc"] == meta["train_end_utc"]
     with pytest.raises(ConfigError, match="evaluation symbols SYN00/USDT were used to train the PPO model"):
         _run(["execution", "evaluate", "--model", str(model), "--symbols", "SYN00/USDT", "--no-progress"])
@@ -79,3 +82,29 @@ def test_unknown_symbol_in_a_data_folder_lists_what_is_there(tmp_path):
         pytest.skip(f"real data folder {REAL_1H} is absent")
     with pytest.raises(Exception, match=r"unknown symbol\(s\) NOPE/USDT in .*available: AAVE/USDT"):
         _run(["execution", "evaluate", "--data", str(REAL_1H), "--symbols", "NOPE/USDT", "--no-progress"])
+
+
+def test_evaluate_calls_the_impact_model_parametric_and_writes_the_sensitivity_table(tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert _run(["execution", "evaluate", "--json", str(out), "--n-orders", "40", "--n-boot", "100",
+                 "--sensitivity-orders", "20", "--strategies", "MARKET,TWAP", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "impact model: parametric (Almgren-Chriss-style; eta, gamma from equity literature, not fitted)" in text
+    assert "sensitivity of mean IS (bps) to the impact constants" in text
+    doc = json.loads(out.read_text())
+    assert doc["impact_model"] == "parametric (Almgren-Chriss-style; eta, gamma from equity literature, not fitted)"
+    sens = doc["sensitivity"]
+    assert sens["n_orders"] == 20 and sens["strategies"] == ["MARKET", "TWAP"] and len(sens["cells"]) == 9
+    market = {(c["eta_multiplier"], c["gamma_multiplier"]): c["mean_shortfall_bps"]["MARKET"] for c in sens["cells"]}
+    assert market[(0.5, 1.0)] < market[(1.0, 1.0)] < market[(2.0, 1.0)]
+    for line in (f"{c['mean_shortfall_bps']['MARKET']:.2f}" for c in sens["cells"]):
+        assert line in text  # the printed table shows the JSON's numbers
+
+
+def test_evaluate_skips_the_sensitivity_table_on_request_and_refuses_a_negative_size(tmp_path):
+    out = tmp_path / "eval.json"
+    assert _run(["execution", "evaluate", "--json", str(out), "--n-orders", "12", "--n-boot", "50",
+                 "--sensitivity-orders", "0", "--strategies", "MARKET", "--no-progress"]) == 0
+    assert json.loads(out.read_text())["sensitivity"] is None
+    with pytest.raises(ConfigError, match="--sensitivity-orders must be >= 0"):
+        _run(["execution", "evaluate", "--sensitivity-orders", "-1", "--no-progress"])

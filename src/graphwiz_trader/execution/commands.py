@@ -10,6 +10,10 @@ they read real bars. Default splits keep training and evaluation disjoint in bot
 synthetic: train SYN00..SYN07 before 2022-09-01; evaluate SYN08..SYN11 from 2022-09-01.
 real:      train BTC ETH BNB XRP ADA DOGE LTC LINK TRX BCH before 2023-01-01;
            evaluate ETC EOS XLM XTZ ATOM ALGO FET FTM HBAR STX THETA from 2023-01-01.
+
+Costs come from a parametric impact simulator whose constants (eta, gamma, alpha) are equity-literature
+values, not fitted to crypto. ``evaluate`` therefore also prints (and writes under ``sensitivity``) each
+engine's mean shortfall for eta and gamma at 0.5x, 1x and 2x (a 3 x 3 grid on a subset of the orders).
 """
 
 from __future__ import annotations
@@ -98,7 +102,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train_ppo)
 
-    e = sub.add_parser("evaluate", help="compare engines on held-out parent orders (mean IS with 95%% CIs)")
+    e = sub.add_parser("evaluate", help="compare engines on held-out parent orders (mean IS with 95%% CIs) in a "
+                                        "parametric impact simulator, with an eta x gamma sensitivity table")
     _common(e)
     e.add_argument("--model", default=None, help="trained PPO model (.zip); PPO is skipped without it")
     e.add_argument("--n-orders", type=int, default=None)
@@ -109,9 +114,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--max-fraction", type=float, default=0.05, help="largest order, fraction of hourly volume")
     e.add_argument("--immediate-minutes", type=float, default=None,
                    help="simulator: minutes of bar volume a MARKET child consumes (default 5)")
-    e.add_argument("--eta", type=float, default=None, help="simulator: temporary impact coefficient (default 0.142)")
+    e.add_argument("--eta", type=float, default=None,
+                   help="simulator: temporary impact coefficient (default 0.142, an equity-literature value, not fitted)")
     e.add_argument("--alpha", type=float, default=None, help="simulator: participation exponent (default 0.6)")
-    e.add_argument("--gamma", type=float, default=None, help="simulator: permanent impact coefficient (default 0.314)")
+    e.add_argument("--gamma", type=float, default=None,
+                   help="simulator: permanent impact coefficient (default 0.314, an equity-literature value, not fitted)")
+    e.add_argument("--sensitivity-orders", type=int, default=None,
+                   help="orders per cell of the eta x gamma sensitivity table (0.5x/1x/2x each; default 300; 0 skips it)")
     e.add_argument("--allow-symbol-overlap", action="store_true",
                    help="allow evaluation symbols that the PPO model was trained on (dates must still be later)")
     e.add_argument("--no-progress", action="store_true")
@@ -150,7 +159,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from graphwiz_trader.execution.env import DEFAULT_RISK_AVERSION_PER_BPS
     from graphwiz_trader.execution.evaluation import format_table, run_orders, sample_parent_orders, summarize
     from graphwiz_trader.execution.ppo import PPOExecutionPolicy, check_disjoint
-    from graphwiz_trader.execution.simulator import ImpactModelConfig
+    from graphwiz_trader.execution.sensitivity import DEFAULT_SENSITIVITY_ORDERS, format_sensitivity, impact_sensitivity
+    from graphwiz_trader.execution.simulator import IMPACT_MODEL, ImpactModelConfig
     from graphwiz_trader.execution.types import ExecutionStrategy
 
     split = SPLITS["synthetic" if args.data is None else "real"]
@@ -174,6 +184,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         strategies = [s for s in strategies if s is not ExecutionStrategy.PPO]
     if not strategies:
         raise ConfigError("no strategy left to evaluate")
+    n_sens = DEFAULT_SENSITIVITY_ORDERS if args.sensitivity_orders is None else args.sensitivity_orders
+    if n_sens < 0:
+        raise ConfigError(f"--sensitivity-orders must be >= 0, got {n_sens}")
     bars, source, label = load_source(args.data, symbols)
     lam = DEFAULT_RISK_AVERSION_PER_BPS if args.risk_aversion is None else args.risk_aversion
     overrides = {k: getattr(args, k) for k in ("immediate_minutes", "eta", "alpha", "gamma") if getattr(args, k) is not None}
@@ -188,6 +201,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                   args.horizon, (args.min_fraction, args.max_fraction), seed=args.seed)
     results = run_orders(engine, sim, orders, strategies, args.horizon, progress=not args.no_progress)
     summary = summarize(results, n_boot=args.n_boot, seed=args.seed)
+    sensitivity = (impact_sensitivity(engine, orders, strategies, args.horizon, sim_seed=args.sim_seed, n_orders=n_sens)
+                   if n_sens else None)
     seconds = time.perf_counter() - t0
     first, last = min(o.start_utc for o in orders), max(o.start_utc for o in orders)
     print(label)
@@ -198,17 +213,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         md = policy.metadata
         print(f"PPO model {args.model}: trained on {', '.join(md['train_symbols'])} "
               f"{md['train_start_utc']} .. {md['train_end_utc']}, {md['total_timesteps']} steps, seed {md['seed']}")
+    print(f"impact model: {IMPACT_MODEL}; eta {engine.impact.eta:g}, gamma {engine.impact.gamma:g}, "
+          f"alpha {engine.impact.alpha:g}")
     print(format_table(summary))
+    if sensitivity is not None:
+        print(format_sensitivity(sensitivity))
     print(f"({seconds:.1f} s)")
     payload = {
         "data_source": args.data or "synthetic", "data_label": label, "symbols": symbols,
         "eval_window_utc": [None if start is None else start.isoformat(), None if end is None else end.isoformat()],
         "first_order_start_utc": first, "last_order_start_utc": last, "horizon_bars": args.horizon,
         "volume_fraction_range": [args.min_fraction, args.max_fraction], "seed": args.seed, "sim_seed": args.sim_seed,
-        "risk_aversion_per_bps": lam, "impact": asdict(engine.impact), "features": asdict(engine.features),
+        "risk_aversion_per_bps": lam, "impact_model": IMPACT_MODEL, "impact": asdict(engine.impact),
+        "features": asdict(engine.features),
         "strategies": [s.value for s in strategies], "seconds": seconds,
         "ppo_model": None if policy is None else {"path": args.model, **policy.metadata},
-        "summary": summary,
+        "summary": summary, "sensitivity": sensitivity,
     }
     write_json(args.json, payload)
     if args.json:

@@ -1,4 +1,10 @@
-"""A market-impact simulator replaying hourly bars (real or synthetic).
+"""A market-impact simulator replaying hourly bars (real or synthetic) with a *parametric* impact model.
+
+The impact model is parametric, not fitted to crypto: its functional form and its constants ``eta``,
+``gamma`` and ``alpha`` come from equity-market literature (below); only volatility, volume and spread are
+measured from the bars. Figures that depend on it (implementation shortfall, strategy rankings) hold for
+these constants; ``graphwiz execution evaluate`` prints a sensitivity table over ``eta`` and ``gamma``
+(see :mod:`graphwiz_trader.execution.sensitivity`). :data:`IMPACT_MODEL` is the label shown with results.
 
 Impact model (per child order of ``q`` base units in bar ``i``; calibrations read at ``j = i - 1``, i.e.
 known before the bar opens; see :mod:`graphwiz_trader.execution.market`):
@@ -16,8 +22,8 @@ known before the bar opens; see :mod:`graphwiz_trader.execution.market`):
 
 The form follows Almgren, Thum, Hauptmann & Li (2005), "Direct estimation of equity market impact"
 (temporary impact ~ sigma * participation^0.6, permanent ~ sigma * traded fraction of daily volume), whose
-estimates ``eta = 0.142``, ``gamma = 0.314``, ``alpha = 0.6`` are the defaults; the data supplies
-``sigma`` and volume per symbol and hour. Fees (``fee_bps`` of notional) are reported apart from price.
+estimates for US equities ``eta = 0.142``, ``gamma = 0.314``, ``alpha = 0.6`` are the defaults, unchanged
+(no crypto fit exists here); the data supplies ``sigma`` and volume per symbol and hour. Fees (``fee_bps`` of notional) are reported apart from price.
 
 Replay: the bars are the unaffected market; the simulator's own permanent impact shifts later fills only.
 A child in a missing bar (exchange down) or a zero-volume bar is rejected; ``max_participation`` (fraction
@@ -57,10 +63,16 @@ from graphwiz_trader.execution.types import (
 
 log = logging.getLogger(__name__)
 
+IMPACT_MODEL = "parametric (Almgren-Chriss-style; eta, gamma from equity literature, not fitted)"
+"""How results of this simulator describe its impact model (printed and written with every evaluation)."""
+
 
 @dataclass(frozen=True)
 class ImpactModelConfig:
-    """Parameters of the impact model in the module docstring (dimensionless unless a unit is named)."""
+    """Parameters of the parametric impact model in the module docstring (dimensionless unless a unit is named).
+
+    Defaults are equity-literature estimates (Almgren et al. 2005), not fitted to crypto.
+    """
 
     eta: float = 0.142
     alpha: float = 0.6
