@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from graphwiz_trader.core.secrets import redact_uri, redact_uris
 from graphwiz_trader.errors import GraphwizError
 
 HOW_TO_START = (
@@ -12,25 +13,31 @@ HOW_TO_START = (
 
 
 class GraphStoreError(GraphwizError):
-    """A graph-store operation failed (bad input, a query error, a write that did not land)."""
+    """A graph-store operation failed (bad input, a query error, a write that did not land).
+
+    Credentials inside any URI in the message (``bolt://user:password@host``) are stripped.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(redact_uris(str(message)), *args)
 
 
 class GraphUnavailableError(GraphStoreError):
     """The graph server could not be reached at the configured URI."""
 
     def __init__(self, uri: str, reason: str) -> None:
-        self.uri = uri
-        super().__init__(f"cannot reach the graph server at {uri} ({reason}); {HOW_TO_START}")
+        self.uri = redact_uri(uri)
+        super().__init__(f"cannot reach the graph server at {self.uri} ({reason}); {HOW_TO_START}")
 
 
 class GraphAuthError(GraphStoreError):
     """The graph server refused the credentials."""
 
     def __init__(self, uri: str, user: str, reason: str) -> None:
-        self.uri = uri
+        self.uri = redact_uri(uri)
         self.user = user
         super().__init__(
-            f"authentication failed at {uri} for user {user!r} ({reason}); check NEO4J_USER and "
+            f"authentication failed at {self.uri} for user {user!r} ({reason}); check NEO4J_USER and "
             "NEO4J_PASSWORD (graph.user / graph.password in config/trading_config.yaml)"
         )
 
