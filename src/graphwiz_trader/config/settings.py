@@ -1,11 +1,16 @@
-"""Validated settings models. Unknown keys are rejected; secrets are ``SecretStr`` (masked in reprs/logs)."""
+"""Validated settings models. Unknown keys are rejected; secrets are ``SecretStr`` (masked in reprs/logs).
+
+Every number that limits risk, size, time or cost has an allowed range (``Field(ge/gt, le/lt)``), listed in
+its class's docstring; a value outside it fails at load naming its dotted path and the range
+(``'risk.max_gross_leverage': ... (allowed range (0, 10])``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -22,27 +27,37 @@ class ExchangeSettings(_Strict):
 
     ``api_key``/``secret`` come from the environment (``${BINANCE_API_KEY}``) and are never printed.
     ``rate_limit_ms`` overrides ccxt's own per-exchange rate limit (milliseconds between requests).
+
+    Allowed ranges: ``rate_limit_ms`` [0, 60000] ms; ``timeout_ms`` (0, 600000] ms; ``max_retries``
+    [0, 20]; ``retry_backoff_s`` (0, 60] s (the first retry's wait; it doubles per attempt).
     """
 
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     sandbox: bool = False
-    rate_limit_ms: int | None = Field(default=None, ge=0)
-    timeout_ms: int = Field(default=30_000, gt=0)
-    max_retries: int = Field(default=5, ge=0)
-    retry_backoff_s: float = Field(default=1.0, gt=0)
+    rate_limit_ms: int | None = Field(default=None, ge=0, le=60_000)
+    timeout_ms: int = Field(default=30_000, gt=0, le=600_000)
+    max_retries: int = Field(default=5, ge=0, le=20)
+    retry_backoff_s: float = Field(default=1.0, gt=0, le=60)
 
     _none_if_empty = field_validator("api_key", "secret", "rate_limit_ms", mode="before")(_empty_to_none)
 
 
 class QlibSettings(_Strict):
-    """Qlib data provider. ``freq`` is Qlib's name: ``day`` or ``60min`` (hourly), never ``1h``."""
+    """Qlib data provider. ``freq`` is Qlib's name: ``day`` or ``60min`` (hourly), never ``1h``.
+
+    The feature caches (content-addressed Qlib bins and the Alpha158 frames computed from them) are
+    bounded: entries unused for more than ``cache_max_age_days`` (0, 3650] days are deleted, then the
+    least recently used ones until the cache holds at most ``cache_max_size_mb`` (0, 1000000] MB.
+    """
 
     provider_uri: Path = Path("data/qlib")
     region: Literal["cn", "us", "tw"] = "cn"
     freq: str = "60min"
     mlflow_dir: Path = Path("runs/mlruns")
     expression_cache: bool = True
+    cache_max_size_mb: float = Field(default=2048.0, gt=0, le=1_000_000)
+    cache_max_age_days: float = Field(default=30.0, gt=0, le=3650)
 
     @field_validator("freq")
     @classmethod
@@ -55,35 +70,76 @@ class QlibSettings(_Strict):
 
 
 class StrategySettings(_Strict):
-    """Which universe is traded and how signals are made."""
+    """Which universe is traded and how signals are made.
+
+    Allowed ranges: ``symbols`` 1 to 500 ``BASE/QUOTE`` pairs; ``timeframe`` a ccxt timeframe (``1h``);
+    ``horizon_bars`` [1, 1000] bars; ``retrain_every_bars`` [1, 100000] bars; ``topk`` [1, 500].
+    """
 
     name: str = "qlib_hybrid_v2"
-    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
+    symbols: tuple[str, ...] = Field(default=("BTC/USDT", "ETH/USDT"), min_length=1, max_length=500)
     timeframe: str = "1h"
-    horizon_bars: int = Field(default=1, gt=0)
+    horizon_bars: int = Field(default=1, ge=1, le=1000)
     use_graph_features: bool = True
-    retrain_every_bars: int = Field(default=720, gt=0)
-    topk: int = Field(default=5, gt=0)
+    retrain_every_bars: int = Field(default=720, ge=1, le=100_000)
+    topk: int = Field(default=5, ge=1, le=500)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from graphwiz_trader.core.symbols import split_symbol
+        from graphwiz_trader.errors import GraphwizError
+
+        for sym in v:
+            try:
+                split_symbol(sym)
+            except GraphwizError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str) -> str:
+        from graphwiz_trader.core.timeframes import timeframe_minutes
+
+        timeframe_minutes(v)  # TimeframeError is a ValueError: reported with the path
+        return v
 
 
 class ExecutionSettings(_Strict):
-    """Default order-working settings. ``max_participation`` is a fraction of bar volume."""
+    """Default order-working settings. ``max_participation`` is a fraction of bar volume.
+
+    Allowed ranges: ``horizon_bars`` [1, 1440] bars; ``max_participation`` (0, 0.5] of a bar's volume;
+    ``taker_fee_bps`` and ``maker_fee_bps`` [0, 500] bps.
+    """
 
     default_strategy: Literal["MARKET", "TWAP", "VWAP", "ALMGREN_CHRISS", "PPO"] = "TWAP"
-    horizon_bars: int = Field(default=6, gt=0)
-    max_participation: float = Field(default=0.1, gt=0, le=1)
-    taker_fee_bps: float = Field(default=10.0, ge=0)
-    maker_fee_bps: float = Field(default=10.0, ge=0)
+    horizon_bars: int = Field(default=6, ge=1, le=1440)
+    max_participation: float = Field(default=0.1, gt=0, le=0.5)
+    taker_fee_bps: float = Field(default=10.0, ge=0, le=500)
+    maker_fee_bps: float = Field(default=10.0, ge=0, le=500)
 
 
 class RiskSettings(_Strict):
-    """Risk limits, all fractions of equity (0.2 = 20%)."""
+    """Risk limits, all fractions of equity (0.2 = 20%).
+
+    Allowed ranges: ``max_position_weight`` (0, 1] and at most ``max_gross_leverage``;
+    ``max_gross_leverage`` (0, 10]; ``cash_buffer`` [0, 0.5]; ``max_drawdown`` (0, 0.9];
+    ``daily_loss_limit`` (0, 0.5].
+    """
 
     max_position_weight: float = Field(default=0.25, gt=0, le=1)
-    max_gross_leverage: float = Field(default=1.0, gt=0)
-    cash_buffer: float = Field(default=0.02, ge=0, lt=1)
-    max_drawdown: float = Field(default=0.2, gt=0, le=1)
-    daily_loss_limit: float = Field(default=0.05, gt=0, le=1)
+    max_gross_leverage: float = Field(default=1.0, gt=0, le=10)
+    cash_buffer: float = Field(default=0.02, ge=0, le=0.5)
+    max_drawdown: float = Field(default=0.2, gt=0, le=0.9)
+    daily_loss_limit: float = Field(default=0.05, gt=0, le=0.5)
+
+    @model_validator(mode="after")
+    def _position_within_gross(self) -> "RiskSettings":
+        if self.max_position_weight > self.max_gross_leverage:
+            raise ValueError(f"max_position_weight {self.max_position_weight} exceeds max_gross_leverage "
+                             f"{self.max_gross_leverage}: one position cannot exceed the gross exposure")
+        return self
 
 
 class GraphSettings(_Strict):
@@ -92,20 +148,23 @@ class GraphSettings(_Strict):
     ``uri=None`` starts the embedded Bolt server (ArcadeDB) with its data under ``data_dir``
     (default ``$GRAPHWIZ_GRAPH_DIR`` or ``data/graph``) and a Java heap of ``embedded_heap``.
     ``batch_size`` is the number of rows per ``UNWIND $rows`` transaction.
+
+    Allowed ranges: ``batch_size`` [1, 1000000] rows; ``corr_window`` [2, 100000] bars; ``corr_stride``
+    [1, 100000] bars; ``min_abs_rho`` [0, 1]; ``top_k`` [1, 1000] edges per node (or none).
     """
 
     uri: str | None = None
     user: str = "neo4j"
     password: SecretStr | None = None
     database: str | None = None
-    batch_size: int = Field(default=20_000, gt=0)
+    batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
     data_dir: Path | None = None
     embedded_heap: str = Field(default="1g", pattern=r"^\d+[mg]$")
-    corr_window: int = Field(default=720, gt=1)
-    corr_stride: int = Field(default=24, gt=0)
+    corr_window: int = Field(default=720, ge=2, le=100_000)
+    corr_stride: int = Field(default=24, ge=1, le=100_000)
     corr_method: Literal["pearson", "spearman"] = "pearson"
     min_abs_rho: float = Field(default=0.3, ge=0, le=1)
-    top_k: int | None = Field(default=10, gt=0)
+    top_k: int | None = Field(default=10, ge=1, le=1000)
 
     _none_if_empty = field_validator("uri", "password", "database", "top_k", "data_dir", mode="before")(_empty_to_none)
 
