@@ -49,3 +49,22 @@ def symbols_arg(text: str) -> list[str]:
         return parse_symbols(text) or []
     except GraphwizError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def non_negative_float_arg(text: str) -> float:
+    """``--older-than 7`` -> 7.0; negative, NaN or non-numbers -> a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+def positive_float_arg(text: str) -> float:
+    """``--max-size-mb 512`` -> 512.0; zero, negative, NaN or non-numbers -> a usage error."""
+    value = non_negative_float_arg(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
+    return value

@@ -1,14 +1,23 @@
-"""``graphwiz data ...``: download, import, validate, to-qlib."""
+"""``graphwiz data ...``: download, import, validate, to-qlib; ``graphwiz cache ...``: info, clean."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from graphwiz_trader.config.loader import load_config_or_default
 from graphwiz_trader.config.settings import TradingConfig
+from graphwiz_trader.core.cli_types import (
+    non_negative_float_arg,
+    positive_float_arg,
+    qlib_freq_arg,
+    symbols_arg,
+    timeframe_arg,
+    utc_arg,
+)
 from graphwiz_trader.core.symbols import parse_symbols
 from graphwiz_trader.data.ccxt_source import CcxtBarSource
 from graphwiz_trader.data.qlib_bins import write_qlib_bins
@@ -116,17 +125,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = dsub.add_parser("download", help="fetch candles from an exchange (ccxt), only what the store lacks")
     p.add_argument("--exchange", default="binance")
-    p.add_argument("--symbols", required=True, help="comma-separated, e.g. BTC/USDT,ETH/USDT")
-    p.add_argument("--timeframe", default="1h")
-    p.add_argument("--since", required=True, help="UTC start, e.g. 2024-01-01")
+    p.add_argument("--symbols", required=True, type=symbols_arg, help="comma-separated, e.g. BTC/USDT,ETH/USDT")
+    p.add_argument("--timeframe", default="1h", type=timeframe_arg)
+    p.add_argument("--since", required=True, type=utc_arg, help="UTC start, e.g. 2024-01-01")
     common(p)
     p.set_defaults(func=_download)
 
     p = dsub.add_parser("import", help="import freqtrade feather or CSV files into the store")
     p.add_argument("--format", choices=["freqtrade", "csv"], required=True)
     p.add_argument("--source", required=True, help="folder with <BASE>_<QUOTE>-<tf>.<ext> files")
-    p.add_argument("--symbols", help="comma-separated (default: every file for the timeframe)")
-    p.add_argument("--timeframe", default="1h")
+    p.add_argument("--symbols", type=symbols_arg, help="comma-separated (default: every file for the timeframe)")
+    p.add_argument("--timeframe", default="1h", type=timeframe_arg)
     p.add_argument("--repair", action="store_true",
                    help="explicitly sort rows and drop repeated timestamps (reported), instead of failing")
     p.add_argument("--verbose-report", action="store_true", help="print the full validation report")
@@ -134,17 +143,97 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_import)
 
     p = dsub.add_parser("validate", help="check stored bars (duplicates, order, gaps, OHLC, NaNs, jumps)")
-    p.add_argument("--timeframe", help="only this timeframe (default: all stored)")
-    p.add_argument("--symbols")
+    p.add_argument("--timeframe", type=timeframe_arg, help="only this timeframe (default: all stored)")
+    p.add_argument("--symbols", type=symbols_arg)
     p.add_argument("--strict", action="store_true", help="exit non-zero when errors are found")
     common(p)
     p.set_defaults(func=_validate)
 
     p = dsub.add_parser("to-qlib", help="write stored bars as Qlib binary data")
-    p.add_argument("--freq", default="60min", help="Qlib freq: day or <N>min (hourly = 60min)")
+    p.add_argument("--freq", default="60min", type=qlib_freq_arg, help="Qlib freq: day or <N>min (hourly = 60min)")
     p.add_argument("--out", required=True)
-    p.add_argument("--symbols")
-    p.add_argument("--start")
-    p.add_argument("--end")
+    p.add_argument("--symbols", type=symbols_arg)
+    p.add_argument("--start", type=utc_arg)
+    p.add_argument("--end", type=utc_arg)
     common(p)
     p.set_defaults(func=_to_qlib)
+    _register_cache(sub)
+
+
+def _cache_dirs(args: argparse.Namespace) -> list[Path]:
+    return [Path(d) for d in args.dir] if args.dir else [Path(settings_from(args).qlib.provider_uri)]
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+def _cache_info(args: argparse.Namespace) -> int:
+    from graphwiz_trader.data.cache import scan_cache
+
+    payload = {}
+    for root in _cache_dirs(args):
+        entries = scan_cache(root)
+        total = sum(e.size_bytes for e in entries)
+        print(f"cache {root}: {len(entries)} entries, {_mb(total)} (least recently used first)")
+        for e in entries:
+            used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.last_used))
+            print(f"  {e.kind:5s} {_mb(e.size_bytes):>10s}  last used {used} UTC  {e.path}")
+        payload[str(root)] = {"entries": len(entries), "size_mb": total / 2**20,
+                              "items": [{"path": str(e.path), "kind": e.kind, "size_mb": e.size_bytes / 2**20,
+                                         "last_used_epoch_s": e.last_used} for e in entries]}
+    write_json(args.json, payload)
+    return 0
+
+
+def _cache_clean(args: argparse.Namespace) -> int:
+    """Apply the given bounds (``--older-than``, ``--max-size-mb``), else both bounds of the settings."""
+    from graphwiz_trader.data.cache import clean_cache
+
+    if args.older_than is None and args.max_size_mb is None:
+        q = settings_from(args).qlib
+        max_mb, max_days = q.cache_max_size_mb, q.cache_max_age_days
+    else:
+        max_mb, max_days = args.max_size_mb, args.older_than
+    payload = {}
+    for root in _cache_dirs(args):
+        report = clean_cache(root, max_mb, max_days, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for ev in report.evicted:
+            used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(ev.entry.last_used))
+            why = (f"unused for more than {max_days:g} days" if ev.reason == "age"
+                   else f"least recently used, cache above {max_mb:g} MB")
+            print(f"{verb} {ev.entry.path} ({_mb(ev.entry.size_bytes)}, last used {used} UTC; {why})")
+        left = report.size_bytes - (0 if args.dry_run else report.freed_bytes)
+        print(f"cache {root}: {report.entries} entries, {_mb(report.size_bytes)}; {verb} {len(report.evicted)} "
+              f"({_mb(report.freed_bytes)}){'' if args.dry_run else f', {_mb(left)} left'}")
+        payload[str(root)] = report.to_dict()
+    write_json(args.json, payload)
+    return 0
+
+
+def _register_cache(sub: argparse._SubParsersAction) -> None:
+    cache = sub.add_parser("cache", help="inspect and bound the feature caches")
+    csub = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dir", action="append", metavar="DIR",
+                       help="cache folder, repeatable (default: qlib.provider_uri of the config, data/qlib)")
+        p.add_argument("--config", help="config file (default config/trading_config.yaml)")
+        p.add_argument("--json", metavar="PATH", help="write figures as JSON")
+        p.set_defaults(no_run_folder=True)
+
+    p = csub.add_parser("info", help="list cache entries (Qlib bins per data slice, Alpha158 frames), size, last use")
+    common(p)
+    p.set_defaults(func=_cache_info)
+
+    p = csub.add_parser("clean", help="remove cache entries unused for too long, then least recently used ones "
+                                      "until the cache fits its size bound")
+    p.add_argument("--older-than", type=non_negative_float_arg, metavar="DAYS",
+                   help="remove entries unused for more than DAYS days")
+    p.add_argument("--max-size-mb", type=positive_float_arg, metavar="N",
+                   help="then remove least recently used entries until at most N MB remain (without either "
+                        "option: the bounds qlib.cache_max_age_days and qlib.cache_max_size_mb of the config)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    common(p)
+    p.set_defaults(func=_cache_clean)

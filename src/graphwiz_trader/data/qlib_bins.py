@@ -27,6 +27,7 @@ import pandas as pd
 
 from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.core.timeframes import from_qlib_freq, qlib_freq_is_valid
+from graphwiz_trader.data.cache import CacheLimits, enforce_cache_limits, mark_used
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.errors import DataError
 
@@ -124,16 +125,22 @@ def bars_fingerprint(bars: dict[str, pd.DataFrame]) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_qlib_dir(bars: dict[str, pd.DataFrame], root: str | Path, freq: str) -> Path:
-    """Bins for ``bars`` under ``root/<fingerprint>``, written only when not already there.
+def prepare_qlib_dir(bars: dict[str, pd.DataFrame], root: str | Path, freq: str,
+                     limits: CacheLimits | None = None) -> Path:
+    """Bins for ``bars`` under ``root/<freq>_<fingerprint>``, written only when not already there.
 
     Content-addressed, so repeated runs on the same data reuse the bins (and the feature cache in them).
+    The folder ``root`` is a bounded cache: after this entry is marked used, entries beyond ``limits``
+    (default: the settings' defaults, see :class:`~graphwiz_trader.data.cache.CacheLimits`) are evicted,
+    least recently used first; this entry and any used in the last hour are kept.
     """
     fp = bars_fingerprint(bars)
     out = Path(root) / f"{freq}_{fp}"
     meta = out / "meta.json"
     if meta.exists() and json.loads(meta.read_text()).get(freq, {}).get("fingerprint") == fp:
         log.info("reusing Qlib bins %s", out)
-        return out
-    write_qlib_bins(bars, out, freq)
+    else:
+        write_qlib_bins(bars, out, freq)
+    mark_used(out)
+    enforce_cache_limits(root, limits, protect=[out])
     return out
