@@ -51,3 +51,32 @@ def test_bad_specs_are_refused():
         LabelSpec("regression", 0)
     with pytest.raises(ValueError, match="threshold > 0"):
         LabelSpec("drawdown", 6)
+
+
+def test_labels_count_bars_of_the_shared_calendar_so_a_missing_bar_gives_nan():
+    full = bars()
+    gappy = {"A/USDT": full["A/USDT"], "B/USDT": full["B/USDT"].drop(full["B/USDT"].index[3])}  # B has no bar at 03:00
+    lab = make_label(gappy, LabelSpec("regression", 1)).xs("BUSDT", level="instrument")
+    cb = full["B/USDT"]["close"].to_numpy()
+    t = full["B/USDT"].index.tz_convert(None)
+    assert np.isnan(lab.loc[t[2]])  # 02:00 -> 03:00 is missing: NaN, not log(c[04:00] / c[02:00])
+    assert t[3] not in lab.index  # no row where B has no bar
+    assert lab.loc[t[4]] == pytest.approx(np.log(cb[5] / cb[4]))
+    assert lab.loc[t[1]] == pytest.approx(np.log(cb[2] / cb[1]))
+    a = make_label(gappy, LabelSpec("regression", 1)).xs("AUSDT", level="instrument")
+    pd.testing.assert_series_equal(a, make_label(full, LabelSpec("regression", 1)).xs("AUSDT", level="instrument"))
+    h2 = make_label(gappy, LabelSpec("regression", 2)).xs("BUSDT", level="instrument")
+    assert np.isnan(h2.loc[t[1]]) and h2.loc[t[2]] == pytest.approx(np.log(cb[4] / cb[2]))  # 2 calendar bars ahead
+    dd = make_label(gappy, LabelSpec("drawdown", 2, threshold=0.01)).xs("BUSDT", level="instrument")
+    assert np.isnan(dd.loc[t[1]]) and np.isnan(dd.loc[t[2]]) and not np.isnan(dd.loc[t[4]])  # window holds the gap
+
+
+def test_zero_return_bars_have_no_direction():
+    b = bars()
+    b["A/USDT"] = b["A/USDT"].copy()
+    b["A/USDT"].iloc[3, b["A/USDT"].columns.get_loc("close")] = b["A/USDT"]["close"].iloc[2]  # 02:00 -> 03:00 flat
+    lab = make_label(b, LabelSpec("direction", 1)).xs("AUSDT", level="instrument")
+    assert np.isnan(lab.iloc[2])  # a zero return is neither up nor down: left out, not labelled 0
+    assert lab.iloc[:2].tolist() == [1.0, 0.0] and lab.iloc[3] == 0.0 and lab.iloc[4] == 1.0
+    ret = make_label(b, LabelSpec("regression", 1)).xs("AUSDT", level="instrument")
+    assert ret.iloc[2] == 0.0

@@ -7,7 +7,7 @@ label and the first test bar (see :mod:`graphwiz_trader.research.walkforward`).
 Kinds (:class:`LabelSpec`):
 
 - ``regression``: forward log return ``log(close[t+h] / close[t])``.
-- ``direction``: 1 when the forward log return is above ``threshold`` (a fraction), else 0.
+- ``direction``: 1 when the forward log return is above ``threshold`` (a fraction), 0 when below, NaN when equal.
 - ``drawdown``: 1 when the worst low over the next ``h`` bars is more than ``threshold`` below close[t],
   i.e. ``min(low[t+1..t+h]) / close[t] - 1 < -threshold`` (the drawdown-risk target), else 0.
 
@@ -15,7 +15,14 @@ With ``relative=True`` (universes) the forward return is first demeaned across i
 so ``direction`` asks "does this asset beat the cross-sectional mean?" (a ranking target) and
 ``regression`` fits the cross-sectional excess return.
 
-Horizons count the instrument's own rows (bars), not clock time. NaN where the future is not available.
+Ties: a ``direction`` label is NaN (left out, not "down") where the forward return, demeaned when
+``relative``, equals ``threshold`` exactly; with the default threshold 0 these are the zero-return
+bars (walk-forward folds count them as ``zero_return_rows``).
+
+Horizons count bars of the SHARED calendar (the union of every instrument's datetimes), the same bars
+the walk-forward gap counts: ``t+h`` is the h-th calendar bar after t. An instrument without a bar at
+``t+h`` has a NaN label at t (never the label of its next available row), and a drawdown label is NaN
+when any of its h calendar bars is missing. NaN where the future is not available.
 """
 
 from __future__ import annotations
@@ -74,7 +81,7 @@ def _index(df: pd.DataFrame, code: str) -> pd.MultiIndex:
 
 
 def _forward_min(x: np.ndarray, h: int) -> np.ndarray:
-    """min(x[t+1..t+h]) for each t; NaN where fewer than h future values exist."""
+    """min(x[t+1..t+h]) for each t; NaN where fewer than h future values exist or any of them is NaN."""
     n = len(x)
     out = np.full(n, np.nan)
     if n <= h:
@@ -84,37 +91,49 @@ def _forward_min(x: np.ndarray, h: int) -> np.ndarray:
     return out
 
 
+def shared_calendar(bars: dict[str, pd.DataFrame]) -> pd.DatetimeIndex:
+    """The union of every instrument's datetimes, sorted, tz-naive UTC."""
+    idx = pd.DatetimeIndex([])
+    for df in bars.values():
+        idx = idx.union(df.index.tz_convert(None))
+    return idx.sort_values()
+
+
 def make_label(bars: dict[str, pd.DataFrame], spec: LabelSpec) -> pd.Series:
-    """The label of ``spec`` for every (datetime, instrument), named ``label``; datetimes tz-naive UTC."""
+    """The label of ``spec`` for every (datetime, instrument), named ``label``; datetimes tz-naive UTC.
+
+    Computed on :func:`shared_calendar`: each instrument's closes (lows) are placed on the calendar, so
+    a missing bar gives NaN rather than shifting the horizon onto a later row.
+    """
+    calendar = shared_calendar(bars)
     parts = []
     h = spec.horizon
     for sym, df in bars.items():
-        c = df["close"].to_numpy(dtype="float64")
-        n = len(c)
+        own = df.index.tz_convert(None)
+        pos = calendar.get_indexer(own)
+        c = np.full(len(calendar), np.nan)
+        c[pos] = df["close"].to_numpy(dtype="float64")
         if spec.kind == "drawdown":
-            fmin = _forward_min(df["low"].to_numpy(dtype="float64"), h)
+            low = np.full(len(calendar), np.nan)
+            low[pos] = df["low"].to_numpy(dtype="float64")
+            fmin = _forward_min(low, h)
             val = np.where(np.isnan(fmin), np.nan, (fmin / c - 1.0 < -spec.threshold).astype(float))
         else:
-            val = np.full(n, np.nan)
+            val = np.full(len(calendar), np.nan)
             lc = np.log(c)
+            n = len(calendar)
             val[: max(n - h, 0)] = lc[h:] - lc[: max(n - h, 0)]
-        parts.append(pd.Series(val, index=_index(df, to_qlib_instrument(sym))))
+        parts.append(pd.Series(val[pos], index=_index(df, to_qlib_instrument(sym))))
     out = pd.concat(parts).sort_index()
     if spec.kind != "drawdown":
         if spec.relative:
             out = out - out.groupby(level="datetime").transform("mean")
         if spec.kind == "direction":
-            out = pd.Series(np.where(out.isna(), np.nan, (out > spec.threshold).astype(float)), index=out.index)
+            cls = np.where(out > spec.threshold, 1.0, 0.0)
+            out = pd.Series(np.where(out.isna() | (out == spec.threshold), np.nan, cls), index=out.index)
     return out.rename("label")
 
 
 def forward_log_return(bars: dict[str, pd.DataFrame], horizon: int = 1) -> pd.Series:
-    """Shorthand for the regression label: log(close[t+horizon]/close[t])."""
+    """Shorthand for the regression label: log(close[t+horizon]/close[t]) on the shared calendar."""
     return make_label(bars, LabelSpec("regression", horizon))
-
-
-def close_panel(bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Closes as datetime x instrument (Qlib codes), tz-naive UTC index."""
-    out = pd.DataFrame({to_qlib_instrument(s): df["close"] for s, df in bars.items()}).sort_index()
-    out.index = out.index.tz_convert(None)
-    return out
