@@ -112,3 +112,32 @@ def test_an_unknown_symbol_is_named(features):
     _, ex, _ = features
     with pytest.raises(UnknownSymbolError, match="CCC/USDT"):
         ex.extract(["AAA/USDT", "CCC/USDT"])
+
+
+def test_the_handler_gets_no_fit_window_and_the_features_are_unchanged(frames, tmp_path, monkeypatch):
+    """A fit window spanning the whole range is a leak the day a normaliser is added: none is passed, and the
+    features equal those of Qlib's Alpha158 built the old way (fit window = the whole range, no processors)."""
+    from qlib.contrib.data import handler as qh
+
+    write_qlib_bins(frames, tmp_path / "q", "60min")
+    ex = AlphaFeatureExtractor.plain(tmp_path / "q", mlflow_dir=tmp_path / "ml", cache_dir=False)
+    seen: dict = {}
+    orig = qh.Alpha158.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(qh.Alpha158, "__init__", spy)
+    start, end = "2024-02-01 10:00:00", "2024-02-03 20:00:00"
+    got = ex.extract(list(frames), start, end)
+    monkeypatch.undo()
+    assert seen["start_time"] == start and seen["end_time"] == end
+    assert seen.get("fit_start_time") is None and seen.get("fit_end_time") is None
+    old = qh.Alpha158(instruments=["AAAUSDT", "BBBUSDT"], start_time=start, end_time=end, freq="60min",
+                      infer_processors=[], learn_processors=[], fit_start_time=start, fit_end_time=end)
+    ref = old.fetch(col_set="feature").astype("float32")
+    ref.columns = [str(c) for c in ref.columns]
+    ref.index = ref.index.set_names(["datetime", "instrument"])
+    assert got.shape == (2 * 59, 158)
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)

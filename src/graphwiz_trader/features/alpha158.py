@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from graphwiz_trader.core.symbols import to_qlib_instrument
+from graphwiz_trader.data.cache import enforce_cache_limits, mark_used
 from graphwiz_trader.data.qlib_runtime import init_qlib
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 
@@ -52,8 +53,10 @@ def _alpha158_handler(codes: list[str], start: str | None, end: str | None, freq
             fields, names = super().get_feature_config()
             return list(fields) + list(extras.values()), list(names) + list(extras)
 
+    # No processors, so no fit window: a fit_start_time/fit_end_time spanning the whole range would make
+    # any normaliser added later learn from the test period.
     handler = _Alpha158Plus(instruments=codes, start_time=start, end_time=end, freq=freq,
-                            infer_processors=[], learn_processors=[], fit_start_time=start, fit_end_time=end)
+                            infer_processors=[], learn_processors=[])
     return handler.fetch(col_set="feature")
 
 
@@ -144,6 +147,7 @@ class AlphaFeatureExtractor:
         if path is not None and path.exists():
             self.last_from_cache = True
             log.info("Alpha158 from cache %s", path)
+            mark_used(path)
             return pd.read_parquet(path)
         self.last_from_cache = False
         init_qlib(self.provider_uri, region=self.region, mlflow_dir=self.mlflow_dir, kernels=self.kernels)
@@ -162,4 +166,5 @@ class AlphaFeatureExtractor:
             tmp = path.with_suffix(".tmp")
             df.to_parquet(tmp)
             tmp.replace(path)
+            enforce_cache_limits(self.cache_dir, protect=[path])  # bounded: least recently used frames go
         return df
