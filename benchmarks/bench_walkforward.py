@@ -60,8 +60,9 @@ def main() -> int:
     print(f"  total                  {m.seconds:8.1f} s  target <= 1200 s: {'yes' if ok else 'NO'}; peak memory "
           f"{m.peak_rss_gb:.2f} GB")
     s = res["summary"]
-    print(f"  (figures, 1 seed: accuracy {s['accuracy_baseline']:.4f} -> {s['accuracy_hybrid']:.4f}, "
-          f"improvement {s['accuracy_improvement_pct']:+.3f}%)")
+    print(f"  (figures, 1 seed: AUC {s['auc_baseline']:.4f} -> {s['auc_hybrid']:.4f}, IC {s['ic_baseline']:.4f} -> "
+          f"{s['ic_hybrid']:.4f}, accuracy {s['accuracy_baseline']:.4f} -> {s['accuracy_hybrid']:.4f} beside the "
+          f"training-majority rate {s['majority_rate']:.4f}, improvement {s['accuracy_improvement_pct']:+.3f}%)")
     write_json(args.json, {"seconds_total": m.seconds, "peak_rss_gb": m.peak_rss_gb, "target_s": 1200,
                            "timings_s": t, "fold_seconds": fs, "n_folds": n, "summary": s})
     return 0

@@ -51,13 +51,16 @@ def main() -> None:
     b, h = res["baseline"], res["hybrid"]
     print(f"label: beats the cross-sectional mean next bar | {res['n_folds']} folds, train {res['folds']['train_len']}"
           f" bars, test {res['folds']['test_len']} bars, gap {res['folds']['gap']}")
-    print(f"{'':<20}{'accuracy':>10}{'AUC':>8}{'IC':>8}{'Rank IC':>9}")
+    print(f"{'':<20}{'AUC':>8}{'IC':>8}{'Rank IC':>9}{'accuracy':>10}{'balanced':>10}")
     for name, s in (("alpha158", b), ("alpha158 + graph", h)):
-        print(f"{name:<20}{s['accuracy']['mean']:>10.4f}{s['auc']['mean']:>8.4f}{s['ic']['mean']:>8.4f}"
-              f"{s['rank_ic']['mean']:>9.4f}")
-    lo, hi = res["accuracy_improvement_pct_ci_t"]
-    print(f"accuracy_improvement_pct {res['accuracy_improvement_pct']:+.3f}% (95% CI across folds [{lo:+.3f}, {hi:+.3f}])"
-          f"; IC difference {res['ic_difference']:+.4f}; hybrid better in {res['hybrid_better_folds']}/{res['n_folds']} folds")
+        print(f"{name:<20}{s['auc']['mean']:>8.4f}{s['ic']['mean']:>8.4f}{s['rank_ic']['mean']:>9.4f}"
+              f"{s['accuracy']['mean']:>10.4f}{s['balanced_accuracy']['mean']:>10.4f}")
+    print(f"{'training majority':<20}{'':>25}{res['majority_rate']:>10.4f}")
+    lo, hi = res["ic_difference_ci_hac"]
+    alo, ahi = res["accuracy_improvement_pct_ci_hac"]
+    print(f"IC difference {res['ic_difference']:+.4f} (95% HAC CI across folds [{lo:+.4f}, {hi:+.4f}]); accuracy "
+          f"improvement {res['accuracy_improvement_pct']:+.3f}% (95% HAC CI [{alo:+.3f}, {ahi:+.3f}]); hybrid better in "
+          f"{res['hybrid_better_folds']}/{res['n_folds']} folds; {res['bootstrap_note']}")
     print(f"graph features: {', '.join(res['graph_features'])}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.json").write_text(json.dumps(_plain({"data": label, **res}), indent=2))

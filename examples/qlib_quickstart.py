@@ -43,8 +43,8 @@ def main() -> None:
     metrics = gen.train(bars, universe)
     print(f"label: {metrics['label']}")
     print(f"holdout {metrics['holdout'][0]} .. {metrics['holdout'][1]} (never seen in training):")
-    for k in ("val_accuracy", "auc", "ic", "rank_ic", "icir"):
-        print(f"  {k:<13}{metrics[k]:.4f}")
+    for k in ("auc", "ic", "rank_ic", "icir", "val_accuracy", "majority_rate", "balanced_accuracy"):
+        print(f"  {k:<18}{metrics[k]:.4f}")
     for sym in universe[:3]:
         print("latest:", gen.predict_latest(bars, sym))
     path = gen.save_model(Path("models") / "quickstart_lgbm")

@@ -15,7 +15,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from graphwiz_trader.data.qlib_bins import write_qlib_bins
@@ -24,8 +23,10 @@ from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor
 from graphwiz_trader.core.jsonout import write_json
-from graphwiz_trader.models.targets import forward_log_return
-from graphwiz_trader.research.metrics import directional_accuracy, signal_metrics
+from graphwiz_trader.models import lgbm
+from graphwiz_trader.models.generator import QlibSignalGenerator
+from graphwiz_trader.models.metrics import evaluate_predictions, signal_metrics
+from graphwiz_trader.models.targets import LabelSpec, forward_log_return
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ def _step(n: int, text: str) -> None:
 
 def run_demo(out_dir: str | Path = "runs/demo", n_assets: int = 12, n_bars: int = 24 * 300, seed: int = 7) -> dict:
     """Run the demo and return its figures (also written to ``out_dir/demo.json``)."""
-    import lightgbm as lgb
-
     t0 = time.perf_counter()
     out = Path(out_dir)
     market = generate_synthetic_market(n_assets=n_assets, n_bars=n_bars, seed=seed, timeframe="1h")
@@ -66,37 +65,30 @@ def run_demo(out_dir: str | Path = "runs/demo", n_assets: int = 12, n_bars: int 
     tr_end = warmup + int(n * 0.6)
     va_end = tr_end + gap + int(n * 0.1)
     train_d, valid_d, test_d = dates[warmup:tr_end], dates[tr_end + gap:va_end], dates[va_end + gap:]
+    # LightGBM through the generator (models/lgbm.py): a regression on the per-datetime demeaned label
+    gen = QlibSignalGenerator(label=LabelSpec("regression", 1), seed=seed, work_dir=out / "qlib",
+                              lgb_params={"min_data_in_leaf": 200}, num_boost_round=400, early_stopping_rounds=40)
+    gen.fit(feats, label, train_d, valid_d, cross_sectional=True)
     dt = data.index.get_level_values("datetime")
-
-    def part(d: pd.Index) -> pd.DataFrame:
-        return data[dt.isin(d)]
-
-    tr, va, te = part(train_d), part(valid_d), part(test_d)
-    xcols = list(feats.columns)
-
-    def cs_demean(s: pd.Series) -> pd.Series:
-        return s - s.groupby(level="datetime").transform("mean")
-
-    params = dict(objective="regression", learning_rate=0.05, num_leaves=31, min_data_in_leaf=200,
-                  feature_fraction=0.8, bagging_fraction=0.8, bagging_freq=1, lambda_l2=1.0,
-                  seed=seed, num_threads=2, verbose=-1, deterministic=True, force_row_wise=True)
-    dtrain = lgb.Dataset(tr[xcols], cs_demean(tr["label"]))
-    dvalid = lgb.Dataset(va[xcols], cs_demean(va["label"]), reference=dtrain)
-    booster = lgb.train(params, dtrain, num_boost_round=400, valid_sets=[dvalid],
-                        callbacks=[lgb.early_stopping(40, verbose=False)])
-    pred = pd.Series(booster.predict(te[xcols], num_iteration=booster.best_iteration), index=te.index)
-    model_m = signal_metrics(pred, te["label"])
-    model_m["accuracy_vs_cs_mean"] = directional_accuracy(pred - pred.groupby(level="datetime").transform("mean"),
-                                                          cs_demean(te["label"]))
+    te = data[dt.isin(test_d)]
+    target = lgbm.training_target(data["label"], gen.label, cross_sectional=True)  # what the booster fitted
+    pred = gen.predict(te[gen.feature_columns])
+    # direction against the cross-sectional mean: the demeaned prediction against the demeaned label
+    model_m = evaluate_predictions(pred - pred.groupby(level="datetime").transform("mean"), target[dt.isin(test_d)],
+                                   classification=False, ic_label=te["label"], train_label=target[dt.isin(train_d)])
+    trees = int(gen.booster.best_iteration or gen.booster.num_trees())
     planted = market.signal.copy()
     planted.index = planted.index.tz_convert(None)
     planted.columns = [c.replace("/", "") for c in planted.columns]
     planted_s = planted.stack().rename_axis(["datetime", "instrument"])
     planted_m = signal_metrics(planted_s[planted_s.index.isin(te.index)], te["label"])
     _step(6, f"LightGBM on Alpha158 (train {len(train_d)} bars | gap {gap} | valid {len(valid_d)} | gap {gap} | "
-             f"test {len(test_d)} bars, {booster.best_iteration} trees)")
-    print(f"    out-of-sample IC {model_m['ic']:.4f}  ICIR {model_m['icir']:.3f}  Rank IC {model_m['rank_ic']:.4f}  "
-          f"cross-sectional direction accuracy {model_m['accuracy_vs_cs_mean']:.3f}")
+             f"test {len(test_d)} bars, {trees} trees)")
+    print(f"    out-of-sample AUC {model_m['auc']:.4f}  IC {model_m['ic']:.4f}  ICIR {model_m['icir']:.3f}  "
+          f"Rank IC {model_m['rank_ic']:.4f}")
+    print(f"    direction vs the cross-sectional mean: accuracy {model_m['accuracy']:.4f} beside always-the-training-"
+          f"majority {model_m['majority_rate']:.4f}, balanced accuracy {model_m['balanced_accuracy']:.4f} "
+          f"({model_m['n_zero_label']} zero-return rows left out)")
     print(f"    planted signal on the same test bars (simulator ceiling): IC {planted_m['ic']:.4f}  "
           f"Rank IC {planted_m['rank_ic']:.4f}")
     graph_result = _graph_steps(market.bars, out, seed)
@@ -105,7 +97,7 @@ def run_demo(out_dir: str | Path = "runs/demo", n_assets: int = 12, n_bars: int 
         "data": market.label, "seed": seed, "n_assets": n_assets, "n_bars": n_bars,
         "split": {"train": [str(train_d[0]), str(train_d[-1])], "valid": [str(valid_d[0]), str(valid_d[-1])],
                   "test": [str(test_d[0]), str(test_d[-1])], "gap_bars": gap},
-        "features": int(feats.shape[1]), "trees": int(booster.best_iteration),
+        "features": int(feats.shape[1]), "trees": trees,
         "model_oos": model_m, "planted_signal_oos": planted_m, "graph": graph_result, "seconds": secs,
     }
     write_json(out / "demo.json", result)
@@ -136,13 +128,19 @@ def _graph_steps(bars: dict[str, pd.DataFrame], out: Path, seed: int) -> dict:
     test_len = n // 8
     res = gen.compare_with_baseline(bars, train_len=3 * test_len, test_len=test_len, max_folds=4)
     b, h = res["baseline"], res["hybrid"]
-    lo, hi = res["accuracy_improvement_pct_ci_t"]
     _step(8, f"walk-forward, {res['n_folds']} folds (train {3 * test_len}, gap 1, test {test_len} bars), label: "
-             f"beats the cross-sectional mean next bar")
-    print(f"    alpha158 only:    accuracy {b['accuracy']['mean']:.4f}  IC {b['ic']['mean']:.4f}")
-    print(f"    alpha158 + graph: accuracy {h['accuracy']['mean']:.4f}  IC {h['ic']['mean']:.4f}")
-    print(f"    accuracy improvement {res['accuracy_improvement_pct']:+.2f}% (95% CI across folds [{lo:+.2f}, {hi:+.2f}]), "
-          f"hybrid better in {res['hybrid_better_folds']}/{res['n_folds']} folds")
+             f"beats the cross-sectional mean next bar ({b.get('zero_return_rows', 0)} tied test rows dropped)")
+    for name, s in (("alpha158 only:   ", b), ("alpha158 + graph:", h)):
+        print(f"    {name} AUC {s['auc']['mean']:.4f}  IC {s['ic']['mean']:.4f}  accuracy {s['accuracy']['mean']:.4f}"
+              f"  balanced {s['balanced_accuracy']['mean']:.4f}")
+    print(f"    always the training fold's majority class: accuracy {res['majority_rate']:.4f}")
+    st = res["ic_difference_stats"]
+    print(f"    IC difference {res['ic_difference']:+.4f} (95% HAC CI across folds [{st['ci_low']:+.4f}, "
+          f"{st['ci_high']:+.4f}], lag-1 autocorrelation of the fold differences {st['lag1_autocorr']:+.2f})")
+    st = res["accuracy_improvement_pct_stats"]
+    print(f"    accuracy improvement {res['accuracy_improvement_pct']:+.2f}% (95% HAC CI [{st['ci_low']:+.2f}, "
+          f"{st['ci_high']:+.2f}], lag-1 autocorrelation {st['lag1_autocorr']:+.2f}), hybrid better in "
+          f"{res['hybrid_better_folds']}/{res['n_folds']} folds; {res['bootstrap_note']}")
     return {"graph_timings_s": timings, "comparison": res}
 
 

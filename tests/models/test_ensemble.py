@@ -39,22 +39,39 @@ def test_the_ensemble_score_is_the_weighted_mean_of_member_ranks(market, tmp_pat
     np.testing.assert_allclose(combined.to_numpy(), (0.7 * s1 + 0.3 * s2).reindex(combined.index).to_numpy())
 
 
-def test_stacking_fits_its_meta_learner_on_out_of_fold_predictions_only(market, tmp_path, monkeypatch):
-    seen = []
-    orig = QlibSignalGenerator.fit
+def test_stacking_predicts_each_block_only_after_its_members_fit_end_plus_the_gap(market, tmp_path, monkeypatch):
+    events = []
+    orig_fit, orig_predict = QlibSignalGenerator.fit, QlibSignalGenerator.predict
 
-    def spy(self, features, label, fit_dates, stop_dates, cs):
-        seen.append((fit_dates.max(), self.seed))
-        return orig(self, features, label, fit_dates, stop_dates, cs)
+    def fit_spy(self, features, label, fit_dates, stop_dates, cs):
+        events.append(("fit", self.seed, fit_dates.max()))
+        return orig_fit(self, features, label, fit_dates, stop_dates, cs)
 
-    monkeypatch.setattr(QlibSignalGenerator, "fit", spy)
-    st = StackedSignalGenerator([gen(tmp_path, 1), gen(tmp_path, 2)], k_blocks=3)
+    def predict_spy(self, features):
+        d = features.index.get_level_values("datetime")
+        events.append(("predict", self.seed, d.min(), d.max()))
+        return orig_predict(self, features)
+
+    monkeypatch.setattr(QlibSignalGenerator, "fit", fit_spy)
+    monkeypatch.setattr(QlibSignalGenerator, "predict", predict_spy)
+    h = 3  # the label horizon: a training label at t ends at t + 3, so blocks must start after fit end + 3
+    members = [QlibSignalGenerator(label=LabelSpec("regression", h), work_dir=tmp_path, seed=s, num_boost_round=30)
+               for s in (1, 2)]
+    st = StackedSignalGenerator(members, k_blocks=3)
     m = st.train(market.bars)
     assert m["oof_rows"] > 0 and len(m["meta_coef"]) == 2
-    # 2 out-of-fold rounds x 2 members, then the final refit of both members
-    assert len(seen) == 6
-    oof_ends = sorted({d for d, _ in seen[:4]})
-    assert oof_ends[0] < oof_ends[1]  # each block is predicted by members fitted strictly before it
+    calendar = members[0].build_features(market.bars).index.get_level_values("datetime").unique().sort_values()
+    pos = {d: i for i, d in enumerate(calendar)}
+    # 2 out-of-fold rounds x 2 members: fit on the past, then predict the block
+    oof = events[:8]
+    assert [e[0] for e in oof] == ["fit", "predict"] * 4
+    blocks = []
+    for fit, pred in zip(oof[0::2], oof[1::2]):
+        assert fit[1] == pred[1]  # the same member
+        assert pos[pred[2]] > pos[fit[2]] + h  # the block starts strictly after the member's fit end + gap
+        assert pos[pred[2]] - pos[fit[2]] == h + 1  # and no later: the purge is exactly the horizon
+        blocks.append((pred[2], pred[3]))
+    assert blocks[0] == blocks[1] and blocks[2] == blocks[3] and blocks[1][1] < blocks[2][0]  # two blocks, in order
 
 
 def test_drawdown_risk_has_one_probability_per_horizon(market, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.models.generator import ModelFeatureMismatchError, QlibSignalGenerator
-from graphwiz_trader.models.targets import LabelSpec
+from graphwiz_trader.models.targets import LabelSpec, make_label
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,23 @@ def test_a_planted_signal_is_found_out_of_sample(trained):
     assert m["ic"] > 0.05 and m["rank_ic"] > 0.05
     assert m["n_instruments"] == 10
     assert m["holdout"][0] > m["stop"][1] > m["fit"][1]  # time-ordered, never shuffled
+
+
+def test_regression_accuracy_is_scored_against_the_demeaned_target_it_was_fitted_on(trained, market):
+    gen, m = trained
+    feats = gen.build_features(market.bars)
+    hold = feats.loc[m["holdout"][0]:m["holdout"][1]]
+    score = gen.predict(hold)
+    raw = make_label(market.bars, LabelSpec("regression", 1))
+    target = (raw - raw.groupby(level="datetime").transform("mean")).reindex(score.index).dropna()
+    expected = float(((score.reindex(target.index) > 0) == (target > 0)).mean())
+    assert m["val_accuracy"] == pytest.approx(expected, abs=1e-12)
+    on_raw = raw.reindex(target.index)
+    assert m["val_accuracy"] != pytest.approx(float(((score.reindex(target.index) > 0) == (on_raw > 0)).mean()))
+    train = (raw - raw.groupby(level="datetime").transform("mean")).loc[m["fit"][0]:m["stop"][1]].dropna()
+    major = int((train > 0).mean() >= 0.5)
+    assert m["majority_rate"] == pytest.approx(float(((target > 0).astype(int) == major).mean()), abs=1e-12)
+    assert 0.0 < m["balanced_accuracy"] < 1.0
 
 
 def test_pure_noise_gives_an_ic_near_zero(market, workdir):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.features.graph_pipeline import GraphBuildSpec
@@ -46,9 +47,17 @@ def test_compare_with_baseline_reports_same_fold_out_of_sample_figures(market, h
         expected = 100 * (row["acc_hybrid"] - row["acc_baseline"]) / row["acc_baseline"]
         assert row["accuracy_improvement_pct"] == pytest.approx(expected)
     assert out["accuracy_improvement_pct"] == pytest.approx(np.mean([r["accuracy_improvement_pct"] for r in out["per_fold"]]))
-    lo, hi = out["accuracy_improvement_pct_ci_t"]
-    assert lo <= out["accuracy_improvement_pct"] <= hi
-    assert set(out["baseline"]) >= {"accuracy", "ic", "auc"} and out["folds"]["gap"] == 1
+    # the interval is the HAC (Newey-West, 1 lag for 3 folds) t-interval of the per-fold improvements
+    x = np.array([r["accuracy_improvement_pct"] for r in out["per_fold"]])
+    d = x - x.mean()
+    long_run_var = (d @ d + 2 * 0.5 * (d[1:] @ d[:-1])) / 3
+    half = stats.t.ppf(0.975, 2) * np.sqrt(long_run_var / 3)
+    assert out["accuracy_improvement_pct_ci_hac"] == pytest.approx((x.mean() - half, x.mean() + half), rel=1e-12)
+    assert out["accuracy_improvement_pct_stats"]["lag1_autocorr"] == pytest.approx((d[1:] @ d[:-1]) / (d @ d))
+    assert out["accuracy_improvement_pct_ci_block_bootstrap"] is None and "3 folds < 10" in out["bootstrap_note"]
+    for row in out["per_fold"]:  # accuracy is shown beside the naive baseline of the same fold
+        assert 0.0 < row["majority_rate"] < 1.0 and 0.0 < row["balanced_acc_hybrid"] < 1.0
+    assert list(out["baseline"])[1:3] == ["auc", "ic"] and out["folds"]["gap"] == 1
 
 
 def test_the_hybrid_prediction_at_t_is_unchanged_when_later_data_is_removed(market, hybrid, graph_store):

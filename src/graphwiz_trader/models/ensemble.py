@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.models import lgbm
 from graphwiz_trader.models.generator import QlibSignalGenerator, as_bars, time_split
+from graphwiz_trader.models.metrics import evaluate_predictions
 from graphwiz_trader.models.targets import LabelSpec, make_label
-from graphwiz_trader.research.metrics import evaluate_predictions
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,12 @@ class EnsembleSignalGenerator:
             self._stats.append((float(s.mean()), float(s.std())))
         hold = [f[f.index.get_level_values("datetime").isin(hold_d)] for f in feats]
         score = self.combine(self._member_scores(bars, hold))
-        # normalised scores are centred at 0.5 (ranks) or 0 (z): compare directions accordingly
+        # normalised scores are centred at 0.5 (ranks) or 0 (z): compare directions accordingly, against
+        # the return relative to the cross-sectional mean on a universe (what a rank can order)
         centre = 0.5 if cs else 0.0
-        m = evaluate_predictions(score - centre, make_label(bars, LabelSpec("regression", self.label.horizon,
-                                                                             relative=cs)), False)
+        ret = make_label(bars, LabelSpec("regression", self.label.horizon, relative=cs))
+        ret_dt = ret.index.get_level_values("datetime")
+        m = evaluate_predictions(score - centre, ret, False, train_label=ret[ret_dt.isin(fit_d.append(stop_d))])
         return {"val_accuracy": m["accuracy"], **{k: v for k, v in m.items() if k != "accuracy"},
                 "weights": self.weights, "members": [g.name for g in self.generators],
                 "holdout": [str(hold_d[0]), str(hold_d[-1])]}
@@ -147,15 +150,18 @@ class StackedSignalGenerator:
                 scores.append(g.predict(f[f.index.get_level_values("datetime").isin(block_d)]))
             oof_parts.append(self._stack(scores))
         oof = pd.concat(oof_parts)
-        y = label.reindex(oof.index)
+        target = lgbm.training_target(label, self.label, cs)  # what the members were fitted on
+        y = target.reindex(oof.index)
         ok = y.notna() & oof.notna().all(axis=1)
         self.meta = self._meta_model().fit(oof[ok].to_numpy(), y[ok].to_numpy())
         for g, f in zip(self.generators, feats):
             g.fit(f, make_label(bars, g.label), fit_d, stop_d, cs)
         score = self.predict_features([f[f.index.get_level_values("datetime").isin(hold_d)] for f in feats])
-        m = evaluate_predictions(score, label, self.label.is_classification,
-                                 make_label(bars, LabelSpec("regression", self.label.horizon))
-                                 if self.label.kind == "direction" else None)
+        t_dt = target.index.get_level_values("datetime")
+        fwd = make_label(bars, LabelSpec("regression", self.label.horizon, relative=self.label.relative)) \
+            if self.label.kind == "direction" else None
+        m = evaluate_predictions(score, target, self.label.is_classification, fwd,
+                                 train_label=target[t_dt.isin(train_d)])
         coef = getattr(self.meta, "coef_", None)
         return {"val_accuracy": m["accuracy"], **{k: v for k, v in m.items() if k != "accuracy"},
                 "oof_rows": int(ok.sum()), "meta_coef": None if coef is None else np.ravel(coef).tolist(),

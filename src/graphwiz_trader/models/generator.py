@@ -37,7 +37,7 @@ from graphwiz_trader.models.files import (
     write_json_atomic,
 )
 from graphwiz_trader.models.targets import LabelSpec, make_label
-from graphwiz_trader.research.metrics import evaluate_predictions
+from graphwiz_trader.models.metrics import evaluate_predictions
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,12 @@ class QlibSignalGenerator:
 
         Returns
         -------
-        dict with ``val_accuracy``, ``auc``, ``ic``, ``rank_ic``, ``icir``, ``rank_icir`` (holdout), the
-        split dates, tree count and the label definition.
+        dict with ``auc``, ``ic``, ``rank_ic``, ``icir``, ``rank_icir``, ``val_accuracy`` beside its naive
+        baseline ``majority_rate`` (always the fit+stop part's most frequent class) and
+        ``balanced_accuracy`` (all on the holdout, against the target the booster was fitted on; see
+        :mod:`graphwiz_trader.models.metrics`), ``zero_return_rows`` for direction labels (holdout bars
+        left out because their forward return equals the threshold), the split dates, tree count and the
+        label definition.
         """
         bars = as_bars(data, symbol_or_universe)
         feats = self.build_features(bars) if features is None else features
@@ -146,8 +150,15 @@ class QlibSignalGenerator:
         self.fit(feats, label, fit_d, stop_d, cs)
         hold = feats[feats.index.get_level_values("datetime").isin(hold_d)]
         score = self.predict(hold)
-        dirlab = make_label(bars, LabelSpec("regression", self.label.horizon)) if self.label.kind == "direction" else None
-        m = evaluate_predictions(score, label, self.label.is_classification, dirlab)
+        fwd = make_label(bars, LabelSpec("regression", self.label.horizon, relative=self.label.relative)) \
+            if self.label.kind == "direction" else None
+        target = lgbm.training_target(label, self.label, cs)  # score what the booster was fitted on
+        train_dt = target.index.get_level_values("datetime")
+        m = evaluate_predictions(score, target, self.label.is_classification, fwd,
+                                 train_label=target[train_dt.isin(fit_d.append(stop_d))])
+        if fwd is not None:  # direction labels leave out bars whose forward return equals the threshold
+            m["zero_return_rows"] = int(((fwd == self.label.threshold)
+                                         & fwd.index.get_level_values("datetime").isin(hold_d)).sum())
         metrics = {"val_accuracy": m["accuracy"], **{k: v for k, v in m.items() if k != "accuracy"},
                    "trees": int(self.booster.best_iteration or self.booster.num_trees()),
                    "fit": [str(fit_d[0]), str(fit_d[-1])], "stop": [str(stop_d[0]), str(stop_d[-1])],
@@ -157,7 +168,8 @@ class QlibSignalGenerator:
             "data_range": [str(min(df.index[0] for df in bars.values())), str(max(df.index[-1] for df in bars.values()))],
             "data_fingerprint": bars_fingerprint(bars), "metrics": metrics,
         }
-        log.info("%s: holdout accuracy %.4f, AUC %.4f, IC %.4f", self.name, m["accuracy"], m["auc"], m["ic"])
+        log.info("%s: holdout AUC %.4f, IC %.4f, accuracy %.4f (majority rate %.4f, balanced %.4f)", self.name,
+                 m["auc"], m["ic"], m["accuracy"], m["majority_rate"], m["balanced_accuracy"])
         return metrics
 
     # -- inference ------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The hybrid generator: Alpha158 (+ extras) plus graph features read back from the graph store.
 
 ``compare_with_baseline`` answers the question users come for, out of sample: the same walk-forward
-folds, seeds and LightGBM settings for Alpha158-only and for Alpha158 + graph, per-fold figures and a
-confidence interval of the difference (see :func:`graphwiz_trader.research.experiment.compare_results`).
+folds, seeds and LightGBM settings for Alpha158-only and for Alpha158 + graph, per-fold figures and
+dependence-aware intervals of the differences (see :func:`graphwiz_trader.research.compare.compare_results`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import pandas as pd
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.data.qlib_bins import bars_fingerprint
 from graphwiz_trader.features.graph_pipeline import GraphBuildSpec, graph_features_for_bars
-from graphwiz_trader.models.generator import QlibSignalGenerator, as_bars
-from graphwiz_trader.models.targets import LabelSpec, make_label
-from graphwiz_trader.research.experiment import WalkForwardConfig, compare_results, run_walkforward
+from graphwiz_trader.models.generator import QlibSignalGenerator
+from graphwiz_trader.models.targets import LabelSpec
 
 log = logging.getLogger(__name__)
 
@@ -60,34 +59,22 @@ class HybridSignalGenerator(QlibSignalGenerator):
         """Walk-forward Alpha158-only vs hybrid on identical folds; all figures out of sample.
 
         Defaults: test windows of 1/8 of the bars, training of 1/2, stride = test length, gap = horizon.
+        The walk-forward machinery lives in research
+        (:func:`graphwiz_trader.research.compare.compare_hybrid_with_baseline`), imported here on call so
+        that ``models`` never imports ``research`` at module level.
 
         Returns
         -------
-        dict with ``baseline`` and ``hybrid`` summaries (mean, std, 95% CI across folds of accuracy,
-        AUC, IC, Rank IC, ICIR), ``per_fold`` values, ``accuracy_improvement_pct`` with t and bootstrap
-        CIs, ``ic_difference`` with its CI, and the fold settings.
+        dict with ``baseline`` and ``hybrid`` summaries (per metric across folds: mean, std, HAC interval,
+        lag-1 autocorrelation of AUC, IC, Rank IC, ICIR, accuracy, balanced accuracy, majority rate),
+        ``per_fold`` values, ``auc_difference``, ``ic_difference`` and ``accuracy_improvement_pct`` with
+        their ``*_ci_hac`` and ``*_stats``, the block bootstrap of the accuracy improvement (``None``
+        below 10 folds) and the fold settings.
         """
-        bars = as_bars(data, symbol_or_universe)
-        alpha = QlibSignalGenerator.build_features(self, bars)
-        hybrid = alpha.join(self.graph_features(bars), how="left")
-        label = make_label(bars, self.label)
-        fwd = make_label(bars, LabelSpec("regression", self.label.horizon, relative=self.label.relative))
-        n = alpha.index.get_level_values("datetime").nunique()
-        test_len = test_len or max(n // 8, 10)
-        train_len = train_len or max(n // 2, 10)
-        cfg = WalkForwardConfig(train_len=train_len, test_len=test_len, stride=stride, gap=gap, label=self.label,
-                                seed=self.seed if seed is None else seed, lgb_params=self.lgb_params,
-                                num_boost_round=self.num_boost_round,
-                                early_stopping_rounds=self.early_stopping_rounds, max_folds=max_folds)
-        base_res = run_walkforward(alpha, label, cfg, fwd, name="alpha158", progress=False)
-        hyb_res = run_walkforward(hybrid, label, cfg, fwd, name="hybrid", progress=False)
-        out = compare_results(base_res, hyb_res, seed=cfg.seed)
-        out["folds"] = {"train_len": train_len, "test_len": test_len, "stride": cfg.stride or test_len,
-                        "gap": cfg.effective_gap, "n_folds": int(len(base_res.folds))}
-        out["graph_features"] = [c for c in hybrid.columns if c.startswith("G_")]
-        log.info("hybrid vs baseline: accuracy %+.3f%% (CI %s), IC difference %+.4f", out["accuracy_improvement_pct"],
-                 out["accuracy_improvement_pct_ci_t"], out["ic_difference"])
-        return out
+        from graphwiz_trader.research.compare import compare_hybrid_with_baseline
+
+        return compare_hybrid_with_baseline(self, data, symbol_or_universe, train_len=train_len, test_len=test_len,
+                                            stride=stride, gap=gap, max_folds=max_folds, seed=seed)
 
 
 def create_hybrid_signal_generator(neo4j_uri: str | None = None, neo4j_user: str | None = None,

@@ -10,7 +10,8 @@ from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.features.pipeline import alpha_features
 from graphwiz_trader.core.jsonout import write_json
 from graphwiz_trader.models.targets import LabelSpec, make_label
-from graphwiz_trader.research.experiment import WalkForwardConfig, compare_results, config_dict, run_walkforward
+from graphwiz_trader.research.compare import compare_results
+from graphwiz_trader.research.experiment import WalkForwardConfig, config_dict, run_walkforward
 from graphwiz_trader.research.report import write_walkforward_outputs
 
 
@@ -48,14 +49,23 @@ def _walkforward(args: argparse.Namespace) -> int:
     paths = write_walkforward_outputs(results, out, f"Walk-forward: {spec.describe()}", comparison, data_label)
     for name, res in results.items():
         s = res.summary()
-        print(f"{name}: {s['n_folds']} folds | accuracy {s['accuracy']['mean']:.4f} ± {s['accuracy']['std']:.4f} | "
-              f"IC {s['ic']['mean']:.4f} [{s['ic']['ci_low']:.4f}, {s['ic']['ci_high']:.4f}] | "
-              f"Rank IC {s['rank_ic']['mean']:.4f} | fold time {res.folds['seconds'].mean():.1f}s")
+        print(f"{name}: {s['n_folds']} folds | AUC {s['auc']['mean']:.4f} | IC {s['ic']['mean']:.4f} "
+              f"[{s['ic']['ci_low']:.4f}, {s['ic']['ci_high']:.4f}] (HAC, lag-1 autocorrelation "
+              f"{s['ic']['lag1_autocorr']:+.2f}) | Rank IC {s['rank_ic']['mean']:.4f} | accuracy "
+              f"{s['accuracy']['mean']:.4f} vs majority {s['majority_rate']['mean']:.4f}, balanced "
+              f"{s['balanced_accuracy']['mean']:.4f} | fold time {res.folds['seconds'].mean():.1f}s")
+        if "zero_returns" in s:
+            print(f"  zero-return bars: {s['zero_returns']}")
     if comparison:
-        lo, hi = comparison["accuracy_improvement_pct_ci_t"]
-        print(f"hybrid vs alpha158: accuracy improvement {comparison['accuracy_improvement_pct']:+.3f}% "
-              f"(95% CI [{lo:+.3f}, {hi:+.3f}]), IC difference {comparison['ic_difference']:+.4f}, "
-              f"better in {comparison['hybrid_better_folds']}/{comparison['n_folds']} folds")
+        st = comparison["ic_difference_stats"]
+        sa = comparison["accuracy_improvement_pct_stats"]
+        print(f"hybrid vs alpha158: AUC difference {comparison['auc_difference']:+.4f}, IC difference "
+              f"{comparison['ic_difference']:+.4f} (95% HAC CI [{st['ci_low']:+.4f}, {st['ci_high']:+.4f}]), "
+              f"accuracy improvement {comparison['accuracy_improvement_pct']:+.3f}% (95% HAC CI "
+              f"[{sa['ci_low']:+.3f}, {sa['ci_high']:+.3f}]), better in {comparison['hybrid_better_folds']}/"
+              f"{comparison['n_folds']} folds; lag-1 autocorrelation of the fold differences {sa['lag1_autocorr']:+.2f}")
+        boot = comparison["accuracy_improvement_pct_ci_block_bootstrap"]
+        print(f"  {comparison['bootstrap_note']}" + (f": [{boot[0]:+.3f}, {boot[1]:+.3f}]" if boot else ""))
     secs = time.perf_counter() - t0
     print(f"report: {paths['html']} and {paths['png']}; total {secs:.1f}s (features {t_feat:.1f}s, graph {t_graph:.1f}s)")
     write_json(args.json, {

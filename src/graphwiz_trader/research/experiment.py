@@ -6,10 +6,15 @@ For each fold (see :mod:`walkforward`) the model is fitted on the fold's trainin
 (inner-fit | gap | inner-valid), never touching the test bars. Predictions on the test bars are
 collected into one out-of-sample series.
 
-Figures per fold: accuracy, AUC, IC, Rank IC, ICIR, the long-short return (long the top fifth, short
-the bottom fifth of instruments by score each bar, equal weight, next-bar log return, before costs —
-a signal diagnostic, not a backtest), feature importance by gain and by mean |SHAP| (LightGBM's
-``pred_contrib``) on the test bars. Stability: the share of folds in which a feature ranks in the top 20.
+Figures per fold (definitions in :mod:`graphwiz_trader.models.metrics`): AUC, IC, Rank IC, ICIR, and
+accuracy beside its naive baseline, the majority rate (always predicting the training fold's most
+frequent class) and balanced accuracy; direction labels leave out bars whose forward return equals the
+threshold (zero-return bars; their count is ``zero_return_rows``). The long-short return: long the top
+fifth, short the bottom fifth of instruments by score, equal weight, held for the label horizon h and
+rebalanced every h bars (so the h-bar returns summed never overlap), log returns before costs: a signal
+diagnostic, not a backtest. Feature importance by gain and by mean |SHAP| (LightGBM's ``pred_contrib``)
+on the test bars. Stability: the share of folds in which a feature ranks in the top 20. Uncertainty
+across folds: :mod:`graphwiz_trader.research.stats` (consecutive folds share most training bars).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from graphwiz_trader.models import lgbm
+from graphwiz_trader.models.metrics import evaluate_predictions
 from graphwiz_trader.models.targets import LabelSpec
-from graphwiz_trader.research.metrics import evaluate_predictions
+from graphwiz_trader.research.stats import fold_statistics
 from graphwiz_trader.research.walkforward import Fold, walk_forward_folds
 
 log = logging.getLogger(__name__)
@@ -75,41 +81,32 @@ class WalkForwardResult:
         return top.mean(axis=0).sort_values(ascending=False).rename(f"top{k}_share_{kind}")
 
     def summary(self) -> dict[str, Any]:
+        """Per metric across folds: mean, std, HAC interval and lag-1 autocorrelation
+        (:func:`graphwiz_trader.research.stats.fold_statistics`), AUC and IC first."""
         f = self.folds
         out: dict[str, Any] = {"n_folds": int(len(f))}
-        for col in ("accuracy", "auc", "ic", "rank_ic", "icir", "long_short_return"):
-            v = f[col].astype(float)
-            out[col] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
-                        **dict(zip(("ci_low", "ci_high"), fold_ci(v.to_numpy())))}
+        for col in SUMMARY_METRICS:
+            if col in f:
+                out[col] = fold_statistics(f[col].astype(float).to_numpy(), seed=self.config.seed)
+        if self.config.label.kind == "direction":
+            out["zero_return_rows"] = int(f["zero_return_rows"].sum()) if "zero_return_rows" in f else 0
+            out["zero_returns"] = (f"dropped from the direction labels: {out['zero_return_rows']} test rows whose "
+                                   f"forward return equals the threshold ({self.config.label.threshold:g})")
         return out
 
 
-def fold_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """t-interval of the mean across folds (NaN with fewer than two folds)."""
-    from scipy import stats
-
-    v = values[~np.isnan(values)]
-    if len(v) < 2:
-        return float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean() - half), float(v.mean() + half)
-
-
-def bootstrap_ci(values: np.ndarray, level: float = 0.95, n: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap of the mean (fixed seed)."""
-    v = values[~np.isnan(values)]
-    if len(v) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(axis=1)
-    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, 0.5 + level / 2))
+SUMMARY_METRICS = ("auc", "ic", "rank_ic", "icir", "accuracy", "balanced_accuracy", "majority_rate",
+                   "accuracy_minus_majority", "long_short_return")
 
 
 def long_short_returns(score: pd.Series, fwd_return: pd.Series, fraction: float = 0.2) -> pd.Series:
-    """Per datetime: mean next return of the top ``fraction`` by score minus that of the bottom ``fraction``."""
+    """Per datetime: mean forward return of the top ``fraction`` by score minus that of the bottom ``fraction``.
+
+    With an h-bar forward return pass only datetimes h bars apart (see :func:`non_overlapping_dates`):
+    summing the returns of consecutive datetimes would count each bar's move up to h times.
+    """
     df = pd.concat({"s": score, "r": fwd_return}, axis=1, join="inner").dropna()
     g = df.groupby(level="datetime")
-    pct = g["s"].rank(pct=True, method="first")
     n = g["s"].transform("count")
     k = np.maximum(1, np.floor(n * fraction))
     rank = g["s"].rank(method="first")
@@ -118,8 +115,16 @@ def long_short_returns(score: pd.Series, fwd_return: pd.Series, fraction: float 
     valid = n >= 2
     lr = df["r"].where(long & valid).groupby(level="datetime").mean()
     sr = df["r"].where(short & valid).groupby(level="datetime").mean()
-    del pct
     return (lr - sr).dropna().rename("long_short")
+
+
+def non_overlapping_dates(calendar: pd.Index, fold: Fold, anchor: int, horizon: int) -> pd.Index:
+    """The fold's test datetimes on the grid ``anchor, anchor + h, anchor + 2h, ...`` of calendar positions:
+    the rebalance dates of a portfolio held ``horizon`` bars. One grid for every fold (``anchor`` = the first
+    fold's first test bar), so the h-bar returns from these dates never overlap, within a fold or across
+    consecutive folds."""
+    first = fold.test_start + (anchor - fold.test_start) % horizon
+    return calendar[first:fold.test_end:horizon]
 
 
 def _hpo(x: pd.DataFrame, y: pd.Series, dates: pd.Index, cfg: WalkForwardConfig, cross_sectional: bool,
@@ -157,8 +162,14 @@ def _hpo(x: pd.DataFrame, y: pd.Series, dates: pd.Index, cfg: WalkForwardConfig,
 
 def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardConfig,
                     fwd_return: pd.Series | None = None, name: str = "model", progress: bool = True) -> WalkForwardResult:
-    """Run every fold. ``fwd_return`` (next-bar log return) feeds IC for classification labels and the
-    long-short diagnostic; when ``None`` the label itself is used (regression)."""
+    """Run every fold.
+
+    ``fwd_return`` (the h-bar forward log return, demeaned like the label) feeds IC for classification
+    labels, the zero-return count and the long-short diagnostic; when ``None`` the label itself is used
+    (regression). Accuracy, AUC and the majority class are scored against the target the booster is fitted
+    on (:func:`graphwiz_trader.models.lgbm.training_target`: the per-datetime demeaned return for a
+    regression on a universe).
+    """
     data = features.join(label.rename("__label__"), how="inner")
     data = data[data["__label__"].notna()]
     calendar = data.index.get_level_values("datetime").unique().sort_values()
@@ -167,6 +178,7 @@ def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardCo
     cols = list(features.columns)
     dt = data.index.get_level_values("datetime")
     fwd = fwd_return if fwd_return is not None else (None if cfg.label.is_classification else data["__label__"])
+    fwd_dt = fwd.index.get_level_values("datetime") if fwd is not None else None
     cross_sectional = data.index.get_level_values("instrument").nunique() > 1
     y_all = lgbm.training_target(data["__label__"], cfg.label, cross_sectional)
     rows, preds, ls_parts, gains, shaps, best = [], [], [], [], [], []
@@ -190,10 +202,16 @@ def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardCo
         te = dt.isin(test_d)
         xt = data.loc[te, cols]
         score = pd.Series(lgbm.predict(booster, xt), index=xt.index, name="score")
-        m = evaluate_predictions(score, data.loc[te, "__label__"], cfg.label.is_classification,
-                                 fwd.reindex(xt.index) if fwd is not None else None)
-        ls = long_short_returns(score, fwd.reindex(xt.index), cfg.long_short_fraction) if fwd is not None \
-            else pd.Series(dtype=float)
+        m = evaluate_predictions(score, y_all[te], cfg.label.is_classification,
+                                 fwd.reindex(xt.index) if fwd is not None else None, train_label=y_all[tr])
+        if fwd is not None:
+            ls_dates = non_overlapping_dates(calendar, fold, folds[0].test_start, cfg.label.horizon)
+            ls = long_short_returns(score[xt.index.get_level_values("datetime").isin(ls_dates)],
+                                    fwd.reindex(xt.index), cfg.long_short_fraction)
+        else:
+            ls = pd.Series(dtype=float)
+        ties = int(((fwd == cfg.label.threshold) & fwd_dt.isin(test_d)).sum()) \
+            if fwd is not None and cfg.label.kind == "direction" else m["n_zero_label"]
         it = booster.best_iteration or None
         gains.append(pd.Series(booster.feature_importance("gain", iteration=it), index=cols, name=fold.k))
         contrib = booster.predict(xt, num_iteration=it, pred_contrib=True)
@@ -202,7 +220,9 @@ def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardCo
         ls_parts.append(ls)
         rows.append({"fold": fold.k, "train_start": str(train_d[0]), "train_end": str(train_d[-1]),
                      "test_start": str(test_d[0]), "test_end": str(test_d[-1]), **m,
+                     "accuracy_minus_majority": m["accuracy"] - m["majority_rate"], "zero_return_rows": ties,
                      "long_short_return": float(ls.sum()) if len(ls) else float("nan"),
+                     "long_short_bars": int(len(ls)),
                      "trees": int(booster.best_iteration or booster.num_trees()),
                      "seconds": time.perf_counter() - t0})
     return WalkForwardResult(
@@ -210,34 +230,6 @@ def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardCo
         long_short=pd.concat(ls_parts).sort_index() if ls_parts else pd.Series(dtype=float),
         gain=pd.DataFrame(gains), shap=pd.DataFrame(shaps), config=cfg, best_params=best,
     )
-
-
-def compare_results(baseline: WalkForwardResult, hybrid: WalkForwardResult, seed: int = 0) -> dict[str, Any]:
-    """Hybrid against baseline on the same folds: per-fold values, differences and their CIs.
-
-    ``accuracy_improvement_pct`` = mean over folds of 100 * (acc_hybrid - acc_baseline) / acc_baseline,
-    with a t-interval across folds and a percentile bootstrap over folds.
-    """
-    b, h = baseline.folds.set_index("fold"), hybrid.folds.set_index("fold")
-    if not b.index.equals(h.index) or not (b["test_start"] == h["test_start"]).all():
-        raise ValueError("baseline and hybrid were not run on the same folds")
-    rel = 100.0 * (h["accuracy"] - b["accuracy"]) / b["accuracy"]
-    dic = h["ic"] - b["ic"]
-    return {
-        "baseline": baseline.summary(),
-        "hybrid": hybrid.summary(),
-        "per_fold": pd.DataFrame({"test_start": b["test_start"], "acc_baseline": b["accuracy"],
-                                  "acc_hybrid": h["accuracy"], "accuracy_improvement_pct": rel,
-                                  "ic_baseline": b["ic"], "ic_hybrid": h["ic"], "ic_difference": dic}).reset_index()
-        .to_dict(orient="records"),
-        "accuracy_improvement_pct": float(rel.mean()),
-        "accuracy_improvement_pct_ci_t": fold_ci(rel.to_numpy()),
-        "accuracy_improvement_pct_ci_bootstrap": bootstrap_ci(rel.to_numpy(), seed=seed),
-        "ic_difference": float(dic.mean()),
-        "ic_difference_ci_t": fold_ci(dic.to_numpy()),
-        "hybrid_better_folds": int((rel > 0).sum()),
-        "n_folds": int(len(rel)),
-    }
 
 
 def config_dict(cfg: WalkForwardConfig) -> dict[str, Any]:

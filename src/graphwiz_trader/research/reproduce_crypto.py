@@ -9,11 +9,14 @@ The claim in circulation: graph features raise accuracy by 2-15%. The test, all 
   the graph store (embedded Bolt server unless ``NEO4J_URI``), read back, point-in-time;
 - walk-forward folds (train 8,760 bars, gap = horizon, test 720, stride 720) identical for both feature
   sets, and the same LightGBM seeds;
-- per seed and fold: accuracy, AUC, IC, Rank IC; the improvement
-  ``100 * (acc_hybrid - acc_baseline) / acc_baseline`` per fold, its mean, a t-interval across folds
-  (of the seed-averaged fold values) and a percentile bootstrap.
-
-Whatever comes out is reported; the verdict compares the CI with the claimed 2-15% range.
+- per seed and fold: AUC, IC, Rank IC, and accuracy beside the majority rate (always the training fold's
+  most frequent class) and balanced accuracy; bars whose next return is exactly zero have no direction
+  and are dropped from the labels (their count is reported);
+- the improvement ``100 * (acc_hybrid - acc_baseline) / acc_baseline`` and the AUC and IC differences
+  per fold, averaged over seeds fold by fold (:func:`aggregate_folds`); their means with a HAC
+  (Newey-West) interval across folds, the lag-1 autocorrelation of the fold differences and, from 10
+  folds on, a moving-block bootstrap (:mod:`graphwiz_trader.research.stats`): consecutive folds share
+  about 92% of their training bars, so they are not independent.
 """
 
 from __future__ import annotations
@@ -32,14 +35,9 @@ from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.features.graph_pipeline import graph_features_for_bars
 from graphwiz_trader.features.pipeline import alpha_features
 from graphwiz_trader.models.targets import LabelSpec, make_label
-from graphwiz_trader.research.experiment import (
-    WalkForwardConfig,
-    bootstrap_ci,
-    compare_results,
-    fold_ci,
-    run_walkforward,
-)
-from graphwiz_trader.research.report import write_walkforward_outputs
+from graphwiz_trader.research.compare import compare_results
+from graphwiz_trader.research.experiment import WalkForwardConfig, run_walkforward
+from graphwiz_trader.research.stats import fold_statistics
 
 log = logging.getLogger(__name__)
 CLAIM_PCT = (2.0, 15.0)
@@ -84,8 +82,54 @@ def verdict(mean: float, lo: float, hi: float) -> str:
     return f"inconclusive: the CI [{lo:.2f}, {hi:.2f}]% overlaps the claimed range and values below {a:g}%"
 
 
+FOLD_COLUMNS = ("auc_baseline", "auc_hybrid", "auc_difference", "ic_baseline", "ic_hybrid", "ic_difference",
+                "majority_rate", "acc_baseline", "acc_hybrid", "balanced_acc_baseline", "balanced_acc_hybrid",
+                "accuracy_improvement_pct")
+
+
+def aggregate_folds(folds: pd.DataFrame, seed_improvements: list[float] | None = None) -> dict[str, Any]:
+    """Summary and verdict from per-(seed, fold) rows (columns ``seed``, ``fold`` and :data:`FOLD_COLUMNS`).
+
+    Each fold's values are first averaged over seeds; the means, HAC intervals, lag-1 autocorrelations and
+    the block bootstrap are then taken across those seed-averaged folds in fold order.
+    ``seed_improvements`` (each seed's mean improvement) gives the spread over seeds.
+    """
+    by_fold = folds.groupby("fold")[list(FOLD_COLUMNS)].mean().sort_index()
+    stats = {k: fold_statistics(by_fold[k].to_numpy(dtype=float), seed=0)
+             for k in ("auc_difference", "ic_difference", "accuracy_improvement_pct")}
+    imp = by_fold["accuracy_improvement_pct"].to_numpy(dtype=float)
+    acc = stats["accuracy_improvement_pct"]
+    seeds = list(seed_improvements or [])
+    out: dict[str, Any] = {
+        "auc_baseline": float(by_fold["auc_baseline"].mean()), "auc_hybrid": float(by_fold["auc_hybrid"].mean()),
+        "ic_baseline": float(by_fold["ic_baseline"].mean()), "ic_hybrid": float(by_fold["ic_hybrid"].mean()),
+        "majority_rate": float(by_fold["majority_rate"].mean()),
+        "accuracy_baseline": float(by_fold["acc_baseline"].mean()),
+        "accuracy_hybrid": float(by_fold["acc_hybrid"].mean()),
+        "balanced_accuracy_baseline": float(by_fold["balanced_acc_baseline"].mean()),
+        "balanced_accuracy_hybrid": float(by_fold["balanced_acc_hybrid"].mean()),
+    }
+    for k, st in stats.items():
+        out[k] = st["mean"]
+        out[f"{k}_ci_hac"] = (st["ci_low"], st["ci_high"])
+        out[f"{k}_lag1_autocorr"] = st["lag1_autocorr"]
+        out[f"{k}_stats"] = st
+    out.update({
+        "accuracy_improvement_pct_ci_block_bootstrap": acc["bootstrap_ci"],
+        "bootstrap_note": acc["bootstrap_note"],
+        "accuracy_improvement_pct_std_over_seeds": float(np.std(seeds, ddof=1)) if len(seeds) > 1 else float("nan"),
+        "hybrid_better_folds": int((imp > 0).sum()),
+        "n_folds": int(len(imp)),
+        "claim_pct": CLAIM_PCT,
+        "verdict": verdict(acc["mean"], acc["ci_low"], acc["ci_high"]),
+    })
+    return out
+
+
 def run_graph_crypto(cfg: CryptoReproConfig, progress: bool = True) -> dict[str, Any]:
     """Run the comparison; returns every figure (per seed, per fold), timings and the verdict."""
+    from graphwiz_trader.research.report import write_walkforward_outputs
+
     t0 = time.perf_counter()
     bars, data_label = load_bars(cfg.data, "freqtrade", "1h", list(cfg.symbols), cfg.start, cfg.end)
     t_load = time.perf_counter() - t0
@@ -105,7 +149,9 @@ def run_graph_crypto(cfg: CryptoReproConfig, progress: bool = True) -> dict[str,
                                  early_stopping_rounds=cfg.early_stopping_rounds, max_folds=cfg.max_folds)
     per_seed = []
     fold_rows = []
-    first_results = None
+    first_results: dict[str, Any] | None = None
+    first_cmp: dict[str, Any] = {}
+    zero_rows = 0
     t_wf = {"alpha158": 0.0, "hybrid": 0.0}
     for seed in cfg.seeds:
         wcfg = replace(base_cfg, seed=seed)
@@ -116,46 +162,27 @@ def run_graph_crypto(cfg: CryptoReproConfig, progress: bool = True) -> dict[str,
         h = run_walkforward(hybrid, label, wcfg, fwd, name=f"hybrid seed {seed}", progress=progress)
         t_wf["hybrid"] += time.perf_counter() - th
         cmp = compare_results(b, h, seed=seed)
-        per_seed.append({"seed": seed, **{k: cmp[k] for k in ("accuracy_improvement_pct", "accuracy_improvement_pct_ci_t",
-                                                              "ic_difference", "hybrid_better_folds", "n_folds")},
+        zero_rows = int(b.folds["zero_return_rows"].sum())
+        per_seed.append({"seed": seed, **{k: cmp[k] for k in ("auc_difference", "ic_difference",
+                                                              "accuracy_improvement_pct",
+                                                              "accuracy_improvement_pct_ci_hac", "majority_rate",
+                                                              "hybrid_better_folds", "n_folds")},
                          "baseline": cmp["baseline"], "hybrid": cmp["hybrid"],
                          "fold_seconds": {"alpha158": b.folds["seconds"].tolist(), "hybrid": h.folds["seconds"].tolist()}})
         for row in cmp["per_fold"]:
             fold_rows.append({"seed": seed, **row})
         if first_results is None:
-            first_results = {"alpha158": b, "hybrid": h}
+            first_results, first_cmp = {"alpha158": b, "hybrid": h}, cmp
     folds = pd.DataFrame(fold_rows)
-    by_fold = folds.groupby("fold")[["acc_baseline", "acc_hybrid", "accuracy_improvement_pct", "ic_baseline",
-                                     "ic_hybrid", "ic_difference"]].mean()
-    imp = by_fold["accuracy_improvement_pct"].to_numpy()
-    lo, hi = fold_ci(imp)
-    blo, bhi = bootstrap_ci(imp, seed=0)
-    dlo, dhi = fold_ci(by_fold["ic_difference"].to_numpy())
-    summary = {
-        "accuracy_baseline": float(by_fold["acc_baseline"].mean()),
-        "accuracy_hybrid": float(by_fold["acc_hybrid"].mean()),
-        "accuracy_improvement_pct": float(imp.mean()),
-        "accuracy_improvement_pct_ci_t": (lo, hi),
-        "accuracy_improvement_pct_ci_bootstrap": (blo, bhi),
-        "accuracy_improvement_pct_std_over_seeds": float(np.std([s["accuracy_improvement_pct"] for s in per_seed],
-                                                                ddof=1)) if len(per_seed) > 1 else float("nan"),
-        "ic_baseline": float(by_fold["ic_baseline"].mean()),
-        "ic_hybrid": float(by_fold["ic_hybrid"].mean()),
-        "ic_difference": float(by_fold["ic_difference"].mean()),
-        "ic_difference_ci_t": (dlo, dhi),
-        "hybrid_better_folds": int((imp > 0).sum()),
-        "n_folds": int(len(imp)),
-        "claim_pct": CLAIM_PCT,
-        "verdict": verdict(float(imp.mean()), lo, hi),
-    }
+    summary = aggregate_folds(folds, [s["accuracy_improvement_pct"] for s in per_seed])
+    summary["zero_return_rows"] = zero_rows
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     folds.to_csv(out / "folds_all_seeds.csv", index=False)
     paths = {}
     if first_results is not None:
-        first_cmp = compare_results(first_results["alpha158"], first_results["hybrid"], seed=cfg.seeds[0])
         paths = write_walkforward_outputs(first_results, out, f"graph-crypto: {spec.describe()} (seed {cfg.seeds[0]})",
-                                          first_cmp, data_label)
+                                          first_cmp, data_label, fwd_returns=fwd)
     return {
         "data": data_label, "symbols": list(bars), "label": spec.describe(),
         "range": [str(min(df.index[0] for df in bars.values())), str(max(df.index[-1] for df in bars.values()))],
@@ -170,20 +197,30 @@ def run_graph_crypto(cfg: CryptoReproConfig, progress: bool = True) -> dict[str,
 
 
 def format_crypto_table(res: dict[str, Any]) -> str:
+    """The printed summary: AUC and IC first, accuracy beside its naive baseline, intervals with their method."""
     s = res["summary"]
-    lo, hi = s["accuracy_improvement_pct_ci_t"]
-    blo, bhi = s["accuracy_improvement_pct_ci_bootstrap"]
-    dlo, dhi = s["ic_difference_ci_t"]
+    lo, hi = s["accuracy_improvement_pct_ci_hac"]
+    boot = s["accuracy_improvement_pct_ci_block_bootstrap"]
+    dlo, dhi = s["ic_difference_ci_hac"]
+    alo, ahi = s["auc_difference_ci_hac"]
     lines = [
         f"graph-crypto: {res['data']} | {len(res['symbols'])} symbols {res['range'][0]} .. {res['range'][1]}",
         f"label {res['label']} | {s['n_folds']} folds (train {res['folds']['train_len']}, gap 1, test "
-        f"{res['folds']['test_len']}, stride {res['folds']['stride']}) | seeds {res['seeds']}",
-        f"{'':<26}{'accuracy':>10}{'IC':>10}",
-        f"{'alpha158 only':<26}{s['accuracy_baseline']:>10.4f}{s['ic_baseline']:>10.4f}",
-        f"{'alpha158 + graph':<26}{s['accuracy_hybrid']:>10.4f}{s['ic_hybrid']:>10.4f}",
-        f"accuracy improvement: {s['accuracy_improvement_pct']:+.3f}% (95% CI t [{lo:+.3f}, {hi:+.3f}], "
-        f"bootstrap [{blo:+.3f}, {bhi:+.3f}]); hybrid better in {s['hybrid_better_folds']}/{s['n_folds']} folds",
-        f"IC difference: {s['ic_difference']:+.4f} (95% CI [{dlo:+.4f}, {dhi:+.4f}])",
+        f"{res['folds']['test_len']}, stride {res['folds']['stride']}) | seeds {res['seeds']} | zero-return bars "
+        f"dropped from the labels: {s.get('zero_return_rows', 0)} test rows",
+        f"{'':<26}{'AUC':>10}{'IC':>10}{'accuracy':>10}{'balanced':>10}",
+        f"{'alpha158 only':<26}{s['auc_baseline']:>10.4f}{s['ic_baseline']:>10.4f}{s['accuracy_baseline']:>10.4f}"
+        f"{s['balanced_accuracy_baseline']:>10.4f}",
+        f"{'alpha158 + graph':<26}{s['auc_hybrid']:>10.4f}{s['ic_hybrid']:>10.4f}{s['accuracy_hybrid']:>10.4f}"
+        f"{s['balanced_accuracy_hybrid']:>10.4f}",
+        f"{'training-fold majority':<26}{'':>10}{'':>10}{s['majority_rate']:>10.4f}{0.5:>10.4f}",
+        f"AUC difference: {s['auc_difference']:+.4f} (95% HAC CI [{alo:+.4f}, {ahi:+.4f}]); IC difference: "
+        f"{s['ic_difference']:+.4f} (95% HAC CI [{dlo:+.4f}, {dhi:+.4f}], lag-1 autocorrelation "
+        f"{s['ic_difference_lag1_autocorr']:+.2f})",
+        f"accuracy improvement: {s['accuracy_improvement_pct']:+.3f}% (95% HAC CI across folds [{lo:+.3f}, {hi:+.3f}], "
+        f"lag-1 autocorrelation {s['accuracy_improvement_pct_lag1_autocorr']:+.2f}); hybrid better in "
+        f"{s['hybrid_better_folds']}/{s['n_folds']} folds",
+        f"{s['bootstrap_note']}" + (f": [{boot[0]:+.3f}, {boot[1]:+.3f}]" if boot else ""),
         f"claimed +{s['claim_pct'][0]:g}..{s['claim_pct'][1]:g}%: {s['verdict']}",
     ]
     return "\n".join(lines)
