@@ -25,7 +25,13 @@ import pandas as pd
 
 from graphwiz_trader.errors import DataError, ExchangeUnavailableError
 from graphwiz_trader.execution.market import MarketFeatureConfig, build_market_arrays, observation, size_feature
-from graphwiz_trader.execution.types import ExecutionPlan, ExecutionResult, Fill, OrderType, compute_metrics
+from graphwiz_trader.execution.types import (
+    ExecutionPlan,
+    ExecutionResult,
+    Fill,
+    OrderType,
+    execution_metrics_from_fills,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,5 +188,5 @@ class ExchangeVenue:
             if len(bars) and bars["volume"].sum() > 0:
                 typ = bars[["open", "high", "low", "close"]].mean(axis=1)
                 vwap = float((typ * bars["volume"]).sum() / bars["volume"].sum())
-        metrics = compute_metrics(plan.side, plan.quantity_base, arrival, vwap, fills)
+        metrics = execution_metrics_from_fills(plan.side, plan.quantity_base, arrival, vwap, fills)
         return ExecutionResult(plan=plan, fills=tuple(fills), metrics=metrics, venue=repr(self))

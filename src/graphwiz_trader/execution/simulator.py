@@ -58,7 +58,7 @@ from graphwiz_trader.execution.types import (
     ExecutionResult,
     Fill,
     OrderType,
-    compute_metrics,
+    execution_metrics_from_fills,
 )
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class MarketImpactSimulator:
             perm += cfg.gamma * sigma_day * q / (float(m.mean_volume[j]) * bpd)
             remaining -= q
         vwap = self.interval_vwap(plan.symbol, plan.start_utc, plan.horizon_bars)
-        metrics = compute_metrics(plan.side, plan.quantity_base, arrival, vwap, fills)
+        metrics = execution_metrics_from_fills(plan.side, plan.quantity_base, arrival, vwap, fills)
         return ExecutionResult(plan=plan, fills=tuple(fills), metrics=metrics, venue=repr(self))
 
     @staticmethod

@@ -199,8 +199,8 @@ class ExecutionResult:
         return pd.DataFrame(rows)
 
 
-def compute_metrics(side: Side, parent_quantity_base: float, arrival_price_quote: float,
-                    interval_vwap_quote: float, fills: tuple[Fill, ...] | list[Fill]) -> ExecutionMetrics:
+def execution_metrics_from_fills(side: Side, parent_quantity_base: float, arrival_price_quote: float,
+                                 interval_vwap_quote: float, fills: tuple[Fill, ...] | list[Fill]) -> ExecutionMetrics:
     """Metrics of a parent order from its fills (see :class:`ExecutionMetrics` for the formulas)."""
     q = np.array([f.quantity_base for f in fills], dtype=float)
     p = np.array([f.price_quote for f in fills], dtype=float)
