@@ -149,3 +149,17 @@ def test_cache_clean_rejects_a_negative_age(capsys):
     with pytest.raises(SystemExit):
         run_cache_command(["cache", "clean", "--older-than", "-1"])
     assert "argument --older-than: '-1' must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_qlib_disk_cache_items_are_evicted_with_their_meta_and_index_files(tmp_path):
+    folder = tmp_path / "features_cache"
+    folder.mkdir()
+    for stem, days_ago in (("old1", 20.0), ("new2", 1.0)):
+        for name in (stem, stem + ".meta", stem + ".index"):
+            (folder / name).write_bytes(b"\0" * 1000)
+            os.utime(folder / name, (NOW - days_ago * DAY,) * 2)
+    entries = scan_cache(tmp_path)
+    assert [(e.path.name, e.kind, e.size_bytes) for e in entries] == [("old1", "qlib", 3000), ("new2", "qlib", 3000)]
+    report = clean_cache(tmp_path, max_size_mb=None, max_age_days=7, now=NOW)
+    assert [e.entry.path.name for e in report.evicted] == ["old1"]
+    assert sorted(p.name for p in folder.iterdir()) == ["new2", "new2.index", "new2.meta"]

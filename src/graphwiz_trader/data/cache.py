@@ -5,7 +5,10 @@ A cache folder (``data/qlib`` by default) holds entries of two kinds:
 - ``<freq>_<fingerprint>/`` folders written by :func:`graphwiz_trader.data.qlib_bins.prepare_qlib_dir`,
   one per data slice (Qlib bins plus the Alpha158 frames computed from them in ``feature_cache/``);
 - ``alpha158_<key>.parquet`` files in ``feature_cache/`` (or in the folder itself when it is a
-  feature cache), computed from bins written by ``graphwiz data to-qlib``.
+  feature cache), computed from bins written by ``graphwiz data to-qlib``;
+- Qlib's own disk cache (``features_cache/`` and ``dataset_cache/``, written when a redis server
+  answers): each ``<hash>`` file with its ``.meta`` and ``.index`` is one entry, removed together (Qlib
+  recomputes an entry any of whose files is missing).
 
 An entry's last use is the newest of its modification time and its ``.last_used`` marker, which
 :func:`mark_used` touches each time the entry is reused. Eviction removes entries unused for more than
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 
 MARKER = ".last_used"
 FEATURE_CACHE_DIR = "feature_cache"
+QLIB_CACHE_DIRS = ("features_cache", "dataset_cache")
+_QLIB_SUFFIXES = (".meta", ".index")
 _BINS_RE = re.compile(r"^(?:day|\d+min)_[0-9a-f]{16}$")
 _FRAME_RE = re.compile(r"^alpha158_[0-9a-f]+\.parquet$")
 _EVICTING_PREFIX = ".evicting-"
@@ -73,7 +78,7 @@ class CacheEntry:
     path: Path
     size_bytes: int
     last_used: float
-    kind: str  # "bins" or "frame"
+    kind: str  # "bins", "frame" or "qlib" (one Qlib disk-cache item: the file, .meta and .index)
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,27 @@ def scan_cache(root: str | Path) -> list[CacheEntry]:
                     out.append(CacheEntry(p, p.stat().st_size, p.stat().st_mtime, "frame"))
             except FileNotFoundError:  # removed by another process meanwhile
                 continue
+    for folder in (base / d for d in QLIB_CACHE_DIRS):
+        if folder.is_dir():
+            out.extend(_qlib_cache_entries(folder))
     return sorted(out, key=lambda e: (e.last_used, str(e.path)))
+
+
+def _qlib_group(path: Path) -> list[Path]:
+    return [path, *(path.with_name(path.name + s) for s in _QLIB_SUFFIXES)]
+
+
+def _qlib_cache_entries(folder: Path) -> list[CacheEntry]:
+    """Qlib disk-cache items in ``folder``: a data file plus its ``.meta``/``.index``, as one entry."""
+    groups: dict[str, list[os.stat_result]] = {}
+    for p in folder.iterdir():
+        if not p.is_file():
+            continue
+        stem = next((p.name[: -len(s)] for s in _QLIB_SUFFIXES if p.name.endswith(s)), p.name)
+        with contextlib.suppress(FileNotFoundError):
+            groups.setdefault(stem, []).append(p.stat())
+    return [CacheEntry(folder / stem, sum(st.st_size for st in stats), max(st.st_mtime for st in stats), "qlib")
+            for stem, stats in groups.items()]
 
 
 def plan_eviction(entries: Iterable[CacheEntry], max_size_mb: float | None = None, max_age_days: float | None = None,
@@ -201,6 +226,13 @@ def _delete(entry: CacheEntry) -> bool:
             doomed = p.parent / f"{_EVICTING_PREFIX}{p.name}-{os.getpid()}"
             os.replace(p, doomed)  # atomic: nobody sees a half-deleted entry
             shutil.rmtree(doomed, ignore_errors=True)
+        elif entry.kind == "qlib":
+            removed = False
+            for f in _qlib_group(p):  # the data file first: Qlib then treats the item as absent
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+                    removed = True
+            return removed
         else:
             p.unlink()
         return True
