@@ -4,7 +4,9 @@ Qlib's recorder is mlflow. Recent mlflow refuses a plain file store unless
 ``MLFLOW_ALLOW_FILE_STORE=true``; we set it (or use a sqlite URI when asked) and point the tracking
 folder at ``mlflow_dir`` (tests pass a temp dir). Qlib's *disk* expression cache needs a redis
 server; when none answers we keep Qlib's in-process expression cache and rely on the project's
-Parquet feature cache for cross-process reuse (see ``features.alpha158``).
+Parquet feature cache for cross-process reuse (see ``features.alpha158``). Every on-disk cache (bins
+per data slice, Alpha158 frames, Qlib's disk cache) is bounded by size and age: see
+:mod:`graphwiz_trader.data.cache` and ``graphwiz cache clean``.
 """
 
 from __future__ import annotations
