@@ -14,7 +14,7 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = load_backtest_config(args.config)
     run = run_configured_backtest(cfg, source=args.source, fmt=args.format, report_path=args.report,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress, tearsheet=args.tearsheet)
     strat = run.results["strategy"]
     print(run.label)
     print(f"score: {run.score_name}")
@@ -25,6 +25,10 @@ def _run(args: argparse.Namespace) -> int:
     if fb:
         print("fallbacks: " + ", ".join(f"{k} x{v}" for k, v in fb.items()))
     print(f"report: {run.report_path}")
+    if args.tearsheet and run.report_path is not None:
+        from graphwiz_trader.backtest.report import tearsheet_path
+
+        print(f"tear sheet: {tearsheet_path(run.report_path)}")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run.seconds.items()))
     write_json(args.json, {"command": "backtest", "config": str(args.config), "source": args.source,
                            **run.summary()})
@@ -44,5 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="freqtrade", choices=["freqtrade"], help="layout of --source")
     p.add_argument("--report", type=Path, default=None, help="HTML report path (default: report.html of config)")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
+    p.add_argument("--tearsheet", action="store_true",
+                   help="also write a quantstats tear sheet beside the report (needs the 'report' extra)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

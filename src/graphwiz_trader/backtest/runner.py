@@ -22,7 +22,7 @@ from graphwiz_trader.backtest.benchmarks import (
 )
 from graphwiz_trader.backtest.config import BacktestConfig
 from graphwiz_trader.backtest.engine import BacktestResult, MarketPanel, rebalance_times, run_backtest
-from graphwiz_trader.backtest.report import metrics_table, write_report
+from graphwiz_trader.backtest.report import metrics_table, regime_labels_for, write_report
 from graphwiz_trader.backtest.scores import point_in_time_scores, score_name
 from graphwiz_trader.backtest.settings import CostModel
 from graphwiz_trader.data.bars import normalize_bars
@@ -166,10 +166,12 @@ def _bars_in(duration: str, bar: pd.Timedelta) -> int:
 
 def run_configured_backtest(cfg: BacktestConfig, source: str | Path | None = None, fmt: str = "freqtrade",
                             report_path: str | Path | None = None, progress: bool = True,
-                            write_html: bool = True, data: MarketData | None = None) -> BacktestRun:
+                            write_html: bool = True, data: MarketData | None = None,
+                            tearsheet: bool = False) -> BacktestRun:
     """Run the strategy the config describes, its benchmarks and (optionally) the HTML report.
 
     ``data`` skips loading (pass the :func:`load_market` result to run several configs on one market).
+    ``tearsheet`` adds a quantstats tear sheet beside the HTML report.
 
     The strategy's targets at decision time t come from :func:`rolling_optimise` on closes and
     scores at bars <= t and are filled at bar t+1's open by :func:`run_backtest`; benchmarks use
@@ -256,8 +258,9 @@ def run_configured_backtest(cfg: BacktestConfig, source: str | Path | None = Non
                  f"costs: fee {c.fee_bps:g} bps ({c.fee_side}), half-spread {c.half_spread_bps:g} + slippage "
                  f"{c.slippage_bps:g} bps, impact {c.impact_coef_bps:g} bps x sqrt(participation), "
                  f"min order {c.min_order_notional:g}; market {bt.market}")
+        regime, regime_note = regime_labels_for(data.bars, bar, results[STRATEGY].equity.index[0], progress=progress)
         write_report(path, results, "graphwiz backtest", data.label, weights_of=STRATEGY, notes=notes,
-                     metrics=metrics)
+                     metrics=metrics, regime=regime, regime_note=regime_note, tearsheet=tearsheet)
     seconds["total"] = time.perf_counter() - t0
     return BacktestRun(data.label, sname, results, rolling, metrics, bh_symbol, hr, path, seconds)
 
