@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except GraphwizError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from graphwiz_trader.core.secrets import mask_secrets
+
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

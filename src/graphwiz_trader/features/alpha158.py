@@ -162,9 +162,12 @@ class AlphaFeatureExtractor:
         log.info("Alpha158: %d rows x %d features for %d instruments in %.1fs", len(df), df.shape[1], len(codes),
                  time.perf_counter() - t0)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            df.to_parquet(tmp)
-            tmp.replace(path)
+            import io
+
+            from graphwiz_trader.core.runs import atomic_write_bytes
+
+            buf = io.BytesIO()
+            df.to_parquet(buf)
+            atomic_write_bytes(path, buf.getvalue())  # unique temp name: concurrent writers never collide
             enforce_cache_limits(self.cache_dir, protect=[path])  # bounded: least recently used frames go
         return df
