@@ -91,6 +91,15 @@ def test_regime_labels_use_bars_up_to_the_previous_bar_only(small_market):
     assert full.loc[start:].notna().all()
 
 
+def test_the_first_live_bar_has_a_regime_label_even_when_earlier_bars_lack_market_features(small_market):
+    index = next(iter(small_market.bars.values())).index
+    gap = index[100:106]
+    bars = {s: (df if s == "SYN00/USDT" else df.drop(gap)) for s, df in small_market.bars.items()}
+    start = index[300]  # one asset alone on six bars: no dispersion, no market features there
+    labels, _ = regime_labels_for(bars, pd.Timedelta(hours=1), start)
+    assert labels.loc[start:].notna().all() and labels.loc[:start].isna().sum() > 0
+
+
 def test_the_tear_sheet_is_written_beside_the_report_and_loads_nothing(backtest_runs, tmp_path):
     pytest.importorskip("quantstats", reason="quantstats is not installed (the 'report' extra)")
     path = write_report(tmp_path / "bt.html", backtest_runs, "t", "SYNTHETIC", tearsheet=True)
