@@ -46,7 +46,8 @@ def _walkforward(args: argparse.Namespace) -> int:
         hybrid = feats.join(gfeats, how="left")
         results["hybrid"] = run_walkforward(hybrid, label, cfg, fwd, name="hybrid")
         comparison = compare_results(results["alpha158"], results["hybrid"], seed=args.seed)
-    paths = write_walkforward_outputs(results, out, f"Walk-forward: {spec.describe()}", comparison, data_label)
+    paths = write_walkforward_outputs(results, out, f"Walk-forward: {spec.describe()}", comparison, data_label,
+                                      fwd_returns=fwd)
     for name, res in results.items():
         s = res.summary()
         print(f"{name}: {s['n_folds']} folds | AUC {s['auc']['mean']:.4f} | IC {s['ic']['mean']:.4f} "
