@@ -62,8 +62,8 @@ def test_assets_are_listed_on_their_exchange(graph_store: GraphStore, snapshots:
 @pytest.mark.parametrize("scan_fraction", [0, 10**9], ids=["by-as_of-lookups", "by-range-scan"])
 def test_reads_are_point_in_time(graph_store: GraphStore, snapshots: list[GraphSnapshot], scan_fraction: int,
                                  monkeypatch) -> None:
-    monkeypatch.setattr("graphwiz_trader.graph.store._SCAN_FRACTION", scan_fraction)
-    monkeypatch.setattr("graphwiz_trader.graph.store._TIMES_PER_QUERY", 5)  # several IN-list chunks
+    monkeypatch.setattr("graphwiz_trader.graph.store.ops_snapshots._SCAN_FRACTION", scan_fraction)
+    monkeypatch.setattr("graphwiz_trader.graph.store.ops_snapshots._TIMES_PER_QUERY", 5)  # several IN-list chunks
     graph_store.write_snapshots(snapshots)
     t = snapshots[6].as_of
     upto = graph_store.read_snapshots(end=t)

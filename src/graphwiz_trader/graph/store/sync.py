@@ -1,0 +1,183 @@
+"""The synchronous graph store: runs each operation's steps through the neo4j driver's blocking API."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from graphwiz_trader.config.settings import GraphSettings
+from graphwiz_trader.errors import DataError
+from graphwiz_trader.graph.snapshot import GraphSnapshot
+from graphwiz_trader.graph.store.connection import _DRIVER_CONFIG, _batch_size, _resolve_target, _StoreBase
+from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats, _translate
+from graphwiz_trader.graph.store_errors import GraphStoreError
+
+log = logging.getLogger(__name__)
+
+
+class GraphStore(_StoreBase):
+    """Synchronous graph store over the official neo4j driver (Neo4j 5 or the embedded ArcadeDB server).
+
+    Create with :meth:`connect`. Every write is batched: ``UNWIND $rows`` statements of at most
+    ``batch_size`` rows, each in its own managed transaction (retried by the driver on transient errors).
+    """
+
+    @classmethod
+    def connect(cls, settings: GraphSettings | None = None, *, data_dir: str | Path | None = None,
+                batch_size: int | None = None, ensure_schema: bool = True) -> "GraphStore":
+        """Connect from settings (``uri=None``: the embedded server under ``data_dir``) or from ``NEO4J_*`` env.
+
+        Raises :class:`GraphUnavailableError` (names the URI and how to start a server),
+        :class:`GraphAuthError` on bad credentials.
+        """
+        from neo4j import GraphDatabase
+
+        target = _resolve_target(settings, data_dir)
+        bs = _batch_size(settings, batch_size)
+        auth = (target.user, target.password) if target.password is not None else None
+        try:
+            driver = GraphDatabase.driver(target.uri, auth=auth, **_DRIVER_CONFIG)
+        except ValueError as exc:
+            raise GraphStoreError(f"invalid graph URI {target.uri!r}: {exc}") from exc
+        try:
+            driver.verify_connectivity()
+            agent = driver.get_server_info().agent
+            with driver.session(database=target.database) as session:
+                session.run("RETURN 1 AS ok").consume()
+        except Exception as exc:
+            driver.close()
+            raise _translate(exc, target.uri, target.user, "connect") from exc
+        store = cls(driver, target, bs, agent)
+        log.info("graph store connected: %s (%s)", target.uri, agent)
+        if ensure_schema:
+            store.ensure_schema()
+        return store
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def __enter__(self) -> "GraphStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------- runner
+    def _run(self, op: Op, progress: bool = False) -> Any:
+        from tqdm.auto import tqdm
+
+        bar = None
+        step: Any = None
+        try:
+            with self._driver.session(database=self.database) as session:
+                try:
+                    step = next(op)
+                    while True:
+                        if isinstance(step, Progress):
+                            bar = tqdm(total=step.total, desc=step.desc, unit="row", disable=not progress)
+                            step = op.send(None)  # type: ignore[arg-type]
+                            continue
+                        res = self._execute(session, step)
+                        if bar is not None and step.rows:
+                            bar.update(step.rows)
+                        step = op.send(res)
+                except StopIteration as stop:
+                    return stop.value
+        except (GraphStoreError, DataError):
+            raise
+        except Exception as exc:
+            translated = self._translate_failure(exc, step)
+            if translated is exc:
+                raise
+            raise translated from exc
+        finally:
+            if bar is not None:
+                bar.close()
+
+    @staticmethod
+    def _execute(session: Any, step: Step) -> StepResult:
+        def work(tx: Any) -> StepResult:
+            result = tx.run(step.query, step.params)
+            records = list(result)
+            return StepResult(records, result.consume().counters)
+
+        if step.autocommit:
+            result = session.run(step.query, step.params)
+            records = list(result)
+            return StepResult(records, result.consume().counters)
+        if step.write:
+            return session.execute_write(work)
+        return session.execute_read(work)
+
+    # ---------------------------------------------------------------------------------- API
+    def ensure_schema(self) -> list[str]:
+        """Create the uniqueness constraints and indexes if absent (idempotent); return their names."""
+        return self._run(self._op_ensure_schema())
+
+    def schema_names(self) -> list[str]:
+        """Names of all constraints and indexes on the server (graphwiz's and any others)."""
+        return self._run(self._op_schema_names())
+
+    def upsert_assets(self, symbols: Sequence[str], exchange: str | None = None, *,
+                      batch_size: int | None = None) -> int:
+        """MERGE ``(:Asset {symbol, base, quote})`` (and ``-[:LISTED_ON]->(:Exchange {id})``); returns #transactions."""
+        return self._run(self._op_upsert_assets(symbols, exchange, self._bs(batch_size)))
+
+    def symbols_in_store(self) -> list[str]:
+        """All asset symbols in the store, sorted."""
+        return self._run(self._op_symbols())
+
+    def write_snapshots(self, snapshots: Sequence[GraphSnapshot], *, exchange: str | None = None,
+                        batch_size: int | None = None, progress: bool = False) -> WriteStats:
+        """Write snapshots (replacing any stored under the same ``(method, window, as_of)``)."""
+        return self._run(self._op_write_snapshots(list(snapshots), exchange, self._bs(batch_size)), progress)
+
+    def read_snapshots(self, symbols: Sequence[str] | None = None, start: Any = None, end: Any = None, *,
+                       method: str | None = None, window: int | None = None) -> list[GraphSnapshot]:
+        """Snapshots with ``start <= as_of <= end`` (UTC; either bound optional), oldest first.
+
+        With ``symbols``, each snapshot is restricted to them (assets, edges and leads with both ends among
+        them, their community ids); a symbol absent from the store raises :class:`UnknownSymbolError`.
+        """
+        return self._run(self._op_read_snapshots(symbols, start, end, method, window))
+
+    def list_snapshots(self, end: Any = None, *, method: str | None = None,
+                       window: int | None = None) -> pd.DataFrame:
+        """Catalog of complete snapshots (``as_of, method, window, n_assets, n_edges, n_leads``) with as_of <= end."""
+        return self._run(self._op_list_snapshots(end, method, window))
+
+    def write_regimes(self, frame: pd.DataFrame, *, batch_size: int | None = None,
+                      progress: bool = False) -> WriteStats:
+        """Upsert regime-state records (``scope, datetime, regime, prob``) and recompute ``TRANSITIONS_TO``.
+
+        A record at an existing ``(scope, datetime)`` replaces it; each record's ``to`` is the next record's
+        time of its scope (null for the last).
+        """
+        return self._run(self._op_write_regimes(frame, self._bs(batch_size)), progress)
+
+    def read_regimes(self, scopes: Sequence[str] | str | None = None, end: Any = None, start: Any = None
+                     ) -> pd.DataFrame:
+        """Regime records with ``start <= datetime <= end`` as the long frame of ``snapshot.REGIME_COLUMNS``."""
+        return self._run(self._op_read_regimes(scopes, start, end))
+
+    def read_transitions(self, scopes: Sequence[str] | str | None = None) -> pd.DataFrame:
+        """``TRANSITIONS_TO`` statistics (see :func:`regime_transitions`)."""
+        return self._run(self._op_read_transitions(scopes))
+
+    def clear(self, *, batch_size: int | None = None) -> int:
+        """Delete every graphwiz node and relationship (labels in ``cypher.NODE_LABELS``); returns #nodes."""
+        return self._run(self._op_clear(self._bs(batch_size)))
+
+    def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        """Run a read-only Cypher query (exploration) and return its rows as dicts."""
+        return self._run(_single_read(cypher, params))
+
+
+def _single_read(cypher: str, params: dict[str, Any]) -> Op:
+    res = yield Step(cypher, params, write=False, label="query")
+    return [r.data() for r in res.records]
+
