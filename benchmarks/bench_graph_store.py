@@ -2,7 +2,7 @@
 
 Setup: the synthetic market (SYNTHETIC data) with 46 assets at 1h, window 720, stride 24 -> 1,450
 snapshots; edges pruned to the top-10 |rho| partners per asset (union, ~290 edges per snapshot), 2 leaders
-per asset over lags 1..3, Louvain communities. Snapshots are built with plain numpy (graph/store_demo.py),
+per asset over lags 1..3, Louvain communities. Snapshots are built with plain numpy (testkit/graph.py),
 before any timing.
 
 Rows:
@@ -37,7 +37,7 @@ from graphwiz_trader.config.settings import GraphSettings  # noqa: E402
 from graphwiz_trader.data.synthetic import generate_synthetic_market  # noqa: E402
 from graphwiz_trader.graph.server import EmbeddedGraphServer  # noqa: E402
 from graphwiz_trader.graph.store import GraphStore, canonical_snapshot, settings_from_env  # noqa: E402
-from graphwiz_trader.graph.store_demo import demo_regime_state, demo_snapshots, rename_demo_symbols  # noqa: E402
+from graphwiz_trader.testkit.graph import demo_regime_state, demo_snapshots, rename_demo_symbols  # noqa: E402
 from graphwiz_trader.core.jsonout import write_json  # noqa: E402
 
 class CpuClock:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from graphwiz_trader.graph.store import GraphStore
-from graphwiz_trader.graph.store_demo import write_demo_graph
+from graphwiz_trader.testkit.graph import write_demo_graph
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "graph.md"
 

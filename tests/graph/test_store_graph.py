@@ -14,7 +14,7 @@ from graphwiz_trader.errors import UnknownSymbolError
 from graphwiz_trader.graph import cypher as C
 from graphwiz_trader.graph.snapshot import GraphSnapshot
 from graphwiz_trader.graph.store import AsyncGraphStore, GraphStore, canonical_snapshot
-from graphwiz_trader.graph.store_demo import demo_snapshots, rename_demo_symbols
+from graphwiz_trader.testkit.graph import demo_snapshots, rename_demo_symbols
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.errors import UnknownSymbolError
 from graphwiz_trader.graph.snapshot import REGIME_COLUMNS
 from graphwiz_trader.graph.store import GraphStore, regime_transitions
-from graphwiz_trader.graph.store_demo import demo_regime_state
+from graphwiz_trader.testkit.graph import demo_regime_state
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Plain-numpy snapshots and regime states to exercise the store (tests, benchmarks/bench_graph_store.py, the
 docs/graph.md query check). The project's builders (rolling Pearson/Spearman with min-periods, lead-lag,
-regime models) live beside this module; this one is deliberately small and independent of them.
+regime models) live in ``graph/builders``; this module is deliberately small and independent of them, so a
+store test does not depend on the builders it would otherwise be checking.
 
 Every snapshot is point-in-time: the window ends at ``as_of`` (its last bar) and uses returns of bars
 ``<= as_of`` only.
