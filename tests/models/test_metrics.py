@@ -6,7 +6,6 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 
 from graphwiz_trader.models.metrics import (
-    directional_accuracy,
     evaluate_predictions,
     ic_series,
     signal_metrics,
@@ -54,9 +53,8 @@ def test_accuracy_counts_matching_directions():
                                      names=["datetime", "instrument"])
     score = pd.Series([0.2, -0.1, 0.3, 0.5], index=idx)
     label = pd.Series([0.01, 0.02, -0.03, 0.04], index=idx)
-    assert directional_accuracy(score, label) == 0.5  # rows 1 and 4 agree
     m = evaluate_predictions(score, label, classification=False)
-    assert m["accuracy"] == 0.5
+    assert m["accuracy"] == 0.5  # rows 1 and 4 agree
 
 
 def test_single_instrument_ic_is_the_time_series_correlation():

@@ -64,13 +64,6 @@ def signal_metrics(score: pd.Series, label: pd.Series) -> dict[str, float]:
     }
 
 
-def directional_accuracy(score: pd.Series, label: pd.Series, threshold: float = 0.0) -> float:
-    """Share of rows where the predicted direction (score > threshold) matches label > 0 (zero labels skipped)."""
-    df = _aligned(score, label)
-    df = df[df["label"] != 0]
-    return float(((df["score"] > threshold) == (df["label"] > 0)).mean())
-
-
 def time_series_ic(score: pd.Series, label: pd.Series, blocks: int = 10) -> dict[str, float]:
     """For a single instrument: IC = Pearson corr over time, Rank IC = Spearman; ICIR = mean/std of the IC
     over ``blocks`` consecutive equal blocks (cross-sectional IC is undefined with one instrument)."""
