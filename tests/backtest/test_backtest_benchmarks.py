@@ -55,6 +55,6 @@ def test_report_holds_equity_drawdown_weights_and_metrics(market, tmp_path) -> N
             "buy_and_hold": run_backtest(market.bars, buy_and_hold_targets(close, close.columns[1], times[0]))}
     path = write_report(tmp_path / "r.html", runs, "test report", market.label, notes=("score: none",))
     html = path.read_text()
-    for text in ("Equity and drawdown", "equity / initial capital", "Weights over time: equal_weight",
+    for text in ("Equity and drawdown", "Monthly returns: equal_weight", "Weights over time: equal_weight",
                  "max_drawdown", "SYNTHETIC", "score: none"):
         assert text in html
