@@ -1,5 +1,7 @@
-"""Graph features computed from the graph as read back from the store equal the in-memory ones,
-and at each t are unchanged when the data after t is removed (through the store)."""
+"""Graph features computed from the graph as read back from the store equal the in-memory ones (also when
+the store holds other runs), and at each t are unchanged when the data after t is removed (through the store)."""
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -31,10 +33,29 @@ def test_features_read_back_from_the_store_equal_those_from_the_built_graph(mark
     assert via_store["G_wdeg"].notna().sum() > 0 and via_store["G_mkt_regime_prob"].notna().sum() > 0
 
 
+def direct_features(bars, spec):
+    build = build_graph(bars, spec)
+    direct = graph_features(build.snapshots, build.regimes, bars)
+    direct.index = direct.index.set_levels(direct.index.levels[0].tz_convert(None), level=0)
+    return direct
+
+
+def test_features_of_runs_sharing_one_store_each_equal_their_own_build(market, graph_store):
+    """Another universe and other settings written first (and after) must not change what a run reads."""
+    syms = list(market.bars)
+    other_bars = {s: market.bars[s] for s in syms[1:]}
+    other_spec = dataclasses.replace(SPEC, top_k=2, min_abs_rho=0.0)
+    graph_features_for_bars(other_bars, spec=other_spec, store=graph_store)
+    mine = graph_features_for_bars(market.bars, spec=SPEC, store=graph_store)
+    pd.testing.assert_frame_equal(mine, direct_features(market.bars, SPEC))
+    again = graph_features_for_bars(other_bars, spec=other_spec, store=graph_store)  # a re-write of the other run
+    pd.testing.assert_frame_equal(again, direct_features(other_bars, other_spec))
+    assert len(graph_store.list_builds()) == 2
+
+
 def test_store_backed_features_at_t_do_not_change_when_later_data_is_removed(market, graph_store):
     full = graph_features_for_bars(market.bars, spec=SPEC, store=graph_store)
-    for cut in (450, 700, 999):
-        graph_store.clear()
+    for cut in (450, 700, 999):  # each truncated run is its own build in the same store: no clearing needed
         trunc = {s: df.iloc[: cut + 1] for s, df in market.bars.items()}
         part = graph_features_for_bars(trunc, spec=SPEC, store=graph_store)
         t = market.bars["SYN00/USDT"].index[cut].tz_convert(None)

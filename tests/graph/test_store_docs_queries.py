@@ -1,4 +1,5 @@
-"""Every Cypher query in docs/graph.md runs on the graph store and returns rows (synthetic sample graph)."""
+"""Every Cypher query in docs/graph.md runs on the graph store and returns rows (synthetic sample graph), with
+the build id as the ``$build`` parameter, as the doc tells users to set it."""
 
 from __future__ import annotations
 
@@ -29,15 +30,16 @@ def test_the_docs_have_at_least_ten_queries() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_store(_graph_store_session: GraphStore) -> GraphStore:
+def demo_store(_graph_store_session: GraphStore) -> tuple[GraphStore, str]:
     _graph_store_session.clear()
     info = write_demo_graph(_graph_store_session)
     assert info["snapshots"] > 60 and "SYNTHETIC" in str(info["label"])
-    return _graph_store_session
+    return _graph_store_session, str(info["build"])
 
 
 @pytest.mark.parametrize("title, query", QUERIES, ids=[t.split(".")[0] for t, _ in QUERIES])
-def test_docs_query_returns_rows(demo_store: GraphStore, title: str, query: str) -> None:
-    rows = demo_store.query(query)
+def test_docs_query_returns_rows(demo_store: tuple[GraphStore, str], title: str, query: str) -> None:
+    store, build = demo_store
+    rows = store.query(query, build=build)
     assert rows, f"query {title!r} returned no rows"
     assert all(any(v is not None for v in r.values()) for r in rows), f"query {title!r} returned only nulls"

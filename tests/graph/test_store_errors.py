@@ -13,11 +13,12 @@ from graphwiz_trader.graph.snapshot import GraphSnapshot
 from graphwiz_trader.graph.store import (
     GraphStore,
     canonical_snapshot,
+    check_build_id,
     regime_transitions,
     settings_from_env,
     validate_regime_frame,
 )
-from graphwiz_trader.graph.store_errors import GraphAuthError, GraphUnavailableError
+from graphwiz_trader.graph.store_errors import GraphAuthError, GraphStoreError, GraphUnavailableError
 
 T0 = pd.Timestamp("2024-03-01 00:00", tz="UTC")
 ASSETS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
@@ -122,3 +123,16 @@ def test_float_rho_survives_validation_bit_for_bit() -> None:
     rho = np.nextafter(0.3, 1.0)
     c = canonical_snapshot(snap(edges=[("BTC/USDT", "ETH/USDT", rho)]))
     assert c.edges["rho"].iat[0] == rho
+
+
+@pytest.mark.parametrize("bad", ["", "-x", "a b", "a:b", "x" * 65, None, 17, ["BTC/USDT"]])
+def test_build_ids_are_checked_before_any_query(bad) -> None:
+    with pytest.raises(GraphStoreError, match="a build id is 1-64 characters"):
+        check_build_id(bad)
+
+
+def test_build_ids_the_pipeline_and_the_testkit_make_are_valid() -> None:
+    from graphwiz_trader.testkit.graph import demo_build_id
+
+    assert check_build_id("3f9c0a1d2b4e5f60") == "3f9c0a1d2b4e5f60"
+    assert check_build_id(demo_build_id(seed=1)).startswith("demo-")

@@ -1,4 +1,5 @@
-"""Snapshots written to a real Bolt server (embedded ArcadeDB, or NEO4J_URI) read back exactly and point-in-time."""
+"""Snapshots written to a real Bolt server (embedded ArcadeDB, or NEO4J_URI) read back exactly, point-in-time,
+per build (never mixed with another build's), and a re-write never leaves a partial set readable."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.errors import UnknownSymbolError
 from graphwiz_trader.graph import cypher as C
 from graphwiz_trader.graph.snapshot import GraphSnapshot
-from graphwiz_trader.graph.store import AsyncGraphStore, GraphStore, canonical_snapshot
+from graphwiz_trader.graph.store import AsyncGraphStore, GraphStore, Progress, UnknownBuildError, canonical_snapshot
+from graphwiz_trader.graph.store_errors import GraphStoreError
 from graphwiz_trader.testkit.graph import demo_snapshots, rename_demo_symbols
+
+B = "build-a"  # the build most tests write under
 
 
 @pytest.fixture(scope="module")
@@ -39,19 +43,19 @@ def assert_same_snapshot(expected: GraphSnapshot, got: GraphSnapshot) -> None:
 
 
 def test_snapshots_read_back_exactly(graph_store: GraphStore, snapshots: list[GraphSnapshot]) -> None:
-    stats = graph_store.write_snapshots(snapshots, exchange="binance")
-    assert stats.snapshots == 12
+    stats = graph_store.write_snapshots(snapshots, build=B, exchange="binance")
+    assert stats.snapshots == 12 and stats.build == B and stats.generation.startswith(f"{B}:")
     assert stats.edges == sum(len(s.edges) for s in snapshots)
     assert stats.leads == sum(len(s.leads) for s in snapshots)
     assert stats.memberships == sum(len(s.communities) for s in snapshots)
-    back = graph_store.read_snapshots()
+    back = graph_store.read_snapshots(B)
     assert len(back) == len(snapshots)
     for exp, got in zip(snapshots, back):
         assert_same_snapshot(exp, got)
 
 
 def test_assets_are_listed_on_their_exchange(graph_store: GraphStore, snapshots: list[GraphSnapshot]) -> None:
-    graph_store.write_snapshots(snapshots[:1], exchange="binance")
+    graph_store.write_snapshots(snapshots[:1], build=B, exchange="binance")
     rows = graph_store.query("MATCH (a:Asset)-[:LISTED_ON]->(x:Exchange) "
                              "RETURN a.symbol AS s, a.base AS b, a.quote AS q, x.id AS x ORDER BY s")
     assert [r["s"] for r in rows] == sorted(snapshots[0].assets)
@@ -64,27 +68,27 @@ def test_reads_are_point_in_time(graph_store: GraphStore, snapshots: list[GraphS
                                  monkeypatch) -> None:
     monkeypatch.setattr("graphwiz_trader.graph.store.ops_snapshots._SCAN_FRACTION", scan_fraction)
     monkeypatch.setattr("graphwiz_trader.graph.store.ops_snapshots._TIMES_PER_QUERY", 5)  # several IN-list chunks
-    graph_store.write_snapshots(snapshots)
+    graph_store.write_snapshots(snapshots, build=B)
     t = snapshots[6].as_of
-    upto = graph_store.read_snapshots(end=t)
+    upto = graph_store.read_snapshots(B, end=t)
     assert [s.as_of for s in upto] == [s.as_of for s in snapshots[:7]]  # as_of == t is included
     assert all(s.as_of <= t for s in upto)
-    one_ns_before = graph_store.read_snapshots(end=t - pd.Timedelta(nanoseconds=1))
+    one_ns_before = graph_store.read_snapshots(B, end=t - pd.Timedelta(nanoseconds=1))
     assert [s.as_of for s in one_ns_before] == [s.as_of for s in snapshots[:6]]
-    window = graph_store.read_snapshots(start=snapshots[3].as_of, end=snapshots[5].as_of)
+    window = graph_store.read_snapshots(B, start=snapshots[3].as_of, end=snapshots[5].as_of)
     assert [s.as_of for s in window] == [s.as_of for s in snapshots[3:6]]
     for exp, got in zip(snapshots[3:6], window):
         assert_same_snapshot(exp, got)
-    catalog = graph_store.list_snapshots(end=t)
+    catalog = graph_store.list_snapshots(B, end=t)
     assert catalog["as_of"].tolist() == [s.as_of for s in snapshots[:7]]
     assert catalog["n_edges"].tolist() == [len(s.edges) for s in snapshots[:7]]
 
 
 def test_reads_restricted_to_symbols_keep_only_their_edges(graph_store: GraphStore,
                                                            snapshots: list[GraphSnapshot]) -> None:
-    graph_store.write_snapshots(snapshots)
+    graph_store.write_snapshots(snapshots, build=B)
     keep = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
-    back = graph_store.read_snapshots(keep)
+    back = graph_store.read_snapshots(B, keep)
     for exp, got in zip(snapshots, back):
         c = canonical_snapshot(exp)
         e = c.edges[c.edges["src"].isin(keep) & c.edges["dst"].isin(keep)].reset_index(drop=True)
@@ -96,52 +100,120 @@ def test_reads_restricted_to_symbols_keep_only_their_edges(graph_store: GraphSto
 
 
 def test_unknown_symbols_raise_an_error_naming_them(graph_store: GraphStore, snapshots: list[GraphSnapshot]) -> None:
-    graph_store.write_snapshots(snapshots[:2])
+    graph_store.write_snapshots(snapshots[:2], build=B)
     with pytest.raises(UnknownSymbolError) as err:
-        graph_store.read_snapshots(["BTC/USDT", "NOPE/USDT", "ZZZ/BTC"])
+        graph_store.read_snapshots(B, ["BTC/USDT", "NOPE/USDT", "ZZZ/BTC"])
     msg = str(err.value)
     assert err.value.missing == ["NOPE/USDT", "ZZZ/BTC"]
-    assert "NOPE/USDT, ZZZ/BTC" in msg and graph_store.uri in msg and "available: ADA/USDT" in msg
+    assert "NOPE/USDT, ZZZ/BTC" in msg and graph_store.uri in msg and f"build {B}" in msg and "available: ADA/USDT" in msg
 
 
-def test_writing_a_snapshot_again_replaces_it(graph_store: GraphStore, snapshots: list[GraphSnapshot]) -> None:
-    graph_store.write_snapshots(snapshots[:3])
+def count(store: GraphStore, cypher: str) -> int:
+    return int(store.query(cypher)[0]["n"])
+
+
+def test_rewriting_a_build_replaces_its_snapshots_whole(graph_store: GraphStore,
+                                                         snapshots: list[GraphSnapshot]) -> None:
+    first = graph_store.write_snapshots(snapshots[:3], build=B)
     s = canonical_snapshot(snapshots[1])
     changed = GraphSnapshot(as_of=s.as_of, window=s.window, method=s.method, assets=s.assets,
                             edges=s.edges.iloc[:-1].assign(rho=s.edges["rho"].iloc[:-1] * 0.5),
                             leads=s.leads.iloc[:1], communities={a: 0 for a in s.assets})
-    stats = graph_store.write_snapshots([changed])
-    assert stats.replaced == 1
-    back = graph_store.read_snapshots()
-    assert len(back) == 3
+    stats = graph_store.write_snapshots([snapshots[0], changed], build=B)
+    assert (stats.replaced, stats.deleted_generations) == (3, 1) and stats.generation != first.generation
+    back = graph_store.read_snapshots(B)
+    assert len(back) == 2
     assert_same_snapshot(snapshots[0], back[0])
     assert_same_snapshot(changed, back[1])
-    assert_same_snapshot(snapshots[2], back[2])
-    n = graph_store.query("MATCH ()-[r:CORRELATED_WITH]->() RETURN count(r) AS n")[0]["n"]
-    assert n == len(snapshots[0].edges) + len(changed.edges) + len(snapshots[2].edges)
-    n_comm = graph_store.query("MATCH (c:Community) RETURN count(c) AS n")[0]["n"]
-    assert n_comm == len(set(snapshots[0].communities.values())) + 1 + len(set(snapshots[2].communities.values()))
+    # nothing of the first generation is left behind
+    assert count(graph_store, "MATCH ()-[r:CORRELATED_WITH]->() RETURN count(r) AS n") == \
+        len(snapshots[0].edges) + len(changed.edges)
+    assert count(graph_store, "MATCH (c:Community) RETURN count(c) AS n") == \
+        len(set(snapshots[0].communities.values())) + 1
+    assert count(graph_store, "MATCH (s:Snapshot) RETURN count(s) AS n") == 2
+    assert graph_store.query("MATCH (g:Generation) RETURN g.id AS id") == [{"id": stats.generation}]
 
 
-def test_a_snapshot_left_incomplete_is_invisible_and_replaced(graph_store: GraphStore,
-                                                              snapshots: list[GraphSnapshot]) -> None:
-    graph_store.write_snapshots(snapshots[:2])
-    # simulate a crash between the edge writes and the completion mark
-    graph_store._run(_mark_incomplete())  # noqa: SLF001
-    assert [s.as_of for s in graph_store.read_snapshots()] == [snapshots[0].as_of]
-    stats = graph_store.write_snapshots(snapshots[1:2])
-    assert stats.replaced == 1
-    back = graph_store.read_snapshots()
-    assert len(back) == 2
-    assert_same_snapshot(snapshots[1], back[1])
+def test_two_builds_in_one_store_read_back_apart(graph_store: GraphStore, snapshots: list[GraphSnapshot]) -> None:
+    """Same as_of times, method, window and assets, different content: each build reads back its own."""
+    other = demo_snapshots(rename_demo_symbols(generate_synthetic_market(n_assets=8, n_bars=121 + 24 * 11,
+                                                                         seed=4).close_panel()),
+                           window=120, stride=24, top_k=2, max_lag=1, leaders_per_asset=1, seed=1)
+    assert [s.as_of for s in other] == [s.as_of for s in snapshots]
+    graph_store.write_snapshots(snapshots, build="build-a")
+    graph_store.write_snapshots(other, build="build-b")
+    for build, exp in (("build-a", snapshots), ("build-b", other)):
+        back = graph_store.read_snapshots(build)
+        assert len(back) == len(exp)
+        for e, g in zip(exp, back):
+            assert_same_snapshot(e, g)
+    assert graph_store.list_builds()["build"].tolist() == ["build-b", "build-a"]  # newest first
 
 
-def _mark_incomplete():
-    from graphwiz_trader.graph.store import Step
+def test_reads_name_a_build_that_exists(graph_store: GraphStore, snapshots: list[GraphSnapshot]) -> None:
+    graph_store.write_snapshots(snapshots[:2], build=B)
+    with pytest.raises(UnknownBuildError) as err:
+        graph_store.read_snapshots("build-zzz")
+    assert "'build-zzz' has no complete snapshots" in str(err.value) and f"there: {B}" in str(err.value)
+    with pytest.raises(UnknownBuildError, match="no complete regimes"):
+        graph_store.read_regimes(B)  # snapshots were written under B, regimes were not
+    with pytest.raises(GraphStoreError, match="a build id is 1-64 characters"):
+        graph_store.read_snapshots(["BTC/USDT"])  # the pre-build-id call shape is refused, not misread
 
-    res = yield Step("MATCH (s:Snapshot) WITH s ORDER BY s.as_of DESC LIMIT 1 SET s.complete = false "
-                     "RETURN s.key AS k")
-    return res.records[0]["k"]
+
+def _fail_at(label_part: str):
+    """A replacement for GraphStore._execute that raises when a step's label contains ``label_part``."""
+    real = GraphStore._execute
+
+    def execute(session, step):
+        if label_part in step.label:
+            raise ConnectionError(f"simulated crash at {step.label!r}")
+        return real(session, step)
+    return staticmethod(execute)
+
+
+@pytest.mark.parametrize("crash_at", ["create CORRELATED_WITH", "create communities", "switch snapshots"])
+def test_a_rewrite_cut_short_leaves_the_previous_generation_readable(graph_store: GraphStore,
+                                                                    snapshots: list[GraphSnapshot], crash_at: str,
+                                                                    monkeypatch) -> None:
+    graph_store.write_snapshots(snapshots[:4], build=B)
+    monkeypatch.setattr(GraphStore, "_execute", _fail_at(crash_at))
+    with pytest.raises(ConnectionError):
+        graph_store.write_snapshots(snapshots[4:], build=B, batch_size=7)
+    monkeypatch.undo()
+    back = graph_store.read_snapshots(B)  # the partial generation is invisible
+    assert [s.as_of for s in back] == [s.as_of for s in snapshots[:4]]
+    for exp, got in zip(snapshots[:4], back):
+        assert_same_snapshot(exp, got)
+    assert count(graph_store, "MATCH (g:Generation) WHERE g.state = 'writing' RETURN count(g) AS n") == 1
+    # the next write of the build deletes the abandoned generation along with the superseded one
+    stats = graph_store.write_snapshots(snapshots[6:8], build=B)
+    assert stats.deleted_generations == 2
+    assert [s.as_of for s in graph_store.read_snapshots(B)] == [s.as_of for s in snapshots[6:8]]
+    assert count(graph_store, "MATCH ()-[r:CORRELATED_WITH]->() RETURN count(r) AS n") == \
+        sum(len(s.edges) for s in snapshots[6:8])
+    assert count(graph_store, "MATCH (s:Snapshot) RETURN count(s) AS n") == 2
+
+
+def test_a_generation_another_live_writer_is_writing_is_left_alone(graph_store: GraphStore,
+                                                                 snapshots: list[GraphSnapshot]) -> None:
+    """A 'writing' generation whose writer is alive (here: this process, operation still open) is not deleted."""
+    from graphwiz_trader.graph.store import generations
+
+    graph_store.write_snapshots(snapshots[:2], build=B)
+    op = graph_store._op_write_snapshots(snapshots[2:4], B, None, None, 5)  # noqa: SLF001
+    with graph_store._driver.session(database=graph_store.database) as session:  # noqa: SLF001
+        step = next(op)
+        while isinstance(step, Progress) or "create CORRELATED_WITH" not in step.label:
+            # run the other write up to its first edge batch
+            step = op.send(None if isinstance(step, Progress) else graph_store._execute(session, step))
+        in_flight = next(iter(generations._ACTIVE))
+        stats = graph_store.write_snapshots(snapshots[5:6], build=B)  # a concurrent write of the same build
+        assert stats.deleted_generations == 1  # the superseded one, not the one in flight
+        assert graph_store.query("MATCH (g:Generation {id: $g}) RETURN g.state AS s", g=in_flight) == [{"s": "writing"}]
+        op.close()  # the other writer gives up: its generation is now abandoned
+    graph_store.write_snapshots(snapshots[5:6], build=B)
+    assert graph_store.query("MATCH (g:Generation {id: $g}) RETURN g.state AS s", g=in_flight) == []
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 40, 100_000])
@@ -157,7 +229,7 @@ def test_batched_writes_split_rows_into_batches_of_batch_size(graph_store: Graph
         return real(session, step)
 
     monkeypatch.setattr(GraphStore, "_execute", staticmethod(spy))
-    stats = graph_store.write_snapshots(snaps, batch_size=batch_size)
+    stats = graph_store.write_snapshots(snaps, build=B, batch_size=batch_size)
     n_edges = sum(len(s.edges) for s in snaps)
     n_leads = sum(len(s.leads) for s in snaps)
 
@@ -174,7 +246,7 @@ def test_batched_writes_split_rows_into_batches_of_batch_size(graph_store: Graph
     assert all(n <= batch_size for q, n, w in seen if w)
     assert stats.transactions == sum(1 for _, _, w in seen if w)
     monkeypatch.undo()
-    for exp, got in zip(snaps, graph_store.read_snapshots()):
+    for exp, got in zip(snaps, graph_store.read_snapshots(B)):
         assert_same_snapshot(exp, got)
 
 
@@ -188,29 +260,33 @@ def test_schema_setup_is_idempotent(graph_store: GraphStore) -> None:
 
 
 def test_clear_leaves_no_graphwiz_data(graph_store: GraphStore, snapshots: list[GraphSnapshot]) -> None:
-    graph_store.write_snapshots(snapshots[:2], exchange="binance")
+    graph_store.write_snapshots(snapshots[:2], build=B, exchange="binance")
     assert graph_store.clear() > 0
     assert graph_store.symbols_in_store() == []
-    assert graph_store.read_snapshots() == []
-    assert graph_store.query("MATCH (n) WHERE n:Asset OR n:Snapshot OR n:Community OR n:Exchange "
-                             "RETURN count(n) AS n")[0]["n"] == 0
+    assert graph_store.list_builds().empty
+    with pytest.raises(UnknownBuildError):
+        graph_store.read_snapshots(B)
+    assert graph_store.query("MATCH (n) WHERE n:Asset OR n:Snapshot OR n:Community OR n:Exchange OR n:Build "
+                             "OR n:Generation RETURN count(n) AS n")[0]["n"] == 0
 
 
 def test_async_store_reads_back_what_the_sync_store_wrote(graph_store: GraphStore, graph_settings,
                                                          snapshots: list[GraphSnapshot]) -> None:
-    async def roundtrip() -> list[GraphSnapshot]:
+    async def roundtrip() -> tuple[list[GraphSnapshot], list[GraphSnapshot]]:
         store = await AsyncGraphStore.connect(graph_settings, batch_size=5)
         try:
-            await store.write_snapshots(snapshots[6:9])
+            synced = await store.read_snapshots("build-sync", end=snapshots[1].as_of)
+            await store.write_snapshots(snapshots[6:9], build="build-async")
             assert await store.symbols_in_store() == sorted(snapshots[0].assets)
-            return await store.read_snapshots(end=snapshots[7].as_of)
+            return synced, await store.read_snapshots("build-async", end=snapshots[7].as_of)
         finally:
             await store.close()
 
-    graph_store.write_snapshots(snapshots[:2])
-    back = asyncio.run(roundtrip())
-    assert [s.as_of for s in back] == [s.as_of for s in snapshots[:2] + snapshots[6:8]]
-    for exp, got in zip(snapshots[:2] + snapshots[6:8], back):
+    graph_store.write_snapshots(snapshots[:3], build="build-sync")
+    synced, back = asyncio.run(roundtrip())
+    for exp, got in zip(snapshots[:2], synced, strict=True):
         assert_same_snapshot(exp, got)
-    sync_back = graph_store.read_snapshots(start=snapshots[6].as_of)
-    assert len(sync_back) == 3 and all(math.isfinite(r) for s in sync_back for r in s.edges["rho"])
+    for exp, got in zip(snapshots[6:8], back, strict=True):
+        assert_same_snapshot(exp, got)
+    sync_back = graph_store.read_snapshots("build-async", start=snapshots[7].as_of)
+    assert len(sync_back) == 2 and all(math.isfinite(r) for s in sync_back for r in s.edges["rho"])

@@ -2,7 +2,8 @@
 
 :func:`graph_features_for_bars` builds correlation snapshots and regime state from the bars (graph
 builders), writes them to the graph store (the embedded Bolt server by default, Neo4j when
-``NEO4J_URI`` is set), reads them back and computes the ``G_*`` features from what was read. Each
+``NEO4J_URI`` is set) under their build id, reads that build back and computes the ``G_*`` features from
+what was read (never from other builds the store holds). Each
 feature at t uses the latest snapshot with ``as_of <= t`` and regime records at or before t
 (see :mod:`graphwiz_trader.features.graph_features`).
 """
@@ -24,26 +25,30 @@ log = logging.getLogger(__name__)
 __all__ = ["GraphBuildSpec", "graph_features_for_bars"]
 
 
-def graph_features_for_bars(bars: dict[str, pd.DataFrame], window: int = 720, stride: int = 24,
+def graph_features_for_bars(bars: dict[str, pd.DataFrame], window: int | None = None, stride: int | None = None,
                             spec: GraphBuildSpec | None = None, store: Any = None,
                             settings: GraphSettings | None = None, timings: dict | None = None,
                             progress: bool = False) -> pd.DataFrame:
-    """Build the graph from ``bars``, write it to the store, read it back and compute the features.
+    """Build the graph from ``bars``, write it to the store, read that build back and compute the features.
 
+    ``spec`` says how the graph is built; without one, ``window``/``stride`` (bars) override the
+    ``settings``' ``corr_window``/``corr_stride`` (:meth:`GraphBuildSpec.from_settings`).
     ``store``: an open :class:`~graphwiz_trader.graph.store.GraphStore`; by default one is opened from
     ``settings`` (or ``NEO4J_*`` env; without ``NEO4J_URI`` the embedded server starts).
     """
     from graphwiz_trader.graph.store import GraphStore
 
-    spec = spec or GraphBuildSpec(window=window, stride=stride,
-                                  exchange="synthetic" if any(df.attrs.get("synthetic") for df in bars.values())
-                                  else "binance")
+    if spec is None:
+        synthetic = any(df.attrs.get("synthetic") for df in bars.values())
+        overrides: dict[str, Any] = {"exchange": "synthetic" if synthetic else "binance"}
+        overrides.update({k: v for k, v in (("window", window), ("stride", stride)) if v is not None})
+        spec = GraphBuildSpec.from_settings(settings, **overrides)
     own = store is None
     store = store or GraphStore.connect(settings)
     try:
         build = build_graph(bars, spec, progress=progress)
         w = write_graph(store, build, spec.exchange)
-        back = read_graph(store, list(bars), spec)
+        back = read_graph(store, build.build_id, list(bars))
     finally:
         if own:
             store.close()
@@ -54,7 +59,8 @@ def graph_features_for_bars(bars: dict[str, pd.DataFrame], window: int = 720, st
     if timings is not None:
         timings.update(build.seconds, **w, **back.seconds, features=time.perf_counter() - t0,
                        n_snapshots=len(back.snapshots))
-    log.info("graph features: %d snapshots read back, %d rows x %d columns", len(back.snapshots), *feats.shape)
+    log.info("graph features: build %s, %d snapshots read back, %d rows x %d columns", build.build_id,
+             len(back.snapshots), *feats.shape)
     return feats
 
 

@@ -1,9 +1,18 @@
-"""``graphwiz graph build``: fill the graph store (embedded Bolt server or Neo4j) from the data layer."""
+"""``graphwiz graph build``: fill the graph store (embedded Bolt server or Neo4j) from the data layer;
+``graphwiz graph builds``: list the builds in the store (the build id every read and exploration query needs).
+
+The build's defaults come from the ``graph:`` settings (``config/trading_config.yaml``, else the defaults of
+:class:`~graphwiz_trader.config.settings.GraphSettings`) through :meth:`GraphBuildSpec.from_settings`; a flag
+overrides its setting.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+
+import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.data.sources import load_bars
@@ -11,10 +20,18 @@ from graphwiz_trader.graph.pipeline import GraphBuildSpec, build_graph, write_gr
 from graphwiz_trader.core.jsonout import write_json
 
 
-def _settings(args: argparse.Namespace) -> GraphSettings:
+_D = GraphSettings()  # the settings' defaults, shown in --help
+
+
+def _config(args: argparse.Namespace) -> GraphSettings:
     from graphwiz_trader.config.loader import load_config_or_default
 
-    cfg = load_config_or_default(args.config).graph
+    return load_config_or_default(args.config).graph
+
+
+def _settings(args: argparse.Namespace, cfg: GraphSettings | None = None) -> GraphSettings:
+    """Where to connect: the config's ``graph:`` section, or ``NEO4J_*`` when the config names no URI."""
+    cfg = cfg if cfg is not None else _config(args)
     if cfg.uri is None:
         from graphwiz_trader.graph.store import settings_from_env
 
@@ -30,10 +47,15 @@ def _build(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     fmt = args.format or ("freqtrade" if args.source else "synthetic")
     bars, label = load_bars(args.source, fmt, args.timeframe, args.symbols, args.start, args.end)
-    settings = _settings(args)
-    spec = GraphBuildSpec(window=args.window, stride=args.stride, method=args.method, min_abs_rho=args.min_abs_rho,
-                          top_k=args.top_k or None, lead_max_lag=args.max_lag,
-                          exchange="synthetic" if fmt == "synthetic" else args.exchange)
+    cfg = _config(args)
+    settings = _settings(args, cfg)
+    given = {"window": args.window, "stride": args.stride, "method": args.method, "min_abs_rho": args.min_abs_rho,
+             "top_k": args.top_k, "lead_max_lag": args.max_lag}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if overrides.get("top_k") == 0:
+        overrides["top_k"] = None  # --top-k 0: keep every edge
+    spec = GraphBuildSpec.from_settings(cfg, exchange="synthetic" if fmt == "synthetic" else args.exchange,
+                                        **overrides)
     print(f"data: {label}: {len(bars)} symbols")
     build = build_graph(bars, spec, progress=True)
     with GraphStore.connect(settings, batch_size=args.batch_size) as store:
@@ -44,14 +66,41 @@ def _build(args: argparse.Namespace) -> int:
     edges = sum(len(s.edges) for s in build.snapshots)
     leads = sum(len(s.leads) for s in build.snapshots)
     secs = time.perf_counter() - t0
-    print(f"graph: {len(build.snapshots)} {spec.method} snapshots (window {spec.window}, stride {spec.stride}), "
-          f"{edges} CORRELATED_WITH, {leads} LEADS, {len(build.regimes)} regime records -> {uri}")
+    print(f"graph: build {build.build_id}: {len(build.snapshots)} {spec.method} snapshots (window {spec.window}, "
+          f"stride {spec.stride}), {edges} CORRELATED_WITH, {leads} LEADS, {len(build.regimes)} regime records "
+          f"-> {uri}")
     print(f"time: build {build.seconds['snapshots']:.1f}s + regimes {build.seconds['regimes']:.1f}s, "
           f"write {w['write_snapshots']:.1f}s + {w['write_regimes']:.1f}s; total {secs:.1f}s")
-    print("explore it: docs/graph.md has ready-to-paste Cypher queries")
-    write_json(args.json, {"data": label, "symbols": list(bars), "snapshots": len(build.snapshots),
+    print(f"explore it: docs/graph.md has ready-to-paste Cypher queries; set their parameter build = "
+          f"'{build.build_id}'")
+    write_json(args.json, {"data": label, "symbols": list(bars), "build": build.build_id,
+                           "spec": build.info["spec"], "snapshots": len(build.snapshots),
                            "correlation_edges": edges, "lead_edges": leads, "regime_records": len(build.regimes),
                            "uri": uri, "seconds": {**build.seconds, **w, "total": secs}})
+    return 0
+
+
+def _builds(args: argparse.Namespace) -> int:
+    from graphwiz_trader.graph.store import GraphStore
+
+    with GraphStore.connect(_settings(args)) as store:
+        builds = store.list_builds()
+        uri = store.uri
+    if builds.empty:
+        print(f"no builds in the graph store at {uri} (fill it with `graphwiz graph build`)")
+    rows = []
+    for b in builds.itertuples(index=False):
+        info = json.loads(b.info) if b.info else {}
+        spec, universe = info.get("spec", {}), info.get("universe", [])
+        n_snap = None if pd.isna(b.n_snapshots) else int(b.n_snapshots)
+        n_reg = None if pd.isna(b.n_regime_records) else int(b.n_regime_records)
+        print(f"{b.build}  updated {b.updated:%Y-%m-%d %H:%M:%S}Z  snapshots {'-' if n_snap is None else n_snap}  "
+              f"regime records {'-' if n_reg is None else n_reg}  {spec.get('method', '?')} window "
+              f"{spec.get('window', '?')} stride {spec.get('stride', '?')}  {len(universe)} symbols"
+              + (f" ({', '.join(universe[:4])}{', ...' if len(universe) > 4 else ''})" if universe else ""))
+        rows.append({"build": b.build, "updated": b.updated, "snapshots": n_snap, "regime_records": n_reg,
+                     "info": info})
+    write_json(args.json, {"uri": uri, "builds": rows})
     return 0
 
 
@@ -65,15 +114,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--symbols")
     p.add_argument("--start")
     p.add_argument("--end")
-    p.add_argument("--window", type=int, default=720, help="bars per correlation window")
-    p.add_argument("--stride", type=int, default=24, help="bars between snapshots")
-    p.add_argument("--method", choices=["pearson", "spearman"], default="pearson")
-    p.add_argument("--min-abs-rho", type=float, default=0.3, help="prune edges with |rho| below this")
-    p.add_argument("--top-k", type=int, default=10, help="keep each node's k strongest edges (0 = all)")
-    p.add_argument("--max-lag", type=int, default=6, help="lead-lag: largest lag in bars (0 = none)")
+    p.add_argument("--window", type=int, help=f"bars per correlation window (default: graph.corr_window, "
+                   f"{_D.corr_window})")
+    p.add_argument("--stride", type=int, help=f"bars between snapshots (default: graph.corr_stride, {_D.corr_stride})")
+    p.add_argument("--method", choices=["pearson", "spearman"],
+                   help=f"correlation (default: graph.corr_method, {_D.corr_method})")
+    p.add_argument("--min-abs-rho", type=float, help=f"prune edges with |rho| below this (default: "
+                   f"graph.min_abs_rho, {_D.min_abs_rho})")
+    p.add_argument("--top-k", type=int, help=f"keep each node's k strongest edges, 0 = all (default: graph.top_k, "
+                   f"{_D.top_k})")
+    p.add_argument("--max-lag", type=int, help=f"lead-lag: largest lag in bars, 0 = none (default: "
+                   f"{GraphBuildSpec.lead_max_lag})")
     p.add_argument("--exchange", default="binance", help="exchange id for LISTED_ON")
     p.add_argument("--batch-size", type=int, help="rows per UNWIND transaction")
     p.add_argument("--clear", action="store_true", help="delete the graphwiz graph first")
     p.add_argument("--config", help="config file (graph section: uri, user, password, data_dir)")
     p.add_argument("--json", metavar="PATH")
     p.set_defaults(func=_build)
+    b = gsub.add_parser("builds", help="list the builds in the graph store, newest first (ids for reads and queries)")
+    b.add_argument("--config", help="config file (graph section: uri, user, password, data_dir)")
+    b.add_argument("--json", metavar="PATH")
+    b.set_defaults(func=_builds)

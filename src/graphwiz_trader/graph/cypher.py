@@ -17,7 +17,7 @@ Server differences met while writing these (ArcadeDB 26.10.2 vs Neo4j 5), and ho
   Every statement here filters in ``WHERE``.
 - Relationship property indexes: ArcadeDB uses them for ``=`` and ``IN`` on an unlabelled pattern
   (``MATCH (a)-[r:T]->(b) WHERE r.p IN $xs``), not for ranges; see the read queries below.
-- Uniqueness is on single properties only (``Regime.key`` = ``scope|name``, ``Snapshot.key``,
+- Uniqueness is on single properties only (``Regime.key`` = ``gen|scope|name``, ``Snapshot.key``,
   ``Community.key``), since single-property uniqueness constraints exist in both servers' community editions.
 
 Reads return times as ``x.epochSeconds`` + ``x.nanosecond`` integers, not datetime values: exact, and
@@ -26,6 +26,12 @@ the driver decodes two ints far faster than it hydrates a ``DateTime`` (measured
 Statements that write take ``$rows`` lists of *lists* (positional), not maps: the Python driver packs a
 list of lists markedly faster than a list of dicts (measured ~2x on ArcadeDB, see the benchmark), and a
 snapshot's ``as_of/method/window`` is sent once per batch in ``$snaps`` and referenced by index.
+
+Builds and generations: everything a build writes carries its generation id ``gen`` (``<build id>:<token>``,
+so it names the build). A write creates a new ``(:Generation {state: 'writing'})``, writes its parts, then
+switches the ``(:Build {id})`` pointer to it in one statement (:data:`switch_generation_query`); readers
+resolve the pointer first and filter every part by ``gen``, so they never see a generation that is being
+written or deleted. Superseded generations are claimed (``state: 'deleting'``) and deleted afterwards.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ CONSTRAINTS: tuple[tuple[str, str], ...] = (
     ("asset_symbol", "CREATE CONSTRAINT asset_symbol IF NOT EXISTS FOR (n:Asset) REQUIRE n.symbol IS UNIQUE"),
     ("exchange_id", "CREATE CONSTRAINT exchange_id IF NOT EXISTS FOR (n:Exchange) REQUIRE n.id IS UNIQUE"),
     ("market_id", "CREATE CONSTRAINT market_id IF NOT EXISTS FOR (n:Market) REQUIRE n.id IS UNIQUE"),
+    ("build_id", "CREATE CONSTRAINT build_id IF NOT EXISTS FOR (n:Build) REQUIRE n.id IS UNIQUE"),
+    ("generation_id", "CREATE CONSTRAINT generation_id IF NOT EXISTS FOR (n:Generation) REQUIRE n.id IS UNIQUE"),
     ("regime_key", "CREATE CONSTRAINT regime_key IF NOT EXISTS FOR (n:Regime) REQUIRE n.key IS UNIQUE"),
     ("snapshot_key", "CREATE CONSTRAINT snapshot_key IF NOT EXISTS FOR (n:Snapshot) REQUIRE n.key IS UNIQUE"),
     ("community_key", "CREATE CONSTRAINT community_key IF NOT EXISTS FOR (n:Community) REQUIRE n.key IS UNIQUE"),
@@ -44,10 +52,16 @@ CONSTRAINTS: tuple[tuple[str, str], ...] = (
     ("trade_id", "CREATE CONSTRAINT trade_id IF NOT EXISTS FOR (n:Trade) REQUIRE n.id IS UNIQUE"),
 )
 INDEXES: tuple[tuple[str, str], ...] = (
+    ("generation_build", "CREATE INDEX generation_build IF NOT EXISTS FOR (n:Generation) ON (n.build)"),
+    ("snapshot_gen", "CREATE INDEX snapshot_gen IF NOT EXISTS FOR (n:Snapshot) ON (n.gen)"),
     ("snapshot_as_of", "CREATE INDEX snapshot_as_of IF NOT EXISTS FOR (n:Snapshot) ON (n.as_of)"),
+    ("community_gen", "CREATE INDEX community_gen IF NOT EXISTS FOR (n:Community) ON (n.gen)"),
     ("community_as_of", "CREATE INDEX community_as_of IF NOT EXISTS FOR (n:Community) ON (n.as_of)"),
+    ("regime_gen", "CREATE INDEX regime_gen IF NOT EXISTS FOR (n:Regime) ON (n.gen)"),
     ("regime_scope", "CREATE INDEX regime_scope IF NOT EXISTS FOR (n:Regime) ON (n.scope)"),
+    ("corr_gen", "CREATE INDEX corr_gen IF NOT EXISTS FOR ()-[r:CORRELATED_WITH]-() ON (r.gen)"),
     ("corr_as_of", "CREATE INDEX corr_as_of IF NOT EXISTS FOR ()-[r:CORRELATED_WITH]-() ON (r.as_of)"),
+    ("leads_gen", "CREATE INDEX leads_gen IF NOT EXISTS FOR ()-[r:LEADS]-() ON (r.gen)"),
     ("leads_as_of", "CREATE INDEX leads_as_of IF NOT EXISTS FOR ()-[r:LEADS]-() ON (r.as_of)"),
     ("in_regime_from", "CREATE INDEX in_regime_from IF NOT EXISTS FOR ()-[r:IN_REGIME]-() ON (r.`from`)"),
 )
@@ -55,7 +69,8 @@ SCHEMA_NAMES: frozenset[str] = frozenset(n for n, _ in CONSTRAINTS + INDEXES)
 SHOW_CONSTRAINTS = "SHOW CONSTRAINTS YIELD name RETURN name ORDER BY name"
 SHOW_INDEXES = "SHOW INDEXES YIELD name RETURN name ORDER BY name"
 
-NODE_LABELS: tuple[str, ...] = ("Snapshot", "Community", "Regime", "Market", "Asset", "Exchange", "Signal", "Trade")
+NODE_LABELS: tuple[str, ...] = ("Snapshot", "Community", "Regime", "Generation", "Build", "Market", "Asset",
+                                "Exchange", "Signal", "Trade")
 REL_TYPES: tuple[str, ...] = ("CORRELATED_WITH", "LEADS", "MEMBER_OF", "IN_REGIME", "TRANSITIONS_TO", "LISTED_ON")
 
 # --------------------------------------------------------------------------------------------- assets
@@ -75,7 +90,6 @@ SET a.base = row[1], a.quote = row[2]
 MERGE (a)-[:LISTED_ON]->(x)
 """
 SYMBOLS = "MATCH (a:Asset) RETURN a.symbol AS symbol ORDER BY symbol"
-SYMBOLS_AMONG = "MATCH (a:Asset) WHERE a.symbol IN $symbols RETURN a.symbol AS symbol"
 
 # The asset nodes of a batch, resolved once and in $syms order; rows then refer to them by index.
 # `WHERE size(nodes) = size($syms)` makes the statement create nothing if an asset is missing, which the
@@ -88,72 +102,128 @@ WITH collect(a) AS nodes
 WHERE size(nodes) = size($syms)
 """
 
+# --------------------------------------------------------------------------------------------- builds
+# The pointer of a build names its current complete generation of each kind; KINDS are its property names.
+KINDS: tuple[str, ...] = ("snapshots", "regimes")
+BEGIN_GENERATION = """
+CREATE (:Generation {id: $gen, build: $build, kind: $kind, state: 'writing', started: $now,
+                     owner_host: $host, owner_pid: $pid, owner_started: $pstart})
+"""
+
+
+def _kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"generation kind must be one of {KINDS}, got {kind!r}")
+    return kind
+
+
+def switch_generation_query(kind: str) -> str:
+    """One statement, one transaction: point the build at ``$gen`` if that generation is still being written
+    (not claimed by a cleaner) and return the previous one (``old``, null for a new build). No row: refused."""
+    k = _kind(kind)
+    return f"""
+MATCH (g:Generation {{id: $gen}}) WHERE g.state = 'writing'
+MERGE (b:Build {{id: $build}})
+ON CREATE SET b.created = $now
+WITH b, g, b.{k} AS old
+SET b.{k} = $gen, b.updated = $now, b.info = coalesce($info, b.info),
+    g.state = 'complete', g.switched = $now, g.n = $n, g.names = $names
+RETURN old
+"""
+
+
+def current_generation_query(kind: str) -> str:
+    """The generation the build's pointer names (null when the build has none of this kind yet)."""
+    k = _kind(kind)
+    return f"""
+MATCH (b:Build {{id: $build}})
+OPTIONAL MATCH (g:Generation) WHERE g.id = b.{k}
+RETURN b.{k} AS gen, g.n AS n, g.names AS names
+"""
+
+
+def claim_generation_query(kind: str) -> str:
+    """Mark a generation for deletion unless the build's pointer names it; returns 1 when claimed."""
+    k = _kind(kind)
+    return f"""
+MATCH (g:Generation {{id: $gen}}) WHERE g.state IN $states
+OPTIONAL MATCH (b:Build {{id: g.build}})
+WITH g, b WHERE b IS NULL OR coalesce(b.{k}, '') <> g.id
+SET g.state = 'deleting'
+RETURN count(g) AS n
+"""
+
+
+GENERATIONS_OF_BUILD = """
+MATCH (g:Generation) WHERE g.build = $build AND g.kind = $kind
+RETURN g.id AS id, g.state AS state, g.started.epochSeconds AS started_s, g.owner_host AS host,
+       g.owner_pid AS pid, g.owner_started AS pstart, g.n AS n
+"""
+GENERATION_SIZE = "MATCH (g:Generation {id: $gen}) RETURN g.n AS n"
+DELETE_GENERATION_NODE = "MATCH (g:Generation {id: $gen}) WHERE g.state = 'deleting' DELETE g"
+LIST_BUILDS = """
+MATCH (b:Build)
+OPTIONAL MATCH (s:Generation) WHERE s.id = b.snapshots
+OPTIONAL MATCH (r:Generation) WHERE r.id = b.regimes
+RETURN b.id AS build, b.updated.epochSeconds AS t_s, b.updated.nanosecond AS t_ns, b.snapshots AS snapshots_gen,
+       s.n AS n_snapshots, b.regimes AS regimes_gen, r.n AS n_regime_records, b.info AS info
+ORDER BY t_s DESC, t_ns DESC, build
+"""
+# Deleting a claimed generation's parts, in bounded chunks ($limit) repeated until nothing is left; the parts
+# go before the nodes that find them (Snapshot/Regime), and the Generation node goes last.
+DELETE_GENERATION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "snapshots": (
+        ("edges", "MATCH ()-[r:CORRELATED_WITH]->() WHERE r.gen = $gen WITH r LIMIT $limit DELETE r "
+                  "RETURN count(*) AS n"),
+        ("leads", "MATCH ()-[r:LEADS]->() WHERE r.gen = $gen WITH r LIMIT $limit DELETE r RETURN count(*) AS n"),
+        ("communities", "MATCH (c:Community) WHERE c.gen = $gen WITH c LIMIT $limit DETACH DELETE c "
+                        "RETURN count(*) AS n"),
+        ("snapshot nodes", "MATCH (s:Snapshot) WHERE s.gen = $gen WITH s LIMIT $limit DELETE s RETURN count(*) AS n"),
+    ),
+    "regimes": (
+        ("records", "MATCH (g:Regime) WHERE g.gen = $gen MATCH ()-[r:IN_REGIME]->(g) WITH r LIMIT $limit DELETE r "
+                    "RETURN count(*) AS n"),
+        ("regime nodes", "MATCH (g:Regime) WHERE g.gen = $gen WITH g LIMIT $limit DETACH DELETE g "
+                         "RETURN count(*) AS n"),
+    ),
+}
+
 # --------------------------------------------------------------------------------------------- snapshots
-# rows: {key, as_of, method, window, assets, n_edges, n_leads}. `complete` flips to true after every edge,
-# lead and community of the snapshot is written; readers only see complete snapshots.
+# rows: {key, as_of, method, window, assets, n_edges, n_leads}; $gen, $build for all of them.
 CREATE_SNAPSHOTS = """
 UNWIND $rows AS row
-CREATE (:Snapshot {key: row.key, as_of: row.as_of, method: row.method, window: row.window,
-                   assets: row.assets, n_edges: row.n_edges, n_leads: row.n_leads, complete: false})
+CREATE (:Snapshot {key: row.key, build: $build, gen: $gen, as_of: row.as_of, method: row.method,
+                   window: row.window, assets: row.assets, n_edges: row.n_edges, n_leads: row.n_leads})
 """
-COMPLETE_SNAPSHOTS = """
-UNWIND $keys AS k
-MATCH (s:Snapshot {key: k})
-SET s.complete = true
-"""
-EXISTING_SNAPSHOTS = "MATCH (s:Snapshot) WHERE s.key IN $keys RETURN s.key AS key"
 # rows: [src_index, dst_index, rho, snap_index]
 CREATE_EDGES = _NODES_PROLOGUE + """
 UNWIND $rows AS row
 WITH nodes[row[0]] AS a, nodes[row[1]] AS b, row[2] AS rho, $snaps[row[3]] AS s
-CREATE (a)-[:CORRELATED_WITH {rho: rho, method: s.method, window: s.window, as_of: s.as_of}]->(b)
+CREATE (a)-[:CORRELATED_WITH {rho: rho, method: s.method, window: s.window, as_of: s.as_of, gen: $gen}]->(b)
 """
 # rows: [src_index, dst_index, rho, lag, snap_index]
 CREATE_LEADS = _NODES_PROLOGUE + """
 UNWIND $rows AS row
 WITH nodes[row[0]] AS a, nodes[row[1]] AS b, row[2] AS rho, row[3] AS lag, $snaps[row[4]] AS s
-CREATE (a)-[:LEADS {lag: lag, rho: rho, method: s.method, window: s.window, as_of: s.as_of}]->(b)
+CREATE (a)-[:LEADS {lag: lag, rho: rho, method: s.method, window: s.window, as_of: s.as_of, gen: $gen}]->(b)
 """
 # rows: [community_key, community_id, snap_index, [member asset indices]]
 CREATE_COMMUNITIES = _NODES_PROLOGUE + """
 UNWIND $rows AS row
 WITH nodes, row, $snaps[row[2]] AS s
-CREATE (c:Community {key: row[0], id: row[1], as_of: s.as_of, method: s.method, window: s.window,
-                     size: size(row[3])})
+CREATE (c:Community {key: row[0], id: row[1], build: $build, gen: $gen, as_of: s.as_of, method: s.method,
+                     window: s.window, size: size(row[3])})
 WITH nodes, c, row
 UNWIND row[3] AS m
 WITH nodes[m] AS a, c
 CREATE (a)-[:MEMBER_OF]->(c)
 """
-# Replacing a snapshot: delete its parts in bounded chunks ($limit), repeated until nothing is left.
-DELETE_SNAPSHOT_EDGES = """
-MATCH ()-[r:CORRELATED_WITH]->()
-WHERE r.as_of = $as_of AND r.method = $method AND r.window = $window
-WITH r LIMIT $limit
-DELETE r
-RETURN count(*) AS n
-"""
-DELETE_SNAPSHOT_LEADS = """
-MATCH ()-[r:LEADS]->()
-WHERE r.as_of = $as_of AND r.method = $method AND r.window = $window
-WITH r LIMIT $limit
-DELETE r
-RETURN count(*) AS n
-"""
-DELETE_SNAPSHOT_COMMUNITIES = """
-MATCH (c:Community)
-WHERE c.as_of = $as_of AND c.method = $method AND c.window = $window
-WITH c LIMIT $limit
-DETACH DELETE c
-RETURN count(*) AS n
-"""
-DELETE_SNAPSHOT_NODE = "MATCH (s:Snapshot {key: $key}) DELETE s"
 
 
-def snapshot_filter(alias: str, prop: str, *, start: bool, end: bool, method: bool, window: bool,
-                    complete: bool = False) -> str:
-    """A WHERE clause over fixed fragments (never user text): ``alias.prop`` between $start and $end, etc."""
-    parts = []
+def snapshot_filter(alias: str, prop: str, *, start: bool, end: bool, method: bool, window: bool) -> str:
+    """Conditions over fixed fragments (never user text): ``alias.gen = $gen``, ``alias.prop`` between
+    $start and $end, method and window; joined with AND (no ``WHERE``)."""
+    parts = [f"{alias}.gen = $gen"]
     if start:
         parts.append(f"{alias}.{prop} >= $start")
     if end:
@@ -162,15 +232,12 @@ def snapshot_filter(alias: str, prop: str, *, start: bool, end: bool, method: bo
         parts.append(f"{alias}.method = $method")
     if window:
         parts.append(f"{alias}.window = $window")
-    if complete:
-        parts.append(f"{alias}.complete = true")
-    return ("WHERE " + " AND ".join(parts)) if parts else ""
+    return " AND ".join(parts)
 
 
 def read_snapshots_query(**flags: bool) -> str:
-    where = snapshot_filter("s", "as_of", complete=True, **flags)
     return f"""
-MATCH (s:Snapshot) {where}
+MATCH (s:Snapshot) WHERE {snapshot_filter("s", "as_of", **flags)}
 RETURN s.as_of.epochSeconds AS t_s, s.as_of.nanosecond AS t_ns, s.method AS method, s.window AS window,
        s.assets AS assets
 ORDER BY t_s, t_ns, method, window
@@ -178,24 +245,21 @@ ORDER BY t_s, t_ns, method, window
 
 
 def _part_filter(alias: str, symbols_on: tuple[str, ...], by_times: bool, flags: dict[str, bool]) -> str:
-    """WHERE clause of a snapshot-part read: ``alias.as_of IN $ts`` (index lookups) or the $start/$end range."""
+    """WHERE clause of a snapshot-part read: ``alias.as_of IN $ts`` (index lookups) or the $start/$end range,
+    always within the generation ``$gen``."""
     if by_times:
-        where = f"WHERE {alias}.as_of IN $ts"
-        rest = snapshot_filter(alias, "as_of", start=False, end=False, method=flags["method"], window=flags["window"])
-        if rest:
-            where += " AND " + rest.removeprefix("WHERE ")
+        where = f"WHERE {alias}.as_of IN $ts AND " + snapshot_filter(
+            alias, "as_of", start=False, end=False, method=flags["method"], window=flags["window"])
     else:
-        where = snapshot_filter(alias, "as_of", **flags)
+        where = "WHERE " + snapshot_filter(alias, "as_of", **flags)
     if symbols_on:
-        cond = " AND ".join(f"{v}.symbol IN $symbols" for v in symbols_on)
-        where += (" AND " if where else "WHERE ") + cond
+        where += " AND " + " AND ".join(f"{v}.symbol IN $symbols" for v in symbols_on)
     return where
 
 
-# Edge reads put no label on the end nodes: ArcadeDB then plans ``r.as_of IN $ts`` (and ``=``) as a
-# relationship-index lookup (~20 ms for one snapshot among 115k edges, vs ~1 s for a scan); it does not use
-# the index for ranges, so whole-history reads scan instead (faster than a long IN list there). Neo4j uses
-# its relationship range index for both forms. Every CORRELATED_WITH / LEADS / MEMBER_OF starts at an Asset.
+# Edge reads put no label on the end nodes: ArcadeDB then plans ``r.as_of IN $ts`` and ``r.gen = $gen`` as
+# relationship-index lookups (~20 ms for one snapshot among 115k edges, vs ~1 s for a scan). Neo4j uses its
+# relationship indexes for both forms. Every CORRELATED_WITH / LEADS / MEMBER_OF starts at an Asset.
 def read_edges_query(symbols: bool, by_times: bool, **flags: bool) -> str:
     where = _part_filter("r", ("a", "b") if symbols else (), by_times, flags)
     return f"""
@@ -223,42 +287,38 @@ RETURN c.as_of.epochSeconds AS t_s, c.as_of.nanosecond AS t_ns, c.method AS meth
 """
 
 
-COUNT_SNAPSHOTS = "MATCH (s:Snapshot) RETURN count(s) AS n"
-
 LIST_SNAPSHOTS = """
-MATCH (s:Snapshot) WHERE s.complete = true {extra}
+MATCH (s:Snapshot) WHERE s.gen = $gen {extra}
 RETURN s.as_of.epochSeconds AS t_s, s.as_of.nanosecond AS t_ns, s.method AS method, s.window AS window,
        size(s.assets) AS n_assets, s.n_edges AS n_edges, s.n_leads AS n_leads
 ORDER BY t_s, t_ns, method, window
 """
 
 # --------------------------------------------------------------------------------------------- regimes
-# Scope nodes: the market is (:Market {id: 'market'}); an asset scope is its (:Asset {symbol}).
+# Scope nodes: the market is (:Market {id: 'market'}); an asset scope is its (:Asset {symbol}). Regime nodes
+# belong to one generation (key = gen|scope|name), so records of different builds never share a node.
 SCOPE_NODE = {"market": ("Market", "id"), "asset": ("Asset", "symbol")}
 ENSURE_MARKET = "MERGE (m:Market {id: $id})"
 # rows: [key, scope, name]
-ENSURE_REGIMES = """
+CREATE_REGIMES = """
 UNWIND $rows AS row
-MERGE (g:Regime {key: row[0]})
-SET g.scope = row[1], g.name = row[2]
+CREATE (:Regime {key: row[0], build: $build, gen: $gen, scope: row[1], name: row[2]})
 """
 
 
-def read_regime_records_query(kind: str, *, start: bool, end: bool, scopes: bool, with_to: bool) -> str:
-    """Records ``[from_s, from_ns, name, prob(, to_s, to_ns)]`` per scope, for scopes of one kind."""
-    label, prop = SCOPE_NODE[kind]
+def read_regime_records_query(*, start: bool, end: bool, scopes: bool) -> str:
+    """Records ``[from_s, from_ns, name, prob]`` per scope of the generation ``$gen``."""
+    where = "WHERE g.gen = $gen" + (" AND g.scope IN $scopes" if scopes else "")
     parts = []
-    if scopes:
-        parts.append(f"n.{prop} IN $scopes")
     if start:
         parts.append("r.`from` >= $start")
     if end:
         parts.append("r.`from` <= $end")
-    where = ("WHERE " + " AND ".join(parts)) if parts else ""
-    to = ", r.`to`.epochSeconds, r.`to`.nanosecond" if with_to else ""
+    rwhere = ("WHERE " + " AND ".join(parts)) if parts else ""
     return f"""
-MATCH (n:{label})-[r:IN_REGIME]->(g:Regime) {where}
-RETURN n.{prop} AS scope, collect([r.`from`.epochSeconds, r.`from`.nanosecond, g.name, r.prob{to}]) AS rows
+MATCH (g:Regime) {where}
+MATCH ()-[r:IN_REGIME]->(g) {rwhere}
+RETURN g.scope AS scope, collect([r.`from`.epochSeconds, r.`from`.nanosecond, g.name, r.prob]) AS rows
 """
 
 
@@ -273,31 +333,6 @@ CREATE (n)-[:IN_REGIME {{`from`: row[1], `to`: row[2], prob: row[3]}}]->(g)
 """
 
 
-def delete_in_regime_query(kind: str) -> str:
-    label, prop = SCOPE_NODE[kind]
-    return f"""
-MATCH (n:{label} {{{prop}: $scope}})-[r:IN_REGIME]->(:Regime)
-WITH r LIMIT $limit
-DELETE r
-RETURN count(*) AS n
-"""
-
-
-def set_regime_to_query(kind: str) -> str:
-    """Close the validity interval of a scope's last record when newer records are appended."""
-    label, prop = SCOPE_NODE[kind]
-    return f"""
-MATCH (n:{label} {{{prop}: $scope}})-[r:IN_REGIME]->(:Regime)
-WHERE r.`from` = $from
-SET r.`to` = $to
-RETURN count(r) AS n
-"""
-
-
-DELETE_TRANSITIONS = """
-MATCH (a:Regime {scope: $scope})-[t:TRANSITIONS_TO]->(:Regime)
-DELETE t
-"""
 # rows: [from_key, to_key, count, prob, mean_duration_hours]
 CREATE_TRANSITIONS = """
 UNWIND $rows AS row
@@ -306,12 +341,11 @@ MATCH (b:Regime {key: row[1]})
 CREATE (a)-[:TRANSITIONS_TO {count: row[2], prob: row[3], mean_duration: row[4]}]->(b)
 """
 READ_TRANSITIONS = """
-MATCH (a:Regime)-[t:TRANSITIONS_TO]->(b:Regime) {where}
+MATCH (a:Regime)-[t:TRANSITIONS_TO]->(b:Regime) WHERE a.gen = $gen {extra}
 RETURN a.scope AS scope, a.name AS from_regime, b.name AS to_regime, t.count AS count, t.prob AS prob,
        t.mean_duration AS mean_duration
 ORDER BY scope, from_regime, to_regime
 """
-MARKET_EXISTS = "MATCH (m:Market {id: $id}) RETURN count(m) AS n"
 
 # --------------------------------------------------------------------------------------------- clear
 def delete_rels_query(rel_type: str) -> str:

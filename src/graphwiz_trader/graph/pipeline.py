@@ -1,27 +1,36 @@
 """Bars -> graph (snapshots + regime state) -> the graph store, and back.
 
-:func:`build_graph` runs the builders in memory; :func:`write_graph` / :func:`read_graph` move a build
-through a :class:`~graphwiz_trader.graph.store.GraphStore`; :func:`populate_sample_graph_data` fills the
-store from the data layer (async, as users call it).
+:func:`build_graph` runs the builders in memory and names the result with a **build id**, a hash of the
+build spec (regime parameters resolved), the bars fingerprint and the universe. :func:`write_graph` writes
+a build under its id and :func:`read_graph` reads one build back, so what a run reads is what that run
+built, whatever else the store holds. :func:`populate_sample_graph_data` fills the store from the data
+layer (async, as users call it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.core.timeframes import infer_timeframe, timeframe_minutes
+from graphwiz_trader.data.qlib_bins import bars_fingerprint
+from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph.builders.regimes import MARKET_SCOPE, RegimeParams, build_regime_state
 from graphwiz_trader.graph.builders.snapshots import build_snapshots
 from graphwiz_trader.graph.snapshot import GraphSnapshot
 
 log = logging.getLogger(__name__)
+
+BUILD_FORMAT = 1  # bump when what a build id covers changes, so old ids are never taken for new builds
+_GRAPH_DEFAULTS = GraphSettings()  # the one source of the graph defaults (config/settings.py)
 
 
 def regime_params_for(timeframe: str) -> RegimeParams:
@@ -35,89 +44,120 @@ def regime_params_for(timeframe: str) -> RegimeParams:
 
 @dataclass(frozen=True)
 class GraphBuildSpec:
-    """How the graph is built from bars (lengths in bars, correlations as fractions)."""
+    """How the graph is built from bars (lengths in bars, correlations as fractions).
 
-    window: int = 720
-    stride: int = 24
-    method: str = "pearson"
-    min_abs_rho: float = 0.3
-    top_k: int | None = 10
+    The defaults of ``window``, ``stride``, ``method``, ``min_abs_rho`` and ``top_k`` are those of
+    :class:`~graphwiz_trader.config.settings.GraphSettings` (``corr_window`` etc.); build a spec from a
+    loaded configuration with :meth:`from_settings`.
+    """
+
+    window: int = _GRAPH_DEFAULTS.corr_window
+    stride: int = _GRAPH_DEFAULTS.corr_stride
+    method: str = _GRAPH_DEFAULTS.corr_method
+    min_abs_rho: float = _GRAPH_DEFAULTS.min_abs_rho
+    top_k: int | None = _GRAPH_DEFAULTS.top_k
     min_periods: int | None = None
     lead_max_lag: int = 6
     regimes: RegimeParams | None = None
     exchange: str = "binance"
 
     @classmethod
-    def from_settings(cls, settings: GraphSettings, **overrides: Any) -> "GraphBuildSpec":
-        base = cls(window=settings.corr_window, stride=settings.corr_stride, method=settings.corr_method,
-                   min_abs_rho=settings.min_abs_rho, top_k=settings.top_k)
+    def from_settings(cls, settings: GraphSettings | None = None, **overrides: Any) -> "GraphBuildSpec":
+        """The spec of the ``graph:`` settings (defaults when ``None``), with ``overrides`` (field=value) applied."""
+        s = settings if settings is not None else _GRAPH_DEFAULTS
+        base = cls(window=s.corr_window, stride=s.corr_stride, method=s.corr_method, min_abs_rho=s.min_abs_rho,
+                   top_k=s.top_k)
         return replace(base, **overrides)
 
 
 @dataclass
 class GraphBuild:
+    """A graph built from bars: snapshots, regime state, its build id and what the id was computed from."""
+
     snapshots: list[GraphSnapshot]
     regimes: pd.DataFrame
     seconds: dict[str, float] = field(default_factory=dict)
+    build_id: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def resolved_regime_params(bars: dict[str, pd.DataFrame], spec: GraphBuildSpec) -> RegimeParams:
+    """The regime parameters a build uses: the spec's, else those for the bars' timeframe."""
+    return spec.regimes or regime_params_for(infer_timeframe(next(iter(bars.values())).index))
+
+
+def build_identity(bars: dict[str, pd.DataFrame], spec: GraphBuildSpec) -> tuple[str, dict[str, Any]]:
+    """``(build id, info)``: the id is the first 16 hex digits of SHA-256 over ``info``, the JSON of the build
+    format, the spec (regime parameters resolved), the universe (sorted symbols) and the bars fingerprint
+    (:func:`~graphwiz_trader.data.qlib_bins.bars_fingerprint`: symbols, times and OHLCV values)."""
+    if not bars:
+        raise DataError("bars: no symbols to build a graph from")
+    spec_d = asdict(replace(spec, regimes=resolved_regime_params(bars, spec)))
+    info = {"format": BUILD_FORMAT, "spec": spec_d, "universe": sorted(bars), "bars": bars_fingerprint(bars)}
+    text = json.dumps(info, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16], info
 
 
 def build_graph(bars: dict[str, pd.DataFrame], spec: GraphBuildSpec, progress: bool = False) -> GraphBuild:
-    """Snapshots and regime state from bars (in memory, nothing written)."""
+    """Snapshots and regime state from bars (in memory, nothing written), named by :func:`build_identity`."""
+    build_id, info = build_identity(bars, spec)
     t0 = time.perf_counter()
     snaps = build_snapshots(bars, spec.window, spec.stride, spec.min_periods, spec.method, spec.min_abs_rho,
                             spec.top_k, spec.lead_max_lag, progress=progress)
     t1 = time.perf_counter()
-    tf = infer_timeframe(next(iter(bars.values())).index)
-    params = spec.regimes or regime_params_for(tf)
-    regimes = build_regime_state(bars, params, asset_times=[s.as_of for s in snaps], progress=progress)
+    regimes = build_regime_state(bars, resolved_regime_params(bars, spec), asset_times=[s.as_of for s in snaps],
+                                 progress=progress)
     t2 = time.perf_counter()
-    return GraphBuild(snaps, regimes, {"snapshots": t1 - t0, "regimes": t2 - t1})
+    return GraphBuild(snaps, regimes, {"snapshots": t1 - t0, "regimes": t2 - t1}, build_id, info)
 
 
 def write_graph(store: Any, build: GraphBuild, exchange: str) -> dict[str, float]:
-    """Write snapshots and regimes (batched) to a :class:`GraphStore`."""
+    """Write a build's snapshots and regimes (batched, each switched in complete) under its build id."""
     t0 = time.perf_counter()
-    store.write_snapshots(build.snapshots, exchange=exchange)
+    store.write_snapshots(build.snapshots, build=build.build_id, info=build.info, exchange=exchange)
     t1 = time.perf_counter()
-    store.write_regimes(build.regimes)
+    store.write_regimes(build.regimes, build=build.build_id, info=build.info)
     return {"write_snapshots": t1 - t0, "write_regimes": time.perf_counter() - t1}
 
 
-def read_graph(store: Any, symbols: list[str], spec: GraphBuildSpec, end: Any = None) -> GraphBuild:
-    """Read back the snapshots (this method and window) and the regime records as of ``end``."""
+def read_graph(store: Any, build_id: str, symbols: list[str], end: Any = None) -> GraphBuild:
+    """Read back one build: its snapshots and its regime records (market and ``symbols``) as of ``end``."""
     t0 = time.perf_counter()
-    snaps = store.read_snapshots(symbols, end=end, method=spec.method, window=spec.window)
-    regimes = store.read_regimes([MARKET_SCOPE, *symbols], end=end)
-    return GraphBuild(snaps, regimes, {"read": time.perf_counter() - t0})
+    snaps = store.read_snapshots(build_id, symbols, end=end)
+    regimes = store.read_regimes(build_id, [MARKET_SCOPE, *symbols], end=end)
+    return GraphBuild(snaps, regimes, {"read": time.perf_counter() - t0}, build_id)
 
 
 async def populate_sample_graph_data(symbols: list[str] | None = None, source: str | None = None,
                                      fmt: str = "freqtrade", timeframe: str = "1h", start: str | None = None,
-                                     end: str | None = None, window: int = 720, stride: int = 24,
+                                     end: str | None = None, window: int | None = None, stride: int | None = None,
                                      settings: GraphSettings | None = None) -> dict[str, Any]:
     """Fill the graph store from the data layer (async, as users call it).
 
     With ``source``: bars from files (``fmt`` freqtrade/csv) or the Parquet store (``fmt="store"``).
     Without ``source``: the deterministic SYNTHETIC market (its symbols; real symbols such as
-    ``BTC/USDT`` are refused there, never faked). Returns counts and where the data went.
+    ``BTC/USDT`` are refused there, never faked). ``window``/``stride`` (bars) default to the settings'
+    ``corr_window``/``corr_stride``. Returns counts, the build id (read it back with it) and where it went.
     """
     from graphwiz_trader.data.sources import load_bars
     from graphwiz_trader.graph.store import AsyncGraphStore
 
     kind = fmt if source else "synthetic"
     bars, label = await asyncio.to_thread(load_bars, source, kind, timeframe, symbols, start, end)
-    spec = GraphBuildSpec(window=window, stride=stride, exchange="synthetic" if kind == "synthetic" else "binance")
+    overrides: dict[str, Any] = {"exchange": "synthetic" if kind == "synthetic" else "binance"}
+    overrides.update({k: v for k, v in (("window", window), ("stride", stride)) if v is not None})
+    spec = GraphBuildSpec.from_settings(settings, **overrides)
     build = await asyncio.to_thread(build_graph, bars, spec)
     store = await AsyncGraphStore.connect(settings)
     try:
-        await store.write_snapshots(build.snapshots, exchange=spec.exchange)
-        await store.write_regimes(build.regimes)
+        await store.write_snapshots(build.snapshots, build=build.build_id, info=build.info, exchange=spec.exchange)
+        await store.write_regimes(build.regimes, build=build.build_id, info=build.info)
         uri = store.uri
     finally:
         await store.close()
     edges = sum(len(s.edges) for s in build.snapshots)
     leads = sum(len(s.leads) for s in build.snapshots)
-    log.info("graph populated from %s: %d snapshots, %d correlation edges, %d lead-lag edges at %s",
-             label, len(build.snapshots), edges, leads, uri)
-    return {"data": label, "symbols": list(bars), "snapshots": len(build.snapshots), "correlation_edges": edges,
-            "lead_edges": leads, "regime_records": len(build.regimes), "uri": uri}
+    log.info("graph populated from %s: build %s, %d snapshots, %d correlation edges, %d lead-lag edges at %s",
+             label, build.build_id, len(build.snapshots), edges, leads, uri)
+    return {"data": label, "symbols": list(bars), "build": build.build_id, "snapshots": len(build.snapshots),
+            "correlation_edges": edges, "lead_edges": leads, "regime_records": len(build.regimes), "uri": uri}

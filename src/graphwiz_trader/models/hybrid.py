@@ -78,12 +78,13 @@ class HybridSignalGenerator(QlibSignalGenerator):
 
 
 def create_hybrid_signal_generator(neo4j_uri: str | None = None, neo4j_user: str | None = None,
-                                   neo4j_password: str | None = None, window: int = 720, stride: int = 24,
+                                   neo4j_password: str | None = None, window: int | None = None,
+                                   stride: int | None = None,
                                    label: LabelSpec | None = None, **kwargs: Any) -> HybridSignalGenerator:
     """A hybrid generator. ``neo4j_uri=None`` uses ``NEO4J_URI`` when set, else the embedded Bolt server.
 
-    ``window``/``stride`` (bars) set the correlation snapshots; ``kwargs`` go to the generator
-    (``seed``, ``work_dir``, ``lgb_params``, ...).
+    ``window``/``stride`` (bars) set the correlation snapshots (default: the graph settings' ``corr_window``
+    and ``corr_stride``); ``kwargs`` go to the generator (``seed``, ``work_dir``, ``lgb_params``, ...).
     """
     from graphwiz_trader.graph.store import settings_from_env
 
@@ -92,6 +93,7 @@ def create_hybrid_signal_generator(neo4j_uri: str | None = None, neo4j_user: str
         settings = GraphSettings(**{**settings.model_dump(), "uri": neo4j_uri,
                                     **({"user": neo4j_user} if neo4j_user else {}),
                                     **({"password": neo4j_password} if neo4j_password else {})})
-    spec = kwargs.pop("graph_spec", None) or GraphBuildSpec(window=window, stride=stride)
+    spec = kwargs.pop("graph_spec", None) or GraphBuildSpec.from_settings(
+        settings, **{k: v for k, v in (("window", window), ("stride", stride)) if v is not None})
     return HybridSignalGenerator(label=label or LabelSpec("direction", 1), graph_spec=spec, graph_settings=settings,
                                  **kwargs)

@@ -9,6 +9,9 @@ Every snapshot is point-in-time: the window ends at ``as_of`` (its last bar) and
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -159,23 +162,36 @@ def demo_asset_regimes(closes: pd.DataFrame, times: list[pd.Timestamp], *, windo
     return pd.concat(frames, ignore_index=True)
 
 
+def demo_build_id(**params: object) -> str:
+    """A build id for demo data: ``demo-`` + 12 hex digits of SHA-256 over the sorted parameters."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    return "demo-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def write_demo_graph(store: object, *, n_assets: int = 12, days: int = 90, window: int = 240, stride: int = 24,
                      top_k: int = 5, regime_assets: int = 4, seed: int = 7) -> dict[str, object]:
     """Fill a :class:`~graphwiz_trader.graph.store.GraphStore` with a small SYNTHETIC market graph.
 
     Hourly synthetic market (``generate_synthetic_market``) renamed BTC/USDT, ETH/USDT, ...; correlation
     snapshots every ``stride`` bars, per-bar market regimes (the planted path) and per-snapshot volatility
-    regimes for the first ``regime_assets`` assets. Used to check the docs/graph.md queries.
+    regimes for the first ``regime_assets`` assets, written under the build id :func:`demo_build_id` of
+    these parameters (returned as ``build``). Used to check the docs/graph.md queries.
     """
     from graphwiz_trader.data.synthetic import generate_synthetic_market
 
+    params = {"n_assets": n_assets, "days": days, "window": window, "stride": stride, "top_k": top_k,
+              "regime_assets": regime_assets, "seed": seed}
+    build = demo_build_id(**params)
     market = generate_synthetic_market(n_assets=n_assets, n_bars=24 * days, seed=seed)
     closes = rename_demo_symbols(market.close_panel())
     snaps = demo_snapshots(closes, window=window, stride=stride, top_k=top_k, seed=0)
-    stats = store.write_snapshots(snaps, exchange="binance")  # type: ignore[attr-defined]
+    info = {"demo": params, "universe": list(closes.columns)}
+    stats = store.write_snapshots(snaps, build=build, info=info, exchange="binance")  # type: ignore[attr-defined]
     regimes = demo_regime_state(market.regimes.set_axis(closes.index), seed=seed)
     asset_regimes = demo_asset_regimes(closes[closes.columns[:regime_assets]], [s.as_of for s in snaps],
                                        window=window)
-    rstats = store.write_regimes(pd.concat([regimes, asset_regimes], ignore_index=True))  # type: ignore[attr-defined]
-    return {"label": market.label, "snapshots": stats.snapshots, "edges": stats.edges, "leads": stats.leads,
-            "regime_records": rstats.regime_records, "first": snaps[0].as_of, "last": snaps[-1].as_of}
+    rstats = store.write_regimes(pd.concat([regimes, asset_regimes], ignore_index=True),  # type: ignore[attr-defined]
+                                 build=build, info=info)
+    return {"label": market.label, "build": build, "snapshots": stats.snapshots, "edges": stats.edges,
+            "leads": stats.leads, "regime_records": rstats.regime_records, "first": snaps[0].as_of,
+            "last": snaps[-1].as_of}

@@ -4,7 +4,7 @@ their steps awaited through ``neo4j.AsyncGraphDatabase``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class AsyncGraphStore(_StoreBase):
                 raise
             raise translated from exc
         finally:
+            op.close()  # an operation cut short (a failed step) runs its cleanup now, not at garbage collection
             if bar is not None:
                 bar.close()
 
@@ -116,28 +117,34 @@ class AsyncGraphStore(_StoreBase):
     async def symbols_in_store(self) -> list[str]:
         return await self._run(self._op_symbols())
 
-    async def write_snapshots(self, snapshots: Sequence[GraphSnapshot], *, exchange: str | None = None,
+    async def write_snapshots(self, snapshots: Sequence[GraphSnapshot], *, build: str,
+                              info: Mapping[str, Any] | None = None, exchange: str | None = None,
                               batch_size: int | None = None, progress: bool = False) -> WriteStats:
-        return await self._run(self._op_write_snapshots(list(snapshots), exchange, self._bs(batch_size)), progress)
+        return await self._run(self._op_write_snapshots(list(snapshots), build, info, exchange,
+                                                        self._bs(batch_size)), progress)
 
-    async def read_snapshots(self, symbols: Sequence[str] | None = None, start: Any = None, end: Any = None, *,
-                             method: str | None = None, window: int | None = None) -> list[GraphSnapshot]:
-        return await self._run(self._op_read_snapshots(symbols, start, end, method, window))
+    async def read_snapshots(self, build: str, symbols: Sequence[str] | None = None, start: Any = None,
+                             end: Any = None, *, method: str | None = None, window: int | None = None
+                             ) -> list[GraphSnapshot]:
+        return await self._run(self._op_read_snapshots(build, symbols, start, end, method, window))
 
-    async def list_snapshots(self, end: Any = None, *, method: str | None = None,
+    async def list_snapshots(self, build: str, end: Any = None, *, method: str | None = None,
                              window: int | None = None) -> pd.DataFrame:
-        return await self._run(self._op_list_snapshots(end, method, window))
+        return await self._run(self._op_list_snapshots(build, end, method, window))
 
-    async def write_regimes(self, frame: pd.DataFrame, *, batch_size: int | None = None,
-                            progress: bool = False) -> WriteStats:
-        return await self._run(self._op_write_regimes(frame, self._bs(batch_size)), progress)
+    async def write_regimes(self, frame: pd.DataFrame, *, build: str, info: Mapping[str, Any] | None = None,
+                            batch_size: int | None = None, progress: bool = False) -> WriteStats:
+        return await self._run(self._op_write_regimes(frame, build, info, self._bs(batch_size)), progress)
 
-    async def read_regimes(self, scopes: Sequence[str] | str | None = None, end: Any = None,
+    async def read_regimes(self, build: str, scopes: Sequence[str] | str | None = None, end: Any = None,
                            start: Any = None) -> pd.DataFrame:
-        return await self._run(self._op_read_regimes(scopes, start, end))
+        return await self._run(self._op_read_regimes(build, scopes, start, end))
 
-    async def read_transitions(self, scopes: Sequence[str] | str | None = None) -> pd.DataFrame:
-        return await self._run(self._op_read_transitions(scopes))
+    async def read_transitions(self, build: str, scopes: Sequence[str] | str | None = None) -> pd.DataFrame:
+        return await self._run(self._op_read_transitions(build, scopes))
+
+    async def list_builds(self) -> pd.DataFrame:
+        return await self._run(self._op_list_builds())
 
     async def clear(self, *, batch_size: int | None = None) -> int:
         return await self._run(self._op_clear(self._bs(batch_size)))

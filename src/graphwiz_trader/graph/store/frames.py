@@ -46,13 +46,14 @@ _NULL_EPOCH = ("the graph server returned a datetime without epochSeconds; an Ar
                "-Darcadedb.dateTimeImplementation=java.time.ZonedDateTime (the embedded server does)")
 
 
-def snapshot_key(as_of: pd.Timestamp, method: str, window: int) -> str:
-    """Identity of a snapshot in the store: ``method|window|as_of(ISO, UTC)``."""
-    return f"{method}|{int(window)}|{as_of.isoformat()}"
+def snapshot_key(gen: str, as_of: pd.Timestamp, method: str, window: int) -> str:
+    """Identity of a snapshot in the store: ``gen|method|window|as_of(ISO, UTC)`` (``gen`` names the build)."""
+    return f"{gen}|{method}|{int(window)}|{as_of.isoformat()}"
 
 
-def regime_key(scope: str, name: str) -> str:
-    return f"{scope}|{name}"
+def regime_key(gen: str, scope: str, name: str) -> str:
+    """Identity of a regime label node: ``gen|scope|name`` (one node per label, scope and generation)."""
+    return f"{gen}|{scope}|{name}"
 
 
 # ============================================================================================ snapshots

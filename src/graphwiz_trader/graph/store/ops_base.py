@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 
 from graphwiz_trader.core.symbols import split_symbol
-from graphwiz_trader.errors import UnknownSymbolError
 from graphwiz_trader.graph import cypher as C
 from graphwiz_trader.graph.store.steps import Op, Step, StepResult, _chunks, _counter
 from graphwiz_trader.graph.store_errors import GraphStoreError
@@ -58,15 +57,6 @@ class _BaseOps:
         res = yield Step(C.SYMBOLS, write=False, label="list symbols")
         return [r["symbol"] for r in res.records]
 
-    def _op_check_symbols(self, symbols: Sequence[str]) -> Op:
-        wanted = list(dict.fromkeys(symbols))
-        res = yield Step(C.SYMBOLS_AMONG, {"symbols": wanted}, write=False, label="check symbols")
-        found = {r["symbol"] for r in res.records}
-        missing = [s for s in wanted if s not in found]
-        if missing:
-            available = yield from self._op_symbols()
-            raise UnknownSymbolError(missing, where=f"the graph store at {self.uri}", available=available)
-
     # ---------------------------------------------------------------------------------- clear
     def _op_clear(self, batch_size: int) -> Op:
         limit = max(batch_size, 10_000)
@@ -85,7 +75,6 @@ class _BaseOps:
                 if n < limit:
                     break
         return deleted
-
 
     def _check_created(self, res: StepResult, counter: str, expected: int, what: str) -> None:
         got = _counter(res.counters, counter)

@@ -42,7 +42,9 @@ class Progress:
 
 @dataclass(frozen=True)
 class WriteStats:
-    """What a write did. ``transactions`` counts committed write transactions (one per batch)."""
+    """What a write did. ``transactions`` counts committed write transactions (one per batch); ``replaced``
+    the items (snapshots or regime records) of the build's previous generation; ``deleted_generations`` the
+    superseded or abandoned generations deleted after the switch."""
 
     snapshots: int = 0
     replaced: int = 0
@@ -55,6 +57,9 @@ class WriteStats:
     transactions: int = 0
     seconds: float = 0.0
     batch_size: int = 0
+    build: str = ""
+    generation: str = ""
+    deleted_generations: int = 0
 
 
 Op = Generator[Step | Progress, StepResult, Any]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ class GraphStore(_StoreBase):
                 raise
             raise translated from exc
         finally:
+            op.close()  # an operation cut short (a failed step) runs its cleanup now, not at garbage collection
             if bar is not None:
                 bar.close()
 
@@ -131,42 +132,55 @@ class GraphStore(_StoreBase):
         """All asset symbols in the store, sorted."""
         return self._run(self._op_symbols())
 
-    def write_snapshots(self, snapshots: Sequence[GraphSnapshot], *, exchange: str | None = None,
+    def write_snapshots(self, snapshots: Sequence[GraphSnapshot], *, build: str,
+                        info: Mapping[str, Any] | None = None, exchange: str | None = None,
                         batch_size: int | None = None, progress: bool = False) -> WriteStats:
-        """Write snapshots (replacing any stored under the same ``(method, window, as_of)``)."""
-        return self._run(self._op_write_snapshots(list(snapshots), exchange, self._bs(batch_size)), progress)
+        """Write ``snapshots`` as the complete snapshot set of ``build``, replacing the build's previous set.
 
-    def read_snapshots(self, symbols: Sequence[str] | None = None, start: Any = None, end: Any = None, *,
-                       method: str | None = None, window: int | None = None) -> list[GraphSnapshot]:
-        """Snapshots with ``start <= as_of <= end`` (UTC; either bound optional), oldest first.
+        Written as a new generation and switched in by one transaction once every part is stored, then the
+        previous generation is deleted: a crash at any point leaves the previous complete set readable.
+        ``info`` (spec, universe, bars fingerprint) is kept on the ``(:Build)`` node as JSON text.
+        """
+        return self._run(self._op_write_snapshots(list(snapshots), build, info, exchange, self._bs(batch_size)),
+                         progress)
+
+    def read_snapshots(self, build: str, symbols: Sequence[str] | None = None, start: Any = None,
+                       end: Any = None, *, method: str | None = None, window: int | None = None
+                       ) -> list[GraphSnapshot]:
+        """The build's snapshots with ``start <= as_of <= end`` (UTC; either bound optional), oldest first.
 
         With ``symbols``, each snapshot is restricted to them (assets, edges and leads with both ends among
-        them, their community ids); a symbol absent from the store raises :class:`UnknownSymbolError`.
+        them, their community ids); a symbol the build never had raises :class:`UnknownSymbolError`, a build
+        without complete snapshots :class:`UnknownBuildError`.
         """
-        return self._run(self._op_read_snapshots(symbols, start, end, method, window))
+        return self._run(self._op_read_snapshots(build, symbols, start, end, method, window))
 
-    def list_snapshots(self, end: Any = None, *, method: str | None = None,
+    def list_snapshots(self, build: str, end: Any = None, *, method: str | None = None,
                        window: int | None = None) -> pd.DataFrame:
-        """Catalog of complete snapshots (``as_of, method, window, n_assets, n_edges, n_leads``) with as_of <= end."""
-        return self._run(self._op_list_snapshots(end, method, window))
+        """Catalog of the build's snapshots (``as_of, method, window, n_assets, n_edges, n_leads``), as_of <= end."""
+        return self._run(self._op_list_snapshots(build, end, method, window))
 
-    def write_regimes(self, frame: pd.DataFrame, *, batch_size: int | None = None,
-                      progress: bool = False) -> WriteStats:
-        """Upsert regime-state records (``scope, datetime, regime, prob``) and recompute ``TRANSITIONS_TO``.
-
-        A record at an existing ``(scope, datetime)`` replaces it; each record's ``to`` is the next record's
-        time of its scope (null for the last).
+    def write_regimes(self, frame: pd.DataFrame, *, build: str, info: Mapping[str, Any] | None = None,
+                      batch_size: int | None = None, progress: bool = False) -> WriteStats:
+        """Write regime-state records (``scope, datetime, regime, prob``) as the complete regime state of
+        ``build`` (replacing the build's previous one, crash-safe as :meth:`write_snapshots`), with
+        ``TRANSITIONS_TO`` computed from them. Each record's ``to`` is the next record's time of its scope.
         """
-        return self._run(self._op_write_regimes(frame, self._bs(batch_size)), progress)
+        return self._run(self._op_write_regimes(frame, build, info, self._bs(batch_size)), progress)
 
-    def read_regimes(self, scopes: Sequence[str] | str | None = None, end: Any = None, start: Any = None
-                     ) -> pd.DataFrame:
-        """Regime records with ``start <= datetime <= end`` as the long frame of ``snapshot.REGIME_COLUMNS``."""
-        return self._run(self._op_read_regimes(scopes, start, end))
+    def read_regimes(self, build: str, scopes: Sequence[str] | str | None = None, end: Any = None,
+                     start: Any = None) -> pd.DataFrame:
+        """The build's regime records with ``start <= datetime <= end`` (long frame of ``snapshot.REGIME_COLUMNS``)."""
+        return self._run(self._op_read_regimes(build, scopes, start, end))
 
-    def read_transitions(self, scopes: Sequence[str] | str | None = None) -> pd.DataFrame:
-        """``TRANSITIONS_TO`` statistics (see :func:`regime_transitions`)."""
-        return self._run(self._op_read_transitions(scopes))
+    def read_transitions(self, build: str, scopes: Sequence[str] | str | None = None) -> pd.DataFrame:
+        """The build's ``TRANSITIONS_TO`` statistics (see :func:`regime_transitions`)."""
+        return self._run(self._op_read_transitions(build, scopes))
+
+    def list_builds(self) -> pd.DataFrame:
+        """Every build in the store, newest first: ``build, updated`` (UTC), the current ``snapshots_gen`` and
+        ``regimes_gen`` with their sizes, and ``info`` (what it was built from, JSON text)."""
+        return self._run(self._op_list_builds())
 
     def clear(self, *, batch_size: int | None = None) -> int:
         """Delete every graphwiz node and relationship (labels in ``cypher.NODE_LABELS``); returns #nodes."""
