@@ -104,14 +104,14 @@ def gone_within(pid: int, seconds: float) -> bool:
     return True
 
 
-def read_back(graph_dir: Path, windows: list[int]) -> list[tuple[int, int]]:
-    """(snapshots, correlation edges) per correlation window in the store on ``graph_dir``, via a fresh server."""
+def read_back(graph_dir: Path, builds: list[str]) -> list[tuple[int, int, int]]:
+    """(snapshots, correlation edges, regime records) per build in the store on ``graph_dir``, via a fresh server."""
     with EmbeddedGraphServer(graph_dir, heap="256m", startup_timeout_s=180) as server:
         settings = GraphSettings(uri=server.uri, user=server.user, password=server.password,
                                  database=server.database)
         with GraphStore.connect(settings, ensure_schema=False) as store:
-            catalogs = [store.list_snapshots(window=w) for w in windows]
-    return [(len(c), int(c["n_edges"].sum())) for c in catalogs]
+            found = [(store.list_snapshots(b), store.read_regimes(b)) for b in builds]
+    return [(len(catalog), int(catalog["n_edges"].sum()), len(regimes)) for catalog, regimes in found]
 
 
 HOLD_A_CONNECTION = textwrap.dedent("""
@@ -156,7 +156,7 @@ STORE_COLLISION = "ConstraintValidationFailed"
 
 
 def test_two_builds_at_once_on_one_folder_both_finish_with_complete_data_and_no_jvm_left(runs: Runs) -> None:
-    windows = [168, 336]  # two different builds, so each one's snapshots can be told apart in the store
+    windows = [168, 336]  # two different builds (two build ids), each read back by its own id
     clis = [runs.graphwiz(*SMALL_BUILD, "--window", str(w), "--json", str(runs.root / f"build{w}.json"))
             for w in windows]
     outputs = [cli.communicate(timeout=600)[0] for cli in clis]
@@ -171,8 +171,9 @@ def test_two_builds_at_once_on_one_folder_both_finish_with_complete_data_and_no_
                      + next(ln for ln in failed[0].splitlines() if STORE_COLLISION in ln))
     assert [cli.returncode for cli in clis] == [0, 0], "\n\n".join(outputs)
     summaries = [json.loads((runs.root / f"build{w}.json").read_text()) for w in windows]
-    assert all(s["snapshots"] > 0 for s in summaries)
-    assert read_back(runs.graph_dir, windows) == [(s["snapshots"], s["correlation_edges"]) for s in summaries]
+    assert all(s["snapshots"] > 0 for s in summaries) and summaries[0]["build"] != summaries[1]["build"]
+    assert read_back(runs.graph_dir, [s["build"] for s in summaries]) == [
+        (s["snapshots"], s["correlation_edges"], s["regime_records"]) for s in summaries]
 
 
 def test_sigterm_of_the_cli_stops_its_jvm_releases_the_folder_and_the_next_start_works(runs: Runs) -> None:
