@@ -27,6 +27,7 @@ from graphwiz_trader.graph.server import (
     build_command,
     default_graph_dir,
 )
+from graphwiz_trader.graph.server_launch import is_server_command
 from graphwiz_trader.graph.server_process import FolderLock, hold_sigterm_exit, release_sigterm_exit, rotate_logs
 from graphwiz_trader.graph.store import GraphStore
 from graphwiz_trader.graph.store_errors import EmbeddedServerError, GraphStoreError
@@ -44,6 +45,13 @@ def test_command_binds_every_listener_to_loopback_with_the_bolt_plugin(tmp_path)
     assert props["arcadedb.dateTimeImplementation"] == "java.time.ZonedDateTime"
     assert props["arcadedb.server.defaultDatabases"] == "graphwiz[root]"
     assert "-Xmx256m" in cmd and not any("rootPassword=" in a for a in cmd)  # password only via a file
+
+
+def test_a_server_on_a_folder_whose_name_extends_ours_is_not_taken_for_ours(tmp_path) -> None:
+    ours, theirs = tmp_path / "g", tmp_path / "g2"
+    their_command = build_command(theirs, Ports(bolt=17001, http=17002, https=17003))
+    assert is_server_command(their_command, theirs)
+    assert not is_server_command(their_command, ours)  # a substring test said yes, and stopped their server
 
 
 def test_default_data_folder_is_the_projects_data_graph(tmp_path, monkeypatch) -> None:
