@@ -46,6 +46,7 @@ from graphwiz_trader.data.bars import normalize_bars  # noqa: E402
 from graphwiz_trader.core.symbols import parse_symbols, symbol_from_stem  # noqa: E402
 from graphwiz_trader.data.paths import binance_dir  # noqa: E402
 from graphwiz_trader.data.synthetic import generate_synthetic_market  # noqa: E402
+from graphwiz_trader.config.settings import GraphSettings  # noqa: E402
 from graphwiz_trader.features.graph_features import graph_features, snapshot_metrics  # noqa: E402
 from graphwiz_trader.graph.store import regime_transitions  # noqa: E402
 from graphwiz_trader.graph.builders import (  # noqa: E402
@@ -109,7 +110,7 @@ def _synthetic_recovery(seeds: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", metavar="PATH")
-    ap.add_argument("--window", type=int, default=720)
+    ap.add_argument("--window", type=int, default=GraphSettings().corr_window)
     ap.add_argument("--stride", type=int, default=24)
     ap.add_argument("--top-k", type=int, default=10, help="top-k |rho| partners per asset (0 = no top-k)")
     ap.add_argument("--min-abs-rho", type=float, default=0.0)

@@ -9,8 +9,9 @@ Rows:
   embedded server startup (until a Cypher query succeeds)
   batched write of all snapshots, edges/s                     target >= 20,000 edges/s (CORRELATED_WITH)
   the same rows, one query per edge (auto-commit), subset     shows what batching buys
-  rewrite of 10 snapshots (idempotent replace)
-  bulk read of all snapshots (read_snapshots), seconds
+  re-write of the whole build (new generation, one-transaction switch, deletion of the old generation)
+  a 10-snapshot build written beside the big one, then re-written (cost follows the build, not the store)
+  bulk read of all snapshots of the build (read_snapshots), seconds
   regime state (per-bar market regime, ~35k records) write and read
 
 Run: .venv/bin/python benchmarks/bench_graph_store.py [--json PATH] [--batch-size N] [--snapshots N] [--neo4j]
@@ -74,6 +75,10 @@ CREATE (a)-[:CORRELATED_WITH {rho: $rho, method: $method, window: $window, as_of
 """
 
 
+BUILD = "bench-big"
+SMALL = "bench-small"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", metavar="PATH")
@@ -120,7 +125,7 @@ def main() -> int:
         pid = server.pid if server else None
         # --- batched write of everything
         with measure() as m, CpuClock(pid) as cpu:
-            stats = store.write_snapshots(snaps, exchange="binance", progress=True)
+            stats = store.write_snapshots(snaps, build=BUILD, exchange="binance", progress=True)
         total_rows = stats.edges + stats.leads + stats.memberships
         n_e = stats.edges + stats.leads
         rows.append({"what": f"batched write, {stats.snapshots} snapshots (batch {args.batch_size})",
@@ -132,10 +137,16 @@ def main() -> int:
         # the same write again on a warm server (JIT-compiled; the first write pays the JVM warm-up)
         store.clear()
         with measure() as m, CpuClock(pid) as cpu:
-            stats = store.write_snapshots(snaps, exchange="binance")
+            stats = store.write_snapshots(snaps, build=BUILD, exchange="binance")
         rows.append({"what": "the same batched write again (warm server)", "seconds": m.seconds,
                      "edges_per_s": n_e / m.seconds, "target_edges_per_s": 20_000, "client_cpu_s": cpu.client_s,
                      "server_cpu_s": cpu.server_s, "edges_per_cpu_s": n_e / (cpu.client_s + cpu.server_s)})
+        # crash-safe re-write of the same build: a new generation, the switch, then the old one deleted
+        with measure() as m:
+            st = store.write_snapshots(snaps, build=BUILD, exchange="binance")
+        rows.append({"what": "re-write of the build (new generation + switch + old deleted)", "seconds": m.seconds,
+                     "edges_per_s": n_e / m.seconds, "replaced": st.replaced,
+                     "deleted_generations": st.deleted_generations})
 
         # --- one query per edge on a subset, same data shape
         sub = []
@@ -158,14 +169,20 @@ def main() -> int:
                      "edges_per_s": len(sub) / one_s, "client_cpu_s": cpu.client_s, "server_cpu_s": cpu.server_s,
                      "edges_per_cpu_s": len(sub) / (cpu.client_s + cpu.server_s)})
 
-        # --- idempotent rewrite of 10 snapshots
+        # --- a small build beside the big one: written, then re-written
         with measure() as m:
-            st = store.write_snapshots(snaps[-10:])
-        rows.append({"what": "rewrite 10 stored snapshots (replace)", "seconds": m.seconds, "replaced": st.replaced})
+            store.write_snapshots(snaps[-10:], build=SMALL)
+        rows.append({"what": "write a 10-snapshot build beside the big one", "seconds": m.seconds})
+        with measure() as m:
+            st = store.write_snapshots(snaps[-10:], build=SMALL)
+        rows.append({"what": "re-write the 10-snapshot build", "seconds": m.seconds, "replaced": st.replaced})
+        with measure() as m:
+            small_back = store.read_snapshots(SMALL)
+        rows.append({"what": f"read the 10-snapshot build ({len(small_back)} snapshots)", "seconds": m.seconds})
 
         # --- bulk read
         with measure() as m:
-            back = store.read_snapshots()
+            back = store.read_snapshots(BUILD)
         rows.append({"what": f"bulk read, all {len(back)} snapshots", "seconds": m.seconds,
                      "edges_per_s": sum(len(s.edges) + len(s.leads) for s in back) / m.seconds,
                      "peak_rss_gb": m.peak_rss_gb})
@@ -173,17 +190,20 @@ def main() -> int:
             canonical_snapshot(a).edges.equals(b.edges) and canonical_snapshot(a).leads.equals(b.leads)
             and canonical_snapshot(a).communities == b.communities for a, b in zip(snaps, back))
         with measure() as m:
-            mid = store.read_snapshots(end=snaps[len(snaps) // 2].as_of)
+            mid = store.read_snapshots(BUILD, end=snaps[len(snaps) // 2].as_of)
         rows.append({"what": f"point-in-time read, as_of <= mid ({len(mid)} snapshots)", "seconds": m.seconds})
+        with measure() as m:
+            few = store.read_snapshots(BUILD, start=snaps[-10].as_of)
+        rows.append({"what": f"read the last {len(few)} snapshots of the big build", "seconds": m.seconds})
 
         # --- regimes
         regimes = demo_regime_state(market.regimes, seed=0)
         with measure() as m:
-            rst = store.write_regimes(regimes)
+            rst = store.write_regimes(regimes, build=BUILD)
         rows.append({"what": f"regime write, {rst.regime_records:,} market records", "seconds": m.seconds,
                      "records_per_s": rst.regime_records / m.seconds})
         with measure() as m:
-            rback = store.read_regimes("market")
+            rback = store.read_regimes(BUILD, "market")
         rows.append({"what": "regime read, all market records", "seconds": m.seconds,
                      "records_per_s": len(rback) / m.seconds})
         regimes_exact = bool((rback["prob"].to_numpy() == regimes["prob"].to_numpy()).all()

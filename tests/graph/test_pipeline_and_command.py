@@ -139,6 +139,10 @@ def test_graph_build_command_fills_the_store_named_by_neo4j_uri(graph_settings, 
     listed = json.loads((tmp_path / "b.json").read_text())["builds"]
     assert [b["build"] for b in listed] == [out["build"]] and listed[0]["snapshots"] == out["snapshots"]
     assert out["build"] in capsys.readouterr().out
+    assert main(["graph", "builds", "--delete", out["build"], "--json", str(tmp_path / "d.json")]) == 0
+    assert json.loads((tmp_path / "d.json").read_text())["builds"] == []
+    assert main(["graph", "builds", "--delete", out["build"]]) == 1  # gone: a clear error, not a traceback
+    assert f"build {out['build']!r} has no complete data" in capsys.readouterr().err
 
 
 def test_graph_build_reads_its_defaults_from_the_config_file(graph_settings, graph_store, monkeypatch, tmp_path):

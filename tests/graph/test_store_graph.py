@@ -14,7 +14,14 @@ from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.errors import UnknownSymbolError
 from graphwiz_trader.graph import cypher as C
 from graphwiz_trader.graph.snapshot import GraphSnapshot
-from graphwiz_trader.graph.store import AsyncGraphStore, GraphStore, Progress, UnknownBuildError, canonical_snapshot
+from graphwiz_trader.graph.store import (
+    AsyncGraphStore,
+    GraphStore,
+    Progress,
+    Step,
+    UnknownBuildError,
+    canonical_snapshot,
+)
 from graphwiz_trader.graph.store_errors import GraphStoreError
 from graphwiz_trader.testkit.graph import demo_snapshots, rename_demo_symbols
 
@@ -63,11 +70,7 @@ def test_assets_are_listed_on_their_exchange(graph_store: GraphStore, snapshots:
     assert graph_store.symbols_in_store() == sorted(snapshots[0].assets)
 
 
-@pytest.mark.parametrize("scan_fraction", [0, 10**9], ids=["by-as_of-lookups", "by-range-scan"])
-def test_reads_are_point_in_time(graph_store: GraphStore, snapshots: list[GraphSnapshot], scan_fraction: int,
-                                 monkeypatch) -> None:
-    monkeypatch.setattr("graphwiz_trader.graph.store.ops_snapshots._SCAN_FRACTION", scan_fraction)
-    monkeypatch.setattr("graphwiz_trader.graph.store.ops_snapshots._TIMES_PER_QUERY", 5)  # several IN-list chunks
+def test_reads_are_point_in_time(graph_store: GraphStore, snapshots: list[GraphSnapshot]) -> None:
     graph_store.write_snapshots(snapshots, build=B)
     t = snapshots[6].as_of
     upto = graph_store.read_snapshots(B, end=t)
@@ -161,6 +164,66 @@ def test_reads_name_a_build_that_exists(graph_store: GraphStore, snapshots: list
         graph_store.read_snapshots(["BTC/USDT"])  # the pre-build-id call shape is refused, not misread
 
 
+def test_deleting_a_build_removes_everything_it_wrote_and_nothing_else(graph_store: GraphStore,
+                                                                        snapshots: list[GraphSnapshot]) -> None:
+    graph_store.write_snapshots(snapshots[:3], build="build-a")
+    graph_store.write_snapshots(snapshots[3:5], build="build-b")
+    graph_store.write_snapshots(snapshots[5:6], build="build-b")  # build-b's second generation
+    assert graph_store.delete_build("build-b") == 1
+    assert graph_store.list_builds()["build"].tolist() == ["build-a"]
+    for exp, got in zip(snapshots[:3], graph_store.read_snapshots("build-a"), strict=True):
+        assert_same_snapshot(exp, got)
+    assert count(graph_store, "MATCH ()-[r:CORRELATED_WITH]->() RETURN count(r) AS n") == \
+        sum(len(s.edges) for s in snapshots[:3])
+    assert count(graph_store, "MATCH (g:Generation) RETURN count(g) AS n") == 1
+    with pytest.raises(UnknownBuildError):
+        graph_store.delete_build("build-b")
+
+
+def test_two_writers_creating_the_same_assets_at_once_both_succeed(graph_store: GraphStore, graph_settings) -> None:
+    """ArcadeDB's MERGE races: the loser of a unique key gets ConstraintValidationFailed; the store retries it."""
+    import threading
+
+    other = GraphStore.connect(graph_settings, ensure_schema=False)
+    errors: list[BaseException] = []
+    try:
+        for rnd in range(6):
+            syms = [f"R{rnd}N{i}/USDT" for i in range(40)]
+            gate = threading.Barrier(2)
+
+            def upsert(store: GraphStore, syms: list[str] = syms, gate: threading.Barrier = gate) -> None:
+                gate.wait()
+                try:
+                    store.upsert_assets(syms, "binance")
+                except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=upsert, args=(st,)) for st in (graph_store, other)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        other.close()
+    assert errors == []
+    assert count(graph_store, "MATCH (a:Asset) RETURN count(a) AS n") == 6 * 40
+    assert count(graph_store, "MATCH (x:Exchange) RETURN count(x) AS n") == 1
+
+
+def test_only_merge_steps_that_lost_a_unique_key_race_are_retried_a_bounded_number_of_times() -> None:
+    from graphwiz_trader.graph.store.steps import MERGE_ATTEMPTS, retry_merge
+
+    class Conflict(Exception):
+        code = "Neo.ClientError.Schema.ConstraintValidationFailed"
+
+    merge, plain = Step("MERGE ...", merge=True), Step("CREATE ...")
+    waits = [retry_merge(merge, Conflict(), a) for a in range(1, MERGE_ATTEMPTS + 1)]
+    assert all(w is not None and 0.01 * 2 ** a <= w <= 0.02 * 2 ** a for a, w in enumerate(waits[:-1], start=1))
+    assert waits[-1] is None  # the last attempt's failure is raised
+    assert retry_merge(plain, Conflict(), 1) is None  # a CREATE that hits a unique key is a real error
+    assert retry_merge(merge, ConnectionError(), 1) is None
+
+
 def _fail_at(label_part: str):
     """A replacement for GraphStore._execute that raises when a step's label contains ``label_part``."""
     real = GraphStore._execute
@@ -250,13 +313,23 @@ def test_batched_writes_split_rows_into_batches_of_batch_size(graph_store: Graph
         assert_same_snapshot(exp, got)
 
 
-def test_schema_setup_is_idempotent(graph_store: GraphStore) -> None:
+def schema(store: GraphStore, statement: str) -> None:
+    def op():
+        yield Step(statement, autocommit=True)
+    store._run(op())  # noqa: SLF001
+
+
+def test_schema_setup_is_idempotent_and_drops_only_its_own_obsolete_indexes(graph_store: GraphStore) -> None:
+    schema(graph_store, "CREATE INDEX corr_as_of IF NOT EXISTS FOR ()-[r:CORRELATED_WITH]-() ON (r.as_of)")
+    schema(graph_store, "CREATE INDEX someone_elses IF NOT EXISTS FOR (n:Unrelated) ON (n.x)")
     first = graph_store.ensure_schema()
+    assert "corr_as_of" not in first and "someone_elses" in first
     second = graph_store.ensure_schema()
     assert first == second
     names = set(graph_store.schema_names())
     # every constraint is present under its name (indexes may pre-exist under another name on a shared server)
     assert {n for n, _ in C.CONSTRAINTS} <= names
+    schema(graph_store, "DROP INDEX someone_elses IF EXISTS")
 
 
 def test_clear_leaves_no_graphwiz_data(graph_store: GraphStore, snapshots: list[GraphSnapshot]) -> None:

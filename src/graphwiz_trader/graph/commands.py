@@ -1,5 +1,6 @@
 """``graphwiz graph build``: fill the graph store (embedded Bolt server or Neo4j) from the data layer;
-``graphwiz graph builds``: list the builds in the store (the build id every read and exploration query needs).
+``graphwiz graph builds``: list the builds in the store (the build id every read and exploration query needs)
+and delete those no longer wanted (``--delete BUILD``).
 
 The build's defaults come from the ``graph:`` settings (``config/trading_config.yaml``, else the defaults of
 :class:`~graphwiz_trader.config.settings.GraphSettings`) through :meth:`GraphBuildSpec.from_settings`; a flag
@@ -84,6 +85,9 @@ def _builds(args: argparse.Namespace) -> int:
     from graphwiz_trader.graph.store import GraphStore
 
     with GraphStore.connect(_settings(args)) as store:
+        for build in args.delete or []:
+            n = store.delete_build(build)
+            print(f"deleted build {build} ({n} generation(s))")
         builds = store.list_builds()
         uri = store.uri
     if builds.empty:
@@ -132,6 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="PATH")
     p.set_defaults(func=_build)
     b = gsub.add_parser("builds", help="list the builds in the graph store, newest first (ids for reads and queries)")
+    b.add_argument("--delete", metavar="BUILD", nargs="+", help="delete these builds first (all they wrote)")
     b.add_argument("--config", help="config file (graph section: uri, user, password, data_dir)")
     b.add_argument("--json", metavar="PATH")
     b.set_defaults(func=_builds)

@@ -14,7 +14,7 @@ from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph.snapshot import GraphSnapshot
 from graphwiz_trader.graph.store.connection import _DRIVER_CONFIG, _batch_size, _resolve_target, _StoreBase
-from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats, _translate
+from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats, _translate, retry_merge
 from graphwiz_trader.graph.store.sync import _single_read
 from graphwiz_trader.graph.store_errors import GraphStoreError
 
@@ -71,7 +71,7 @@ class AsyncGraphStore(_StoreBase):
                             bar = tqdm(total=step.total, desc=step.desc, unit="row", disable=not progress)
                             step = op.send(None)  # type: ignore[arg-type]
                             continue
-                        res = await self._execute(session, step)
+                        res = await self._execute_retrying(session, step)
                         if bar is not None and step.rows:
                             bar.update(step.rows)
                         step = op.send(res)
@@ -88,6 +88,18 @@ class AsyncGraphStore(_StoreBase):
             op.close()  # an operation cut short (a failed step) runs its cleanup now, not at garbage collection
             if bar is not None:
                 bar.close()
+
+    async def _execute_retrying(self, session: Any, step: Step) -> StepResult:
+        attempt = 1
+        while True:
+            try:
+                return await self._execute(session, step)
+            except Exception as exc:
+                wait = retry_merge(step, exc, attempt)
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
+                attempt += 1
 
     @staticmethod
     async def _execute(session: Any, step: Step) -> StepResult:
@@ -145,6 +157,9 @@ class AsyncGraphStore(_StoreBase):
 
     async def list_builds(self) -> pd.DataFrame:
         return await self._run(self._op_list_builds())
+
+    async def delete_build(self, build: str, *, batch_size: int | None = None) -> int:
+        return await self._run(self._op_delete_build(build, self._bs(batch_size)))
 
     async def clear(self, *, batch_size: int | None = None) -> int:
         return await self._run(self._op_clear(self._bs(batch_size)))

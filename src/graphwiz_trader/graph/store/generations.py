@@ -148,7 +148,7 @@ class _GenerationOps(_BaseOps):
         res = yield Step(C.switch_generation_query(kind),
                          {"gen": gen, "build": build, "now": pd.Timestamp.now(tz="UTC"), "info": info, "n": int(n),
                           "names": list(names)},
-                         label=f"build {build}: switch {kind} to the new generation")
+                         label=f"build {build}: switch {kind} to the new generation", merge=True)
         if not res.records:
             raise GraphStoreError(f"build {build}: the {kind} generation {gen} written to {self.uri} was claimed for "
                                   "deletion before it could be switched in (another process judged it abandoned); "
@@ -213,6 +213,20 @@ class _GenerationOps(_BaseOps):
             n_tx += tx
             deleted += tx > 0
         return deleted, n_tx
+
+    def _op_delete_build(self, build: str, batch_size: int) -> Op:
+        """Delete a build: its pointer, then every generation of it no live writer is writing; returns
+        the number of generations deleted."""
+        build = check_build_id(build)
+        res = yield Step(C.DELETE_BUILD_NODE, {"build": build}, label=f"build {build}: delete its pointer")
+        deleted = 0
+        for kind in C.KINDS:
+            n, _ = yield from self._op_cleanup(build, kind, "", batch_size)
+            deleted += n
+        if int(res.records[0]["n"]) == 0 and deleted == 0:
+            builds = yield from self._op_build_ids()
+            raise UnknownBuildError(build, "data", self.uri, builds)
+        return deleted
 
     def _op_build_ids(self, kind: str | None = None) -> Op:
         builds = yield from self._op_list_builds()

@@ -22,6 +22,8 @@ class _BaseOps:
 
     # ---------------------------------------------------------------------------------- schema
     def _op_ensure_schema(self) -> Op:
+        for name in C.OBSOLETE_INDEXES:
+            yield Step(C.drop_index_query(name), label=f"schema: drop obsolete index {name}", autocommit=True)
         for name, stmt in C.CONSTRAINTS + C.INDEXES:
             yield Step(stmt, label=f"schema {name}", autocommit=True)
         res = yield Step(C.SHOW_CONSTRAINTS, write=False, label="show constraints")
@@ -47,9 +49,9 @@ class _BaseOps:
         for a, b in _chunks(len(rows), batch_size):
             if exchange:
                 yield Step(C.UPSERT_ASSETS_LISTED, {"rows": rows[a:b], "exchange": exchange},
-                           label="upsert assets")
+                           label="upsert assets", merge=True)
             else:
-                yield Step(C.UPSERT_ASSETS, {"rows": rows[a:b]}, label="upsert assets")
+                yield Step(C.UPSERT_ASSETS, {"rows": rows[a:b]}, label="upsert assets", merge=True)
             n_tx += 1
         return n_tx
 

@@ -59,7 +59,7 @@ class _RegimeOps(_GenerationOps):
         if asset_scopes:
             n_tx += yield from self._op_upsert_assets(asset_scopes, None, batch_size)
         if MARKET_SCOPE in scopes:
-            yield Step(C.ENSURE_MARKET, {"id": MARKET_SCOPE}, label="ensure market node")
+            yield Step(C.ENSURE_MARKET, {"id": MARKET_SCOPE}, label="ensure market node", merge=True)
             n_tx += 1
         with _writing(gen):
             yield from self._op_begin_generation(build, "regimes", gen)

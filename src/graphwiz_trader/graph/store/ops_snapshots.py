@@ -33,10 +33,6 @@ from graphwiz_trader.graph.store.generations import (
 )
 from graphwiz_trader.graph.store.steps import Op, Progress, Step, WriteStats, _chunks
 
-_TIMES_PER_QUERY = 32   # as_of values per IN-list read
-_SCAN_FRACTION = 4      # read by as_of lookups when fewer than 1/4 of the generation's snapshots are wanted
-
-
 @dataclass
 class _Flat:
     """Every snapshot's parts as columnar arrays; symbols are indices into ``symbols``, snapshots into the list."""
@@ -220,21 +216,13 @@ class _SnapshotOps(_GenerationOps):
             return []
         symset = None if wanted is None else set(wanted)
         has_syms = symset is not None
-        # Few snapshots: fetch their parts by as_of (index lookups, chunks of _TIMES_PER_QUERY).
-        # Most of the generation: one lookup of the whole generation per part (see cypher.read_edges_query).
-        times = sorted({t for t, _, _, _ in metas})
-        by_times = len(times) * _SCAN_FRACTION < cur.n
-        chunks = ([[_epoch_ts(*t) for t in times[i:i + _TIMES_PER_QUERY]]
-                   for i in range(0, len(times), _TIMES_PER_QUERY)] if by_times else [None])
-        parts: dict[str, dict[tuple[Any, str, int], list[list[Any]]]] = {"edges": {}, "leads": {}, "communities": {}}
-        for what, q in (("edges", C.read_edges_query(has_syms, by_times, **flags)),
-                        ("leads", C.read_leads_query(has_syms, by_times, **flags)),
-                        ("communities", C.read_communities_query(has_syms, by_times, **flags))):
-            for chunk in chunks:
-                p = params if chunk is None else {**params, "ts": chunk}
-                res = yield Step(q, p, write=False, label=f"read {what}")
-                for r in res.records:
-                    parts[what][((r["t_s"], r["t_ns"]), r["method"], int(r["window"]))] = r["rows"]
+        # one query per part over the generation (an index lookup by gen), filtered to the same range
+        parts: dict[str, dict[tuple[Any, str, int], list[list[Any]]]] = {}
+        for what, q in (("edges", C.read_edges_query(has_syms, **flags)),
+                        ("leads", C.read_leads_query(has_syms, **flags)),
+                        ("communities", C.read_communities_query(has_syms, **flags))):
+            res = yield Step(q, params, write=False, label=f"read {what}")
+            parts[what] = {((r["t_s"], r["t_ns"]), r["method"], int(r["window"])): r["rows"] for r in res.records}
         out: list[GraphSnapshot] = []
         for t, m, w, assets in metas:
             key = (t, m, w)

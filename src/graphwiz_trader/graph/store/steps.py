@@ -7,6 +7,7 @@ operation is defined once and runs unchanged under both drivers.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,10 @@ class Step:
     label: str = ""
     rows: int = 0           # rows this step carries, for progress bars and stats
     autocommit: bool = False  # schema statements run outside managed transactions
+    # The statement MERGEs uniquely constrained nodes. When a concurrent transaction creates the same node
+    # first, ArcadeDB fails this one with ConstraintValidationFailed (its MERGE is not atomic across
+    # transactions); running it again then matches that node, so the runners retry it (see retry_merge).
+    merge: bool = False
 
 
 @dataclass
@@ -63,6 +68,21 @@ class WriteStats:
 
 
 Op = Generator[Step | Progress, StepResult, Any]
+
+
+MERGE_ATTEMPTS = 6
+_CONSTRAINT_CONFLICT = "Neo.ClientError.Schema.ConstraintValidationFailed"
+
+
+def retry_merge(step: Step, exc: BaseException, attempt: int) -> float | None:
+    """Seconds to wait before running ``step`` again after ``exc`` on attempt ``attempt`` (1-based), or None.
+
+    Only a MERGE step (``step.merge``) that lost a race for a unique key is retried, at most
+    :data:`MERGE_ATTEMPTS` times in all, after 20 ms, 40 ms, 80 ms, ... (times 1-2, random).
+    """
+    if not step.merge or attempt >= MERGE_ATTEMPTS or getattr(exc, "code", None) != _CONSTRAINT_CONFLICT:
+        return None
+    return 0.01 * 2 ** attempt * (1.0 + random.random())
 
 
 def _chunks(n: int, size: int) -> Iterable[tuple[int, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph.snapshot import GraphSnapshot
 from graphwiz_trader.graph.store.connection import _DRIVER_CONFIG, _batch_size, _resolve_target, _StoreBase
-from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats, _translate
+from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats, _translate, retry_merge
 from graphwiz_trader.graph.store_errors import GraphStoreError
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class GraphStore(_StoreBase):
                             bar = tqdm(total=step.total, desc=step.desc, unit="row", disable=not progress)
                             step = op.send(None)  # type: ignore[arg-type]
                             continue
-                        res = self._execute(session, step)
+                        res = self._execute_retrying(session, step)
                         if bar is not None and step.rows:
                             bar.update(step.rows)
                         step = op.send(res)
@@ -98,6 +99,20 @@ class GraphStore(_StoreBase):
             op.close()  # an operation cut short (a failed step) runs its cleanup now, not at garbage collection
             if bar is not None:
                 bar.close()
+
+    def _execute_retrying(self, session: Any, step: Step) -> StepResult:
+        attempt = 1
+        while True:
+            try:
+                return self._execute(session, step)
+            except Exception as exc:
+                wait = retry_merge(step, exc, attempt)
+                if wait is None:
+                    raise
+                log.debug("%s: a concurrent writer created the same key; running it again (attempt %d)",
+                          step.label, attempt + 1)
+                time.sleep(wait)
+                attempt += 1
 
     @staticmethod
     def _execute(session: Any, step: Step) -> StepResult:
@@ -181,6 +196,15 @@ class GraphStore(_StoreBase):
         """Every build in the store, newest first: ``build, updated`` (UTC), the current ``snapshots_gen`` and
         ``regimes_gen`` with their sizes, and ``info`` (what it was built from, JSON text)."""
         return self._run(self._op_list_builds())
+
+    def delete_build(self, build: str, *, batch_size: int | None = None) -> int:
+        """Delete everything ``build`` wrote (its pointer, then its generations); returns #generations deleted.
+
+        A generation another live process is still writing is left alone (when that writer switches it in, the
+        build exists again). Assets and exchanges stay (they are shared). Raises :class:`UnknownBuildError`
+        when the store holds nothing of ``build``.
+        """
+        return self._run(self._op_delete_build(build, self._bs(batch_size)))
 
     def clear(self, *, batch_size: int | None = None) -> int:
         """Delete every graphwiz node and relationship (labels in ``cypher.NODE_LABELS``); returns #nodes."""
