@@ -55,7 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-extras", action="store_true", help="plain Alpha158 (158 columns)")
     p.add_argument("--graph", action="store_true",
                    help="append point-in-time graph features read back from the graph store")
-    p.add_argument("--graph-window", type=int, default=720, help="bars per correlation window")
-    p.add_argument("--graph-stride", type=int, default=24, help="bars between snapshots")
+    from graphwiz_trader.config.settings import GraphSettings
+
+    d = GraphSettings()  # the one source of the graph defaults
+    p.add_argument("--graph-window", type=int, help=f"bars per correlation window (default: graph.corr_window, "
+                   f"{d.corr_window})")
+    p.add_argument("--graph-stride", type=int, help=f"bars between snapshots (default: graph.corr_stride, "
+                   f"{d.corr_stride})")
     add_json_option(p)
     p.set_defaults(func=_features)

@@ -99,8 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--absolute", action="store_true", help="absolute (not cross-sectional) label on universes")
     p.add_argument("--hpo-trials", type=int, default=0, help="Optuna trials inside each fold's training part")
     p.add_argument("--graph", action="store_true", help="also run Alpha158 + graph features and compare")
-    p.add_argument("--graph-window", type=int, default=720)
-    p.add_argument("--graph-stride", type=int, default=24)
+    from graphwiz_trader.config.settings import GraphSettings
+
+    d = GraphSettings()  # the one source of the graph defaults
+    p.add_argument("--graph-window", type=int, help=f"bars per correlation window (default: graph.corr_window, "
+                   f"{d.corr_window})")
+    p.add_argument("--graph-stride", type=int, help=f"bars between snapshots (default: graph.corr_stride, "
+                   f"{d.corr_stride})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--qlib-dir", default="data/qlib")
     p.add_argument("--out", default="runs/walkforward")
