@@ -6,7 +6,6 @@ loops; the real-data tests (``slow``, ``realdata``) run Qlib end to end on 20 in
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
@@ -250,7 +249,9 @@ def test_bad_graph_settings_fail_clearly():
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="graphwiz")
+    from graphwiz_trader.core.commandline import GraphwizParser
+
+    p = GraphwizParser(prog="graphwiz")  # the project's parser: --no-progress after any command
     commands_reproduce.register(p.add_subparsers(dest="command"))
     return p
 
