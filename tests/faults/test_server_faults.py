@@ -151,7 +151,7 @@ def test_two_processes_at_once_share_one_jvm_which_its_owner_stops_after_the_oth
 
 
 # ArcadeDB's MERGE is not atomic across concurrent transactions: two writers of one key collide with a
-# ConstraintValidationFailed client error, which the store does not retry (a store defect, not the server's).
+# ConstraintValidationFailed client error, which the store retries (the second MERGE then finds the node).
 
 
 def test_two_builds_at_once_on_one_folder_both_finish_with_complete_data_and_no_jvm_left(runs: Runs) -> None:
