@@ -85,3 +85,10 @@ def test_the_checker_catches_a_planted_violation(tmp_path, bad, target):
     rank = {name: i for i, name in enumerate(package_order())}
     found = {t for t, _ in imported_packages(planted)}
     assert found == {target} and rank[target] > rank[bad]
+
+
+def test_the_product_never_imports_the_testkit():
+    offenders = [f"{path.relative_to(ROOT)}:{line}" for path in sorted(SRC.rglob("*.py"))
+                 if own_package(path) != "testkit"
+                 for target, line in imported_packages(path) if target == "testkit"]
+    assert not offenders, "the product imports testkit: " + ", ".join(offenders)
