@@ -129,3 +129,20 @@ def test_a_gappy_hourly_series_still_matches_its_timeframe():
     df = bars(40).drop(index=pd.date_range("2024-01-01 03:00", periods=10, freq="2h", tz="UTC"))
     r = validate_bars({"X/USDT": df}, "1h")["X/USDT"]
     assert r.ok and r.missing_bars == 10
+
+
+def test_gap_warnings_are_one_summary_line_logged_once(caplog):
+    import logging
+
+    from graphwiz_trader.data import validate as V
+
+    idx = pd.date_range("2024-01-01", periods=48, freq="1h", tz="UTC")
+    full = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}, index=idx)
+    bars = {"AAA/USDT": full.drop(idx[[5, 6, 7]]), "BBB/USDT": full.drop(idx[[20]]), "CCC/USDT": full}
+    V._LOGGED.clear()
+    with caplog.at_level(logging.INFO, logger="graphwiz_trader.data.validate"):
+        V.validate_bars(bars, "1h")
+        V.validate_bars(bars, "1h")
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert lines == ["validation 1h: 2 of 3 symbols have gaps (4 missing bars; largest 4h in AAA/USDT)"
+                     " (details: graphwiz data validate, or the report's JSON)"]

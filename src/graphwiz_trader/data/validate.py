@@ -221,6 +221,53 @@ def validate_symbol(df: pd.DataFrame, symbol: str, timeframe: str, max_abs_log_r
     return SymbolReport(symbol, n, str(idx.min()), str(idx.max()), tuple(issues), missing_bars, largest)
 
 
+_LOGGED: set[str] = set()
+
+
+def warning_summary(report: ValidationReport) -> str | None:
+    """One line for every warning of ``report`` (None when there is none), e.g.
+    ``1h: 12 of 46 symbols have gaps (143 missing bars; largest 5h in BTC/USDT); 2 extreme jumps``."""
+    with_gaps = [s for s in report.symbols if s.missing_bars]
+    kinds: dict[str, int] = {}
+    for s in report.symbols:
+        for i in s.warnings:
+            if i.kind != "gaps":
+                kinds[i.kind] = kinds.get(i.kind, 0) + 1
+    if not with_gaps and not kinds:
+        return None
+    parts = []
+    if with_gaps:
+        worst = max(with_gaps, key=lambda s: pd.Timedelta(s.largest_gap) if s.largest_gap else pd.Timedelta(0))
+        parts.append(f"{len(with_gaps)} of {len(report.symbols)} symbols have gaps "
+                     f"({sum(s.missing_bars for s in with_gaps)} missing bars; largest {_short(worst.largest_gap)} "
+                     f"in {worst.symbol})")
+    parts.extend(f"{n} symbol(s) with {kind.replace('_', ' ')}" for kind, n in sorted(kinds.items()))
+    return f"{report.timeframe}: " + "; ".join(parts) + " (details: graphwiz data validate, or the report's JSON)"
+
+
+def _short(text: str | None) -> str:
+    """``0 days 04:00:00`` -> ``4h``; ``2 days 01:30:00`` -> ``2d 1h 30m``."""
+    if not text:
+        return "?"
+    secs = int(pd.Timedelta(text).total_seconds())
+    d, rem = divmod(secs, 86400)
+    h, rem = divmod(rem, 3600)
+    m = rem // 60
+    out = " ".join(f"{v}{u}" for v, u in ((d, "d"), (h, "h"), (m, "m")) if v)
+    return out or f"{secs}s"
+
+
+def _log_once(report: ValidationReport) -> None:
+    """Each warning at DEBUG; one INFO summary line, printed once per process for the same content."""
+    for s in report.symbols:
+        for i in s.warnings:
+            log.debug("%s: %s", s.symbol, i)
+    line = warning_summary(report)
+    if line is not None and line not in _LOGGED:
+        _LOGGED.add(line)
+        log.info("validation %s", line)
+
+
 def validate_bars(bars: dict[str, pd.DataFrame], timeframe: str, strict: bool = False,
                   max_abs_log_return: float = 0.5) -> ValidationReport:
     """Validate every symbol. With ``strict=True`` raise on the first symbols with errors.
@@ -233,9 +280,7 @@ def validate_bars(bars: dict[str, pd.DataFrame], timeframe: str, strict: bool = 
     """
     report = ValidationReport(timeframe, tuple(
         validate_symbol(df, sym, timeframe, max_abs_log_return) for sym, df in bars.items()))
-    for s in report.symbols:
-        for i in s.warnings:
-            log.info("%s: %s", s.symbol, i)
+    _log_once(report)
     if strict and not report.ok:
         msgs = [f"{s.symbol}: " + "; ".join(str(i) for i in s.errors) for s in report.symbols if not s.ok]
         raise DataValidationError("data validation failed: " + " | ".join(msgs), report)
