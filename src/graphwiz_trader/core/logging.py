@@ -60,6 +60,21 @@ def install_secret_filter(handler: logging.Handler) -> None:
         handler.addFilter(SecretMaskFilter())
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (a replaced or closed stream is never kept)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def configure_logging(verbose: bool = False, stream: TextIO | None = None) -> logging.Handler:
     """Set up logging for a ``graphwiz`` run. Idempotent; returns the app's root handler.
 
@@ -73,11 +88,11 @@ def configure_logging(verbose: bool = False, stream: TextIO | None = None) -> lo
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_graphwiz", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
         handler._graphwiz = True  # type: ignore[attr-defined]
         handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
         root.addHandler(handler)
-    elif stream is not None and isinstance(handler, logging.StreamHandler):
+    elif stream is not None and not isinstance(handler, _CurrentStderrHandler):
         handler.setStream(stream)
     root.setLevel(logging.WARNING)
     logging.getLogger(PROJECT_LOGGER).setLevel(logging.DEBUG if verbose else logging.INFO)
