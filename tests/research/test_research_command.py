@@ -24,3 +24,13 @@ def test_walkforward_command_writes_fold_metrics_reports_and_the_comparison(grap
     for f in ("report.html", "report.png", "folds_alpha158.csv", "folds_hybrid.json", "importance_hybrid.csv"):
         assert (out / f).exists(), f
     assert "SYNTHETIC" in res["data"]
+    import pandas as pd
+
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert list(preds.index.names) == ["datetime", "instrument"]
+    assert set(preds.columns) == {"alpha158", "hybrid", "fold"}
+    assert sorted(preds["fold"].unique()) == [f["fold"] for f in res["runs"]["alpha158"]["folds"]]
+    first = res["runs"]["alpha158"]["folds"][0]
+    in_fold = preds.index.get_level_values("datetime")[preds["fold"] == first["fold"]]
+    assert str(in_fold.min()) == first["test_start"] and str(in_fold.max()) == first["test_end"]
+    assert res["outputs"]["predictions"] == str(out / "predictions.parquet")

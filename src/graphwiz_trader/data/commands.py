@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 from graphwiz_trader.config.loader import load_config_or_default
+from graphwiz_trader.core.commandline import add_config_option, add_json_option
+from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.config.settings import TradingConfig
 from graphwiz_trader.core.cli_types import (
     non_negative_float_arg,
@@ -55,7 +57,7 @@ def _download(args: argparse.Namespace) -> int:
     added = asyncio.run(run())
     for sym, n in added.items():
         print(f"{sym} {args.timeframe}: {n} new candles -> {store.path(sym, args.timeframe)}")
-    write_json(args.json, {"exchange": args.exchange, "timeframe": args.timeframe, "added": added})
+    open_run(args).write_summary({"exchange": args.exchange, "timeframe": args.timeframe, "added": added}, args.json)
     return 0
 
 
@@ -77,7 +79,7 @@ def _import(args: argparse.Namespace) -> int:
               + (f", {repaired[sym]} repeated timestamps dropped by --repair" if sym in repaired else ""))
     print(report.summary() if args.verbose_report else f"validation: {'OK' if report.ok else 'ERRORS'}"
           f" ({sum(s.missing_bars for s in report.symbols)} missing bars in total)")
-    write_json(args.json, {"imported": rows, "repaired": repaired, "validation": report.to_dict()})
+    open_run(args).write_summary({"imported": rows, "repaired": repaired, "validation": report.to_dict()}, args.json)
     return 0
 
 
@@ -96,7 +98,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(report.summary())
         payload[tf] = report.to_dict()
         ok &= report.ok
-    write_json(args.json, payload)
+    open_run(args).write_summary(payload, args.json)
     if args.strict and not ok:
         print("strict validation failed")
         return 1
@@ -110,7 +112,7 @@ def _to_qlib(args: argparse.Namespace) -> int:
     summary = write_qlib_bins(bars, args.out, args.freq)
     print(f"Qlib bins: {len(bars)} instruments, {summary['calendar_length']} bars ({summary['start']} .. "
           f"{summary['end']}) at {args.freq} -> {args.out}; vwap = {summary['vwap']}")
-    write_json(args.json, summary)
+    open_run(args).write_summary(summary, args.json)
     return 0
 
 
@@ -119,23 +121,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", help="Parquet store folder (default: data.store_dir of the config)")
-        p.add_argument("--config", help="config file (default config/trading_config.yaml)")
-        p.add_argument("--json", metavar="PATH", help="write figures as JSON")
+        p.add_argument("--store", metavar="DIR", help="Parquet store folder (default: data.store_dir of the config)")
+        add_config_option(p)
+        add_json_option(p)
 
     p = dsub.add_parser("download", help="fetch candles from an exchange (ccxt), only what the store lacks")
-    p.add_argument("--exchange", default="binance")
-    p.add_argument("--symbols", required=True, type=symbols_arg, help="comma-separated, e.g. BTC/USDT,ETH/USDT")
-    p.add_argument("--timeframe", default="1h", type=timeframe_arg)
-    p.add_argument("--since", required=True, type=utc_arg, help="UTC start, e.g. 2024-01-01")
+    p.add_argument("--exchange", metavar="ID", default="binance", help="ccxt exchange id")
+    p.add_argument("--symbols", metavar="LIST", required=True, type=symbols_arg,
+                   help="comma-separated, e.g. BTC/USDT,ETH/USDT")
+    p.add_argument("--timeframe", metavar="TF", default="1h", type=timeframe_arg, help="bar size (1m 15m 1h 4h 1d)")
+    p.add_argument("--since", metavar="DATE", required=True, type=utc_arg, help="UTC start, e.g. 2024-01-01")
     common(p)
     p.set_defaults(func=_download)
 
     p = dsub.add_parser("import", help="import freqtrade feather or CSV files into the store")
-    p.add_argument("--format", choices=["freqtrade", "csv"], required=True)
-    p.add_argument("--source", required=True, help="folder with <BASE>_<QUOTE>-<tf>.<ext> files")
-    p.add_argument("--symbols", type=symbols_arg, help="comma-separated (default: every file for the timeframe)")
-    p.add_argument("--timeframe", default="1h", type=timeframe_arg)
+    p.add_argument("--format", choices=["freqtrade", "csv"], required=True, help="layout of --source")
+    p.add_argument("--source", metavar="DIR", required=True, help="folder with <BASE>_<QUOTE>-<tf>.<ext> files")
+    p.add_argument("--symbols", metavar="LIST", type=symbols_arg,
+                   help="comma-separated (default: every file for the timeframe)")
+    p.add_argument("--timeframe", metavar="TF", default="1h", type=timeframe_arg, help="bar size (1m 15m 1h 4h 1d)")
     p.add_argument("--repair", action="store_true",
                    help="explicitly sort rows and drop repeated timestamps (reported), instead of failing")
     p.add_argument("--verbose-report", action="store_true", help="print the full validation report")
@@ -143,18 +147,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_import)
 
     p = dsub.add_parser("validate", help="check stored bars (duplicates, order, gaps, OHLC, NaNs, jumps)")
-    p.add_argument("--timeframe", type=timeframe_arg, help="only this timeframe (default: all stored)")
-    p.add_argument("--symbols", type=symbols_arg)
+    p.add_argument("--timeframe", metavar="TF", type=timeframe_arg, help="only this timeframe (default: all stored)")
+    p.add_argument("--symbols", metavar="LIST", type=symbols_arg, help="comma-separated (default: all stored)")
     p.add_argument("--strict", action="store_true", help="exit non-zero when errors are found")
     common(p)
     p.set_defaults(func=_validate)
 
     p = dsub.add_parser("to-qlib", help="write stored bars as Qlib binary data")
-    p.add_argument("--freq", default="60min", type=qlib_freq_arg, help="Qlib freq: day or <N>min (hourly = 60min)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--symbols", type=symbols_arg)
-    p.add_argument("--start", type=utc_arg)
-    p.add_argument("--end", type=utc_arg)
+    p.add_argument("--freq", metavar="FREQ", default="60min", type=qlib_freq_arg,
+                   help="Qlib freq: day or <N>min (hourly = 60min)")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for the Qlib bins")
+    p.add_argument("--symbols", metavar="LIST", type=symbols_arg, help="comma-separated (default: all stored)")
+    p.add_argument("--start", metavar="DATE", type=utc_arg, help="first bar, UTC (default: the data's start)")
+    p.add_argument("--end", metavar="DATE", type=utc_arg, help="last bar, UTC (default: the data's end)")
     common(p)
     p.set_defaults(func=_to_qlib)
     _register_cache(sub)
@@ -219,8 +224,8 @@ def _register_cache(sub: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dir", action="append", metavar="DIR",
                        help="cache folder, repeatable (default: qlib.provider_uri of the config, data/qlib)")
-        p.add_argument("--config", help="config file (default config/trading_config.yaml)")
-        p.add_argument("--json", metavar="PATH", help="write figures as JSON")
+        add_config_option(p)
+        add_json_option(p)
         p.set_defaults(no_run_folder=True)
 
     p = csub.add_parser("info", help="list cache entries (Qlib bins per data slice, Alpha158 frames), size, last use")

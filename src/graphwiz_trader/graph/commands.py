@@ -18,7 +18,9 @@ import pandas as pd
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.graph.pipeline import GraphBuildSpec, build_graph, write_graph
-from graphwiz_trader.core.jsonout import write_json
+from graphwiz_trader.core.commandline import add_config_option, add_data_options, add_json_option, resolve_format
+from graphwiz_trader.core.progress import progress_enabled
+from graphwiz_trader.core.runs import open_run
 
 
 _D = GraphSettings()  # the settings' defaults, shown in --help
@@ -46,7 +48,7 @@ def _build(args: argparse.Namespace) -> int:
     from graphwiz_trader.graph.store import GraphStore
 
     t0 = time.perf_counter()
-    fmt = args.format or ("freqtrade" if args.source else "synthetic")
+    fmt = resolve_format(args)
     bars, label = load_bars(args.source, fmt, args.timeframe, args.symbols, args.start, args.end)
     cfg = _config(args)
     settings = _settings(args, cfg)
@@ -58,7 +60,7 @@ def _build(args: argparse.Namespace) -> int:
     spec = GraphBuildSpec.from_settings(cfg, exchange="synthetic" if fmt == "synthetic" else args.exchange,
                                         **overrides)
     print(f"data: {label}: {len(bars)} symbols")
-    build = build_graph(bars, spec, progress=True)
+    build = build_graph(bars, spec, progress=progress_enabled())
     with GraphStore.connect(settings, batch_size=args.batch_size) as store:
         if args.clear:
             store.clear()
@@ -74,10 +76,10 @@ def _build(args: argparse.Namespace) -> int:
           f"write {w['write_snapshots']:.1f}s + {w['write_regimes']:.1f}s; total {secs:.1f}s")
     print(f"explore it: docs/graph.md has ready-to-paste Cypher queries; set their parameter build = "
           f"'{build.build_id}'")
-    write_json(args.json, {"data": label, "symbols": list(bars), "build": build.build_id,
+    open_run(args).write_summary({"data": label, "symbols": list(bars), "build": build.build_id,
                            "spec": build.info["spec"], "snapshots": len(build.snapshots),
                            "correlation_edges": edges, "lead_edges": leads, "regime_records": len(build.regimes),
-                           "uri": uri, "seconds": {**build.seconds, **w, "total": secs}})
+                           "uri": uri, "seconds": {**build.seconds, **w, "total": secs}}, args.json)
     return 0
 
 
@@ -104,7 +106,7 @@ def _builds(args: argparse.Namespace) -> int:
               + (f" ({', '.join(universe[:4])}{', ...' if len(universe) > 4 else ''})" if universe else ""))
         rows.append({"build": b.build, "updated": b.updated, "snapshots": n_snap, "regime_records": n_reg,
                      "info": info})
-    write_json(args.json, {"uri": uri, "builds": rows})
+    open_run(args).write_summary({"uri": uri, "builds": rows}, args.json)
     return 0
 
 
@@ -112,12 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     graph = sub.add_parser("graph", help="build the asset-correlation and regime graph in the store")
     gsub = graph.add_subparsers(dest="graph_command", metavar="ACTION", required=True)
     p = gsub.add_parser("build", help="rolling correlation snapshots, lead-lag, communities, regimes -> store")
-    p.add_argument("--source", help="folder of freqtrade/csv files (default: the synthetic market)")
-    p.add_argument("--format", choices=["freqtrade", "csv", "store", "synthetic"])
-    p.add_argument("--timeframe", default="1h")
-    p.add_argument("--symbols")
-    p.add_argument("--start")
-    p.add_argument("--end")
+    add_data_options(p, source_help="folder of freqtrade/csv files or a store (default: the SYNTHETIC market)")
     p.add_argument("--window", type=int, help=f"bars per correlation window (default: graph.corr_window, "
                    f"{_D.corr_window})")
     p.add_argument("--stride", type=int, help=f"bars between snapshots (default: graph.corr_stride, {_D.corr_stride})")
@@ -129,14 +126,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    f"{_D.top_k})")
     p.add_argument("--max-lag", type=int, help=f"lead-lag: largest lag in bars, 0 = none (default: "
                    f"{GraphBuildSpec.lead_max_lag})")
-    p.add_argument("--exchange", default="binance", help="exchange id for LISTED_ON")
-    p.add_argument("--batch-size", type=int, help="rows per UNWIND transaction")
+    p.add_argument("--exchange", metavar="ID", default="binance", help="exchange id for LISTED_ON")
+    p.add_argument("--batch-size", type=int, help="rows per UNWIND transaction (default: graph.batch_size)")
     p.add_argument("--clear", action="store_true", help="delete the graphwiz graph first")
-    p.add_argument("--config", help="config file (graph section: uri, user, password, data_dir)")
-    p.add_argument("--json", metavar="PATH")
+    add_config_option(p)
+    add_json_option(p)
     p.set_defaults(func=_build)
     b = gsub.add_parser("builds", help="list the builds in the graph store, newest first (ids for reads and queries)")
     b.add_argument("--delete", metavar="BUILD", nargs="+", help="delete these builds first (all they wrote)")
-    b.add_argument("--config", help="config file (graph section: uri, user, password, data_dir)")
-    b.add_argument("--json", metavar="PATH")
+    add_config_option(b)
+    add_json_option(b)
     b.set_defaults(func=_builds)

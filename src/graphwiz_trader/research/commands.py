@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.features.pipeline import alpha_features
-from graphwiz_trader.core.jsonout import write_json
+from graphwiz_trader.core.commandline import add_data_options, add_json_option, add_run_dir_option, resolve_format
+from graphwiz_trader.core.progress import progress_enabled
+from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.compare import compare_results
-from graphwiz_trader.research.experiment import WalkForwardConfig, config_dict, run_walkforward
+from graphwiz_trader.research.experiment import WalkForwardConfig, config_dict, predictions_frame, run_walkforward
 from graphwiz_trader.research.report import write_walkforward_outputs
 
 
@@ -23,9 +24,10 @@ def _label(args: argparse.Namespace, n_symbols: int) -> LabelSpec:
 
 def _walkforward(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    bars, data_label = load_bars(args.source, args.format, args.timeframe, args.symbols, args.start, args.end)
+    bars, data_label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end)
     print(f"data: {data_label}: {len(bars)} symbols")
-    out = Path(args.out)
+    run = open_run(args)
+    out = run.path
     feats = alpha_features(bars, args.qlib_dir)
     t_feat = time.perf_counter() - t0
     spec = _label(args, len(bars))
@@ -34,7 +36,7 @@ def _walkforward(args: argparse.Namespace) -> int:
     cfg = WalkForwardConfig(train_len=args.train_len, test_len=args.test_len, stride=args.stride, gap=args.gap,
                             embargo=args.embargo, label=spec, seed=args.seed, hpo_trials=args.hpo_trials,
                             max_folds=args.max_folds)
-    results = {"alpha158": run_walkforward(feats, label, cfg, fwd, name="alpha158")}
+    results = {"alpha158": run_walkforward(feats, label, cfg, fwd, name="alpha158", progress=progress_enabled())}
     comparison = None
     t_graph = 0.0
     if args.graph:
@@ -44,7 +46,7 @@ def _walkforward(args: argparse.Namespace) -> int:
         gfeats = graph_features_for_bars(bars, window=args.graph_window, stride=args.graph_stride)
         t_graph = time.perf_counter() - tg
         hybrid = feats.join(gfeats, how="left")
-        results["hybrid"] = run_walkforward(hybrid, label, cfg, fwd, name="hybrid")
+        results["hybrid"] = run_walkforward(hybrid, label, cfg, fwd, name="hybrid", progress=progress_enabled())
         comparison = compare_results(results["alpha158"], results["hybrid"], seed=args.seed)
     paths = write_walkforward_outputs(results, out, f"Walk-forward: {spec.describe()}", comparison, data_label,
                                       fwd_returns=fwd)
@@ -67,13 +69,15 @@ def _walkforward(args: argparse.Namespace) -> int:
               f"{comparison['n_folds']} folds; lag-1 autocorrelation of the fold differences {sa['lag1_autocorr']:+.2f}")
         boot = comparison["accuracy_improvement_pct_ci_block_bootstrap"]
         print(f"  {comparison['bootstrap_note']}" + (f": [{boot[0]:+.3f}, {boot[1]:+.3f}]" if boot else ""))
+    run.write_frame("predictions", predictions_frame(results))
     secs = time.perf_counter() - t0
+    print(f"predictions: {run.path / 'predictions.parquet'}")
     print(f"report: {paths['html']} and {paths['png']}; total {secs:.1f}s (features {t_feat:.1f}s, graph {t_graph:.1f}s)")
-    write_json(args.json, {
+    run.write_summary({
         "data": data_label, "config": config_dict(cfg), "seconds": secs, "feature_seconds": t_feat,
         "graph_seconds": t_graph,
         "runs": {n: {"summary": r.summary(), "folds": r.folds.to_dict(orient="records")} for n, r in results.items()},
-        "comparison": comparison, "outputs": paths})
+        "comparison": comparison, "outputs": paths}, args.json)
     return 0
 
 
@@ -81,19 +85,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     research = sub.add_parser("research", help="walk-forward research")
     rsub = research.add_subparsers(dest="research_command", metavar="ACTION", required=True)
     p = rsub.add_parser("walkforward", help="purged walk-forward evaluation (optionally with graph features)")
-    p.add_argument("--source", help="freqtrade/csv folder (default: synthetic market)")
-    p.add_argument("--format", choices=["freqtrade", "csv", "store", "synthetic"], default=None)
-    p.add_argument("--symbols")
-    p.add_argument("--timeframe", default="1h")
-    p.add_argument("--start")
-    p.add_argument("--end")
+    add_data_options(p, source_help="freqtrade/csv folder or a store (default: the SYNTHETIC market)")
     p.add_argument("--train-len", type=int, default=2000, help="training bars per fold")
     p.add_argument("--test-len", type=int, default=500, help="test bars per fold")
     p.add_argument("--stride", type=int, help="bars between fold starts (default: test length)")
     p.add_argument("--gap", type=int, help="bars between train and test (default: label horizon)")
-    p.add_argument("--embargo", type=int, default=0)
-    p.add_argument("--max-folds", type=int)
-    p.add_argument("--label", choices=["regression", "direction", "drawdown"], default="direction")
+    p.add_argument("--embargo", type=int, default=0, help="bars dropped after each test part before later training")
+    p.add_argument("--max-folds", type=int, help="stop after this many folds (default: all)")
+    p.add_argument("--label", choices=["regression", "direction", "drawdown"], default="direction",
+                   help="target: forward log return, its sign, or a drawdown beyond --threshold")
     p.add_argument("--horizon", type=int, default=1, help="label horizon in bars")
     p.add_argument("--threshold", type=float, default=0.0, help="direction threshold / drawdown size (fraction)")
     p.add_argument("--absolute", action="store_true", help="absolute (not cross-sectional) label on universes")
@@ -106,14 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    f"{d.corr_window})")
     p.add_argument("--graph-stride", type=int, help=f"bars between snapshots (default: graph.corr_stride, "
                    f"{d.corr_stride})")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--qlib-dir", default="data/qlib")
-    p.add_argument("--out", default="runs/walkforward")
-    p.add_argument("--json", metavar="PATH")
-
-    def run(args: argparse.Namespace) -> int:
-        if args.format is None:
-            args.format = "freqtrade" if args.source else "synthetic"
-        return _walkforward(args)
-
-    p.set_defaults(func=run)
+    p.add_argument("--seed", type=int, default=0, help="LightGBM and Optuna seed")
+    p.add_argument("--qlib-dir", metavar="DIR", default="data/qlib", help="Qlib bins (content-addressed, reused)")
+    add_run_dir_option(p)
+    add_json_option(p)
+    p.set_defaults(func=_walkforward)

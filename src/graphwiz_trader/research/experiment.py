@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from graphwiz_trader.core.progress import progress as progress_bar
 from graphwiz_trader.models import lgbm
 from graphwiz_trader.models.metrics import evaluate_predictions
 from graphwiz_trader.models.targets import LabelSpec
@@ -72,6 +72,7 @@ class WalkForwardResult:
     shap: pd.DataFrame
     config: WalkForwardConfig
     best_params: list[dict[str, Any]] = field(default_factory=list)
+    prediction_folds: pd.Series | None = None
 
     def stability(self, kind: str = "gain") -> pd.Series:
         """Share of folds in which each feature ranks in the top ``config.top_k``."""
@@ -181,8 +182,8 @@ def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardCo
     fwd_dt = fwd.index.get_level_values("datetime") if fwd is not None else None
     cross_sectional = data.index.get_level_values("instrument").nunique() > 1
     y_all = lgbm.training_target(data["__label__"], cfg.label, cross_sectional)
-    rows, preds, ls_parts, gains, shaps, best = [], [], [], [], [], []
-    for fold in tqdm(folds, desc=f"walk-forward {name}", disable=not progress):
+    rows, preds, fold_of, ls_parts, gains, shaps, best = [], [], [], [], [], [], []
+    for fold in progress_bar(folds, desc=f"walk-forward {name}", unit="fold", enabled=progress):
         t0 = time.perf_counter()
         train_d, test_d = fold.dates(calendar)
         n_stop = int(len(train_d) * cfg.stop_fraction)
@@ -217,6 +218,7 @@ def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardCo
         contrib = booster.predict(xt, num_iteration=it, pred_contrib=True)
         shaps.append(pd.Series(np.abs(contrib[:, :-1]).mean(axis=0), index=cols, name=fold.k))
         preds.append(score)
+        fold_of.append(pd.Series(fold.k, index=score.index, name="fold", dtype="int64"))
         ls_parts.append(ls)
         rows.append({"fold": fold.k, "train_start": str(train_d[0]), "train_end": str(train_d[-1]),
                      "test_start": str(test_d[0]), "test_end": str(test_d[-1]), **m,
@@ -227,9 +229,29 @@ def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardCo
                      "seconds": time.perf_counter() - t0})
     return WalkForwardResult(
         folds=pd.DataFrame(rows), predictions=pd.concat(preds).sort_index(),
+        prediction_folds=pd.concat(fold_of).sort_index(),
         long_short=pd.concat(ls_parts).sort_index() if ls_parts else pd.Series(dtype=float),
         gain=pd.DataFrame(gains), shap=pd.DataFrame(shaps), config=cfg, best_params=best,
     )
+
+
+def predictions_frame(results: dict[str, WalkForwardResult]) -> pd.DataFrame:
+    """Out-of-sample scores of every variant on one ``(datetime, instrument)`` index, plus the fold id.
+
+    One column per variant (its name in ``results``), and ``fold``: the walk-forward fold whose test part
+    holds the row (the variants share folds, so the ids agree; a disagreement is an error).
+    """
+    if not results:
+        raise ValueError("no walk-forward results to collect")
+    frame = pd.concat({name: r.predictions for name, r in results.items()}, axis=1).sort_index()
+    folds = [r.prediction_folds for r in results.values() if r.prediction_folds is not None]
+    if folds:
+        fold = pd.concat(folds, axis=1).reindex(frame.index)
+        if (fold.nunique(axis=1, dropna=True) > 1).any():
+            raise ValueError("variants disagree on the fold of a prediction row; they must share folds")
+        frame["fold"] = fold.bfill(axis=1).iloc[:, 0].astype("Int64")
+    frame.index = frame.index.set_names(["datetime", "instrument"])
+    return frame
 
 
 def config_dict(cfg: WalkForwardConfig) -> dict[str, Any]:
