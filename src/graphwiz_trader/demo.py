@@ -22,7 +22,9 @@ from graphwiz_trader.data.store import ParquetStore
 from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor
+from graphwiz_trader.core.commandline import add_json_option, add_run_dir_option
 from graphwiz_trader.core.jsonout import write_json
+from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.models import lgbm
 from graphwiz_trader.models.generator import QlibSignalGenerator
 from graphwiz_trader.models.metrics import evaluate_predictions, signal_metrics
@@ -145,14 +147,17 @@ def _graph_steps(bars: dict[str, pd.DataFrame], out: Path, seed: int) -> dict:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    run_demo(args.out, args.assets, args.bars, args.seed)
+    run = open_run(args)
+    result = run_demo(run.path, args.assets, args.bars, args.seed)
+    run.write_summary(result, args.json)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="offline end-to-end demo on the synthetic market (no network, no database)")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--assets", type=int, default=12)
-    p.add_argument("--bars", type=int, default=24 * 300)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--assets", type=int, default=12, help="assets of the SYNTHETIC market")
+    p.add_argument("--bars", type=int, default=24 * 300, help="hourly bars of the SYNTHETIC market")
+    p.add_argument("--seed", type=int, default=7, help="seed of the market and the models")
+    add_run_dir_option(p)
+    add_json_option(p)
     p.set_defaults(func=_cmd)

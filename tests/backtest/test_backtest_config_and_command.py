@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import yaml
 
 from graphwiz_trader.backtest import commands
 from graphwiz_trader.backtest.config import BacktestConfig, load_backtest_config
+from graphwiz_trader.core.commandline import GraphwizParser
 from graphwiz_trader.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,8 +62,8 @@ def test_derived_optimiser_fields_cannot_be_set(tmp_path: Path) -> None:
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="graphwiz")
-    commands.register(parser.add_subparsers(dest="command"))
+    parser = GraphwizParser(prog="graphwiz")
+    commands.register(parser.add_subparsers(dest="command", parser_class=GraphwizParser))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 
 import pytest
 
 from graphwiz_trader.data.paths import binance_dir
+from graphwiz_trader.core.commandline import GraphwizParser
 from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.execution import commands
 
@@ -16,8 +16,8 @@ REAL_1H = binance_dir() / "1h"
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="graphwiz")
-    commands.register(parser.add_subparsers(dest="command"))
+    parser = GraphwizParser(prog="graphwiz")
+    commands.register(parser.add_subparsers(dest="command", parser_class=GraphwizParser))
     args = parser.parse_args(argv)
     return args.func(args)
 

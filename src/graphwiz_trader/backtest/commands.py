@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from graphwiz_trader.core.jsonout import write_json
+import pandas as pd
+
+from graphwiz_trader.core.commandline import add_config_option, add_json_option, add_run_dir_option
+from graphwiz_trader.core.progress import progress_enabled
+from graphwiz_trader.core.runs import open_run
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -13,8 +17,11 @@ def _run(args: argparse.Namespace) -> int:
     from graphwiz_trader.backtest.runner import format_metrics, run_configured_backtest
 
     cfg = load_backtest_config(args.config)
-    run = run_configured_backtest(cfg, source=args.source, fmt=args.format, report_path=args.report,
-                                  progress=not args.no_progress, tearsheet=args.tearsheet)
+    folder = open_run(args)
+    folder.write_config(cfg)
+    report = args.report or folder.file("report.html")
+    run = run_configured_backtest(cfg, source=args.source, fmt=args.format, report_path=report,
+                                  progress=progress_enabled(), tearsheet=args.tearsheet)
     strat = run.results["strategy"]
     print(run.label)
     print(f"score: {run.score_name}")
@@ -30,8 +37,12 @@ def _run(args: argparse.Namespace) -> int:
 
         print(f"tear sheet: {tearsheet_path(run.report_path)}")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run.seconds.items()))
-    write_json(args.json, {"command": "backtest", "config": str(args.config), "source": args.source,
-                           **run.summary()})
+    strat = run.results["strategy"]
+    folder.write_frame("equity", pd.DataFrame({name: r.equity for name, r in run.results.items()}))
+    folder.write_frame("weights", strat.weights)
+    folder.write_frame("trades", strat.trades())
+    folder.write_summary({"config": str(args.config), "source": args.source, **run.summary()}, args.json)
+    print(f"run folder: {folder.path}")
     return 0
 
 
@@ -43,12 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "buy-and-hold, equal-weight and inverse-vol benchmarks and write an HTML report. "
                     "Offline default: the synthetic market with its planted signal as scores; "
                     "--source DIR: real bars with the point-in-time score of the config.")
-    p.add_argument("--config", type=Path, default=Path("config/backtest.yaml"), help="backtest YAML")
-    p.add_argument("--source", default=None, help="folder of real bars (default: synthetic market)")
+    add_config_option(p, default="config/backtest.yaml")
+    p.add_argument("--source", metavar="DIR", default=None, help="folder of real bars (default: the SYNTHETIC market)")
     p.add_argument("--format", default="freqtrade", choices=["freqtrade"], help="layout of --source")
-    p.add_argument("--report", type=Path, default=None, help="HTML report path (default: report.html of config)")
-    p.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
+    p.add_argument("--report", metavar="PATH", type=Path, default=None,
+                   help="HTML report path (default: report.html in the run folder)")
+    add_run_dir_option(p)
+    add_json_option(p)
     p.add_argument("--tearsheet", action="store_true",
                    help="also write a quantstats tear sheet beside the report (needs the 'report' extra)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

@@ -29,7 +29,9 @@ import pandas as pd
 
 from graphwiz_trader.core.symbols import parse_symbols
 from graphwiz_trader.errors import ConfigError
-from graphwiz_trader.core.jsonout import write_json
+from graphwiz_trader.core.commandline import add_json_option
+from graphwiz_trader.core.progress import progress_enabled
+from graphwiz_trader.core.runs import open_run
 
 log = logging.getLogger(__name__)
 
@@ -76,40 +78,41 @@ def load_source(data: str | None, symbols: list[str]) -> tuple[dict[str, pd.Data
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="folder of <BASE>_USDT-1h.feather files (default: synthetic market)")
-    p.add_argument("--symbols", default=None, help="comma-separated symbols (default: the source's split)")
-    p.add_argument("--start", default=None, help="first bar time (UTC) of the window")
-    p.add_argument("--end", default=None, help="end (exclusive, UTC) of the window")
-    p.add_argument("--horizon", type=int, default=6, help="execution horizon in 1h bars (default 6)")
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="folder of <BASE>_USDT-1h.feather files (default: the SYNTHETIC market)")
+    p.add_argument("--symbols", metavar="LIST", default=None, help="comma-separated symbols (default: the source's split)")
+    p.add_argument("--start", metavar="DATE", default=None, help="first bar time (UTC) of the window")
+    p.add_argument("--end", metavar="DATE", default=None, help="end (exclusive, UTC) of the window")
+    p.add_argument("--horizon", type=int, default=6, help="execution horizon in 1h bars")
     p.add_argument("--risk-aversion", type=float, default=None,
                    help="risk aversion per bps (objective E[IS] + lambda Var[IS]); default 1e-5")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, help="write figures to this JSON file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the order sample and of PPO training")
+    add_json_option(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``graphwiz execution train-ppo|evaluate``."""
     p = subparsers.add_parser("execution", help="execution engines: train PPO, evaluate against MARKET/TWAP/VWAP/AC")
     sub = p.add_subparsers(dest="execution_command", metavar="SUBCOMMAND")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1], no_run_folder=True)
 
     t = sub.add_parser("train-ppo", help="train the PPO executor on the training split and save it under models/")
     _common(t)
-    t.add_argument("--timesteps", type=int, default=100_000)
-    t.add_argument("--n-envs", type=int, default=4)
+    t.add_argument("--timesteps", type=int, default=100_000, help="PPO environment steps")
+    t.add_argument("--n-envs", type=int, default=4, help="parallel environments")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default 1: fastest for this small MLP on 2 cores)")
-    t.add_argument("--out", default=None, help="model path (default models/ppo_execution_<source>.zip)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--out", metavar="PATH", default=None, help="model path (default models/ppo_execution_<source>.zip)")
     t.set_defaults(func=cmd_train_ppo)
 
     e = sub.add_parser("evaluate", help="compare engines on held-out parent orders (mean IS with 95%% CIs) in a "
                                         "parametric impact simulator, with an eta x gamma sensitivity table")
     _common(e)
-    e.add_argument("--model", default=None, help="trained PPO model (.zip); PPO is skipped without it")
-    e.add_argument("--n-orders", type=int, default=None)
+    e.add_argument("--model", metavar="PATH", default=None, help="trained PPO model (.zip); PPO is skipped without it")
+    e.add_argument("--n-orders", type=int, default=None, help="held-out parent orders (default: every one of the split)")
     e.add_argument("--sim-seed", type=int, default=0, help="seed of the simulator's impact noise")
-    e.add_argument("--n-boot", type=int, default=2000)
-    e.add_argument("--strategies", default="MARKET,TWAP,VWAP,ALMGREN_CHRISS,PPO")
+    e.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the confidence intervals")
+    e.add_argument("--strategies", metavar="LIST", default="MARKET,TWAP,VWAP,ALMGREN_CHRISS,PPO",
+                   help="engines to compare, comma-separated")
     e.add_argument("--min-fraction", type=float, default=0.001, help="smallest order, fraction of hourly volume")
     e.add_argument("--max-fraction", type=float, default=0.05, help="largest order, fraction of hourly volume")
     e.add_argument("--immediate-minutes", type=float, default=None,
@@ -123,7 +126,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="orders per cell of the eta x gamma sensitivity table (0.5x/1x/2x each; default 300; 0 skips it)")
     e.add_argument("--allow-symbol-overlap", action="store_true",
                    help="allow evaluation symbols that the PPO model was trained on (dates must still be later)")
-    e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -147,10 +149,11 @@ def cmd_train_ppo(args: argparse.Namespace) -> int:
           f"{cfg.torch_threads} torch thread(s)")
     res = train_ppo(markets, out, symbols=symbols, train_start=start, train_end=end, time_horizon_bars=args.horizon,
                     risk_aversion_per_bps=lam, config=cfg, data_source=args.data or "synthetic", data_label=label,
-                    progress=not args.no_progress)
+                    progress=progress_enabled())
     print(f"saved {res.model_path} and {res.metadata_path} ({res.train_seconds:.1f} s); trained on bars "
           f"{res.metadata['train_start_utc']} .. {res.metadata['train_end_utc']}")
-    write_json(args.json, {"model_path": res.model_path, "metadata_path": res.metadata_path, **res.metadata})
+    open_run(args).write_summary({"model_path": res.model_path, "metadata_path": res.metadata_path, **res.metadata},
+                                 args.json)
     return 0
 
 
@@ -199,7 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     sim = engine.simulator(seed=args.sim_seed)
     orders = sample_parent_orders(engine.markets, symbols, start, end, args.n_orders or split["n_orders"],
                                   args.horizon, (args.min_fraction, args.max_fraction), seed=args.seed)
-    results = run_orders(engine, sim, orders, strategies, args.horizon, progress=not args.no_progress)
+    results = run_orders(engine, sim, orders, strategies, args.horizon, progress=progress_enabled())
     summary = summarize(results, n_boot=args.n_boot, seed=args.seed)
     sensitivity = (impact_sensitivity(engine, orders, strategies, args.horizon, sim_seed=args.sim_seed, n_orders=n_sens)
                    if n_sens else None)
@@ -230,7 +233,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "ppo_model": None if policy is None else {"path": args.model, **policy.metadata},
         "summary": summary, "sensitivity": sensitivity,
     }
-    write_json(args.json, payload)
-    if args.json:
-        print(f"wrote {args.json}")
+    run = open_run(args)
+    run.write_summary(payload, args.json)
+    print(f"figures: {run.path / 'summary.json'}" + (f" and {args.json}" if args.json else ""))
     return 0

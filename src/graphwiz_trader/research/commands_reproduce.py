@@ -184,7 +184,7 @@ def add_graph_crypto_parser(rsub: argparse._SubParsersAction) -> argparse.Argume
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``reproduce`` with one subcommand per entry of :data:`REPRODUCTIONS`."""
-    p = sub.add_parser("reproduce", help="reproduce published results (qlib-csi300, ...)")
+    p = sub.add_parser("reproduce", help="reproduce published results (qlib-csi300, graph-crypto)")
     rsub = p.add_subparsers(dest="reproduce_target", metavar="TARGET")
     for ref in REPRODUCTIONS:
         mod, _, fn = ref.partition(":")
@@ -194,4 +194,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.print_help(sys.stderr)
         return 2
 
-    p.set_defaults(func=_help)
+    p.set_defaults(func=_help, no_run_folder=True)

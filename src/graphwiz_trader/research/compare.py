@@ -93,8 +93,8 @@ def compare_hybrid_with_baseline(generator: "HybridSignalGenerator", data: pd.Da
                             seed=generator.seed if seed is None else seed, lgb_params=generator.lgb_params,
                             num_boost_round=generator.num_boost_round,
                             early_stopping_rounds=generator.early_stopping_rounds, max_folds=max_folds)
-    base_res = run_walkforward(alpha, label, cfg, fwd, name="alpha158", progress=False)
-    hyb_res = run_walkforward(hybrid, label, cfg, fwd, name="hybrid", progress=False)
+    base_res = run_walkforward(alpha, label, cfg, fwd, name="alpha158")
+    hyb_res = run_walkforward(hybrid, label, cfg, fwd, name="hybrid")
     out = compare_results(base_res, hyb_res, seed=cfg.seed)
     out["folds"] = {"train_len": train_len, "test_len": test_len, "stride": cfg.stride or test_len,
                     "gap": cfg.effective_gap, "n_folds": int(len(base_res.folds))}
