@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.backtest import BacktestSettings, MarketPanel, run_backtest
-from graphwiz_trader.backtest.runner import load_freqtrade_dir, trim_to_common_end
+from graphwiz_trader.backtest.runner import trim_to_common_end
+from graphwiz_trader.data.sources import load_universe
 from graphwiz_trader.backtest.scores import cross_sectional_reversal
 from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.core.jsonout import write_json
@@ -50,7 +51,7 @@ def _timed(fn, repeat: int = 1):
 
 def hourly_bars(data: Path | None) -> tuple[dict[str, pd.DataFrame], str]:
     if data is not None and (data / "1h").is_dir():
-        bars = trim_to_common_end(load_freqtrade_dir(data, "1h"))
+        bars = trim_to_common_end(load_universe(data, "freqtrade", "1h").bars)
         return bars, f"real: {len(bars)} Binance pairs, 1h, from {data / '1h'}"
     print(f"real hourly data not found at {data}; using synthetic bars of the same shape (46 x 35,000)")
     m = generate_synthetic_market(n_assets=46, n_bars=35_000, seed=7)
@@ -59,8 +60,8 @@ def hourly_bars(data: Path | None) -> tuple[dict[str, pd.DataFrame], str]:
 
 def daily_bars(data: Path | None) -> tuple[dict[str, pd.DataFrame], str]:
     if data is not None and (data / "1d").is_dir():
-        bars = load_freqtrade_dir(data, "1d", [f"{b}/USDT" for b in MAJORS], start="2020-05-11",
-                                  end="2024-05-10")
+        bars = load_universe(data, "freqtrade", "1d", [f"{b}/USDT" for b in MAJORS], start="2020-05-11",
+                             end="2024-05-10").bars
         return bars, f"real: {len(bars)} Binance majors, 1d, 2020-05-11..2024-05-10, from {data / '1d'}"
     print(f"real daily data not found at {data}; using synthetic bars of the same shape (20 x 1,461)")
     m = generate_synthetic_market(n_assets=20, n_bars=1461, timeframe="1d", seed=7)

@@ -14,10 +14,15 @@ Select one with ``-m integration`` or ``-m neo4j``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+
+# Real data lives beside the checkout (../shared/data), wherever pytest is started from.
+os.environ.setdefault("GRAPHWIZ_SHARED_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @pytest.fixture(autouse=True)

@@ -25,12 +25,10 @@ from graphwiz_trader.backtest.engine import BacktestResult, MarketPanel, rebalan
 from graphwiz_trader.backtest.report import metrics_table, regime_labels_for, write_report
 from graphwiz_trader.backtest.scores import point_in_time_scores, score_name
 from graphwiz_trader.backtest.settings import CostModel
-from graphwiz_trader.data.bars import normalize_bars
-from graphwiz_trader.core.symbols import parse_symbols, symbol_from_stem
-from graphwiz_trader.data.synthetic import SyntheticMarketConfig, generate_synthetic_market
 from graphwiz_trader.core.timeframes import timeframe_delta
-from graphwiz_trader.data.validate import validate_bars
-from graphwiz_trader.errors import ConfigError, DataError, UnknownSymbolError
+from graphwiz_trader.data.sources import load_universe
+from graphwiz_trader.data.synthetic import SyntheticMarketConfig, generate_synthetic_market
+from graphwiz_trader.errors import ConfigError, DataError
 from graphwiz_trader.portfolio.rolling import RollingResult, per_bar_returns, rolling_optimise
 from graphwiz_trader.portfolio.settings import OptimiserSettings
 from graphwiz_trader.portfolio.sizing import hedge_ratio
@@ -90,42 +88,6 @@ class BacktestRun:
         }
 
 
-def load_freqtrade_dir(source: str | Path, timeframe: str, symbols: tuple[str, ...] | list[str] | None = None,
-                       start: str | None = None, end: str | None = None) -> dict[str, pd.DataFrame]:
-    """Read ``<BASE>_<QUOTE>-<timeframe>.feather`` files from ``source`` (or ``source/<timeframe>``).
-
-    Every file is normalised and validated strictly (duplicates, NaN, broken OHLC raise naming the
-    symbol); gaps are kept as they are (the backtest treats a missing bar as untradable).
-    """
-    root = Path(source)
-    folder = root / timeframe if (root / timeframe).is_dir() else root
-    if not folder.is_dir():
-        raise DataError(f"--source {root} is not a folder")
-    files = sorted(folder.glob(f"*-{timeframe}.feather"))
-    if not files:
-        raise DataError(f"no '*-{timeframe}.feather' files in {folder} (freqtrade layout expected)")
-    found = {symbol_from_stem(f.name[: -len(f"-{timeframe}.feather")]): f for f in files}
-    wanted = parse_symbols(list(symbols)) if symbols else list(found)
-    missing = [s for s in (wanted or []) if s not in found]
-    if missing:
-        raise UnknownSymbolError(missing, str(folder), sorted(found))
-    bars: dict[str, pd.DataFrame] = {}
-    t0 = pd.Timestamp(start, tz="UTC") if start else None
-    t1 = pd.Timestamp(end, tz="UTC") if end else None
-    for sym in wanted or []:
-        df = normalize_bars(pd.read_feather(found[sym]), where=str(found[sym]))
-        if t0 is not None:
-            df = df[df.index >= t0]
-        if t1 is not None:
-            df = df[df.index <= t1]
-        if len(df):
-            bars[sym] = df
-    if not bars:
-        raise DataError(f"no bars in {folder} between {start} and {end}")
-    validate_bars(bars, timeframe, strict=True)
-    return bars
-
-
 def trim_to_common_end(bars: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Cut every symbol at the earliest last bar among them (logged).
 
@@ -152,11 +114,14 @@ def load_market(cfg: BacktestConfig, source: str | Path | None, fmt: str = "freq
             seed=s.seed, signal_strength=s.signal_strength))
         return MarketData(dict(market.bars), market.label, s.timeframe, dict(market.clusters), market.signal,
                           s.rebalance)
-    if fmt != "freqtrade":
-        raise ConfigError(f"--format {fmt!r} is not supported; only 'freqtrade' (feather) is")
+    if fmt not in ("freqtrade", "csv", "store"):
+        raise ConfigError(f"--format {fmt!r} is not supported for real data; use freqtrade, csv or store")
     src = cfg.data.source
-    bars = trim_to_common_end(load_freqtrade_dir(source, src.timeframe, src.symbols, src.start, src.end))
+    loaded = load_universe(source, fmt, src.timeframe, list(src.symbols) if src.symbols else None, src.start, src.end)
+    bars = trim_to_common_end(loaded.bars)
     label = f"REAL DATA: {len(bars)} pairs, {src.timeframe} bars from {Path(source)}"
+    if loaded.dropped:
+        label += f" ({len(loaded.dropped)} without bars in the range left out: {', '.join(sorted(loaded.dropped))})"
     return MarketData(bars, label, src.timeframe)
 
 

@@ -1,6 +1,7 @@
 """Where the project's real reference data lives (never committed).
 
-``shared_data_dir()`` is ``$GRAPHWIZ_SHARED_DATA`` when set, else ``../shared/data`` beside the checkout.
+``shared_data_dir()`` is ``$GRAPHWIZ_SHARED_DATA`` when set, else ``../shared/data`` from the working folder
+(the project's commands, tests and benchmarks run from the checkout's root).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 MAJORS_20: tuple[str, ...] = (
     "BTC/USDT", "ETH/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT", "LTC/USDT", "LINK/USDT",
     "TRX/USDT", "BCH/USDT", "ETC/USDT", "EOS/USDT", "XLM/USDT", "XTZ/USDT", "ATOM/USDT", "ALGO/USDT",
@@ -18,7 +18,7 @@ MAJORS_20: tuple[str, ...] = (
 
 def shared_data_dir() -> Path:
     env = os.environ.get("GRAPHWIZ_SHARED_DATA")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    return Path(env) if env else Path.cwd().parent / "shared" / "data"
 
 
 def binance_dir() -> Path:

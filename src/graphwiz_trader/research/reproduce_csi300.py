@@ -51,6 +51,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.backtest.qlib_bridge import CSI300_SETTINGS
 from graphwiz_trader.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,15 @@ PUBLISHED_MODEL_KWARGS: dict[str, Any] = {
 """``task.model.kwargs`` of workflow_config_lightgbm_Alpha158.yaml (LGBModel's defaults: 1000 rounds, early
 stopping 50)."""
 
+# The published costs and limits have one home: the Qlib bridge's CSI300_SETTINGS.
 PUBLISHED_EXCHANGE_KWARGS: dict[str, Any] = {
-    "limit_threshold": 0.095, "deal_price": "close", "open_cost": 0.0005, "close_cost": 0.0015, "min_cost": 5,
+    "limit_threshold": CSI300_SETTINGS.limit_threshold, "deal_price": CSI300_SETTINGS.deal_price,
+    "open_cost": CSI300_SETTINGS.open_cost, "close_cost": CSI300_SETTINGS.close_cost,
+    "min_cost": CSI300_SETTINGS.min_cost,
 }
 PUBLISHED_LABEL = "Ref($close, -2)/Ref($close, -1) - 1"
-PUBLISHED_ACCOUNT = 100_000_000
-PUBLISHED_BENCHMARK = "SH000300"
+PUBLISHED_ACCOUNT = int(CSI300_SETTINGS.account)
+PUBLISHED_BENCHMARK = str(CSI300_SETTINGS.benchmark)
 PUBLISHED_MARKET = "csi300"
 
 
