@@ -29,7 +29,7 @@ from graphwiz_trader.data.synthetic import generate_synthetic_market  # noqa: E4
 from graphwiz_trader.execution import ExecutionEnvironment, ExecutionStrategy, build_market_arrays  # noqa: E402
 from graphwiz_trader.execution.engine import ExecutionEngine  # noqa: E402
 from graphwiz_trader.execution.evaluation import run_orders, sample_parent_orders  # noqa: E402
-from graphwiz_trader.execution.ppo import PPOTrainingConfig, train_ppo  # noqa: E402
+from graphwiz_trader.execution.ppo import PPOTrainingSettings, train_ppo  # noqa: E402
 from graphwiz_trader.core.jsonout import write_json  # noqa: E402
 
 
@@ -85,7 +85,7 @@ def main() -> int:
     print(f"simulator: {2000 / sec:,.0f} plans executed/s (500 orders x 4 static strategies in {sec:.2f} s)")
 
     if not args.skip_ppo:
-        cfg = PPOTrainingConfig(total_timesteps=args.ppo_steps, seed=0)
+        cfg = PPOTrainingSettings(total_timesteps=args.ppo_steps, seed=0)
         out = Path(tempfile.mkdtemp(prefix="bench_exec_")) / "ppo.zip"
         c0 = time.process_time()
         with measure() as m:

@@ -50,7 +50,7 @@ from graphwiz_trader.config.settings import GraphSettings  # noqa: E402
 from graphwiz_trader.features.graph_features import graph_features, snapshot_metrics  # noqa: E402
 from graphwiz_trader.graph.store import regime_transitions  # noqa: E402
 from graphwiz_trader.graph.builders import (  # noqa: E402
-    RegimeParams,
+    RegimeSettings,
     build_regime_state,
     build_snapshots,
     close_panel,
@@ -156,7 +156,7 @@ def main() -> int:
     n_leads = sum(len(s.leads) for s in snaps)
     row(f"full build: Pearson + lead-lag 1..{args.lead_max_lag} + Louvain ({n_edges:,} edges, "
         f"{n_leads:,} leads)", m, c0, edges=n_edges, leads=n_leads)
-    params = RegimeParams()
+    params = RegimeSettings()
     c0 = cpu()
     with measure() as m:
         regimes = build_regime_state(bars, params, asset_times=[s.as_of for s in snaps])

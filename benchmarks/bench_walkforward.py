@@ -21,7 +21,7 @@ from _common import measure  # noqa: E402
 
 from graphwiz_trader.data.paths import binance_dir  # noqa: E402
 from graphwiz_trader.core.jsonout import write_json  # noqa: E402
-from graphwiz_trader.research.reproduce_crypto import CryptoReproConfig, run_graph_crypto  # noqa: E402
+from graphwiz_trader.research.reproduce_crypto import CryptoReproductionSettings, run_graph_crypto  # noqa: E402
 
 
 def main() -> int:
@@ -37,7 +37,7 @@ def main() -> int:
     import os
 
     os.environ.setdefault("GRAPHWIZ_GRAPH_DIR", str(work / "graph"))
-    cfg = CryptoReproConfig(data=binance_dir(), seeds=(0,), qlib_dir=work / "qlib", out=work / "out",
+    cfg = CryptoReproductionSettings(data=binance_dir(), seeds=(0,), qlib_dir=work / "qlib", out=work / "out",
                             max_folds=args.max_folds)
     with measure() as m:
         res = run_graph_crypto(cfg, progress=False)

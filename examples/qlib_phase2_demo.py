@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from graphwiz_trader.backtest.config import load_backtest_config
+from graphwiz_trader.backtest.settings import load_backtest_config
 from graphwiz_trader.backtest.report import write_report
 from graphwiz_trader.backtest.runner import STRATEGY, format_metrics, load_market, run_configured_backtest
 from graphwiz_trader.core.jsonout import write_json

@@ -29,7 +29,7 @@ from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.execution import ExecutionEngine, ExecutionStrategy, build_market_arrays
 from graphwiz_trader.execution.commands import SPLITS, SYNTHETIC_N_BARS
 from graphwiz_trader.execution.evaluation import format_table, run_orders, sample_parent_orders, summarize
-from graphwiz_trader.execution.ppo import PPOExecutionPolicy, PPOTrainingConfig, check_disjoint, train_ppo
+from graphwiz_trader.execution.ppo import PPOExecutionPolicy, PPOTrainingSettings, check_disjoint, train_ppo
 from graphwiz_trader.core.jsonout import write_json
 
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(tempfile.mkdtemp(prefix="phase4_")) / "ppo_execution_demo.zip"
         print(f"training PPO for {args.ppo_steps:,} steps on {', '.join(split['train_symbols'])} before {cut.date()} ...")
         res = train_ppo(markets, out, symbols=split["train_symbols"], train_start=None, train_end=cut,
-                        config=PPOTrainingConfig(total_timesteps=args.ppo_steps, seed=args.seed),
+                        config=PPOTrainingSettings(total_timesteps=args.ppo_steps, seed=args.seed),
                         data_source="synthetic", data_label=market.label, progress=False)
         print(f"  {res.train_seconds:.1f} s, saved {res.model_path}")
         policy = PPOExecutionPolicy.load(res.model_path)

@@ -110,7 +110,7 @@ def run_demo(out_dir: str | Path = "runs/demo", n_assets: int = 12, n_bars: int 
 def _graph_steps(bars: dict[str, pd.DataFrame], out: Path, seed: int) -> dict:
     """Steps 7-8: graph into the store and back; hybrid against baseline on identical folds."""
     from graphwiz_trader.config.settings import GraphSettings
-    from graphwiz_trader.graph.pipeline import GraphBuildSpec
+    from graphwiz_trader.graph.pipeline import GraphBuildSettings
     from graphwiz_trader.graph.store import settings_from_env
     from graphwiz_trader.models.hybrid import HybridSignalGenerator
     from graphwiz_trader.models.targets import LabelSpec
@@ -119,7 +119,7 @@ def _graph_steps(bars: dict[str, pd.DataFrame], out: Path, seed: int) -> dict:
     settings = env if env.uri else GraphSettings(data_dir=out / "graph")
     timings: dict = {}
     gen = HybridSignalGenerator(label=LabelSpec("direction", 1, relative=True), seed=seed, work_dir=out / "qlib_hybrid",
-                                graph_spec=GraphBuildSpec(window=240, stride=24, exchange="synthetic"),
+                                graph_spec=GraphBuildSettings(window=240, stride=24, exchange="synthetic"),
                                 graph_settings=settings)
     g = gen.graph_features(bars, timings=timings)
     where = env.uri or f"embedded Bolt server, data in {out / 'graph'}"

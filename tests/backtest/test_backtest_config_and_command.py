@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from graphwiz_trader.backtest import commands
-from graphwiz_trader.backtest.config import BacktestConfig, load_backtest_config
+from graphwiz_trader.backtest.settings import BacktestRunSettings, load_backtest_config
 from graphwiz_trader.core.commandline import GraphwizParser
 from graphwiz_trader.errors import ConfigError
 
@@ -58,7 +58,7 @@ def test_derived_optimiser_fields_cannot_be_set(tmp_path: Path) -> None:
     raw["portfolio"]["optimiser"]["cov_window_bars"] = 100
     with pytest.raises(ConfigError, match="portfolio.cov_window"):
         load_backtest_config(_write(tmp_path, raw))
-    assert BacktestConfig().portfolio.cov_window == "30D"
+    assert BacktestRunSettings().portfolio.cov_window == "30D"
 
 
 def _run(argv: list[str]) -> int:

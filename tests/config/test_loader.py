@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from graphwiz_trader.config import TradingConfig, load_config
+from graphwiz_trader.config import TradingSettings, load_config
 from graphwiz_trader.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_shipped_config_loads_with_an_empty_environment():
     cfg = load_config(REPO / "config" / "trading_config.yaml", env={})
-    assert isinstance(cfg, TradingConfig)
+    assert isinstance(cfg, TradingSettings)
     assert cfg.qlib.freq == "60min"
     assert cfg.graph.uri is None  # ${NEO4J_URI:-} -> embedded server
     assert cfg.exchanges["binance"].api_key is None

@@ -69,3 +69,20 @@ def test_allowed_ranges_are_written_as_intervals():
     assert allowed_range(RiskSettings.model_fields["max_gross_leverage"]) == "(0, 10]"
     assert allowed_range(RiskSettings.model_fields["cash_buffer"]) == "[0, 0.5]"
     assert allowed_range(StrategySettings.model_fields["topk"]) == "[1, 500]"
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("constraints", "max_gross_leverage", 1e6),
+    ("constraints", "cash_buffer", 0.999),
+    ("sizing", "max_leverage", 50.0),
+    ("optimiser", "target_volatility", 100.0),
+])
+def test_portfolio_limits_of_the_backtest_file_have_ranges_too(tmp_path, section, key, value):
+    import yaml
+
+    from graphwiz_trader.backtest.settings import load_backtest_config
+
+    path = tmp_path / "bt.yaml"
+    path.write_text(yaml.safe_dump({"portfolio": {section: {key: value}}}))
+    with pytest.raises(ConfigError, match=rf"portfolio\.{section}\.{key}"):
+        load_backtest_config(path)

@@ -13,7 +13,7 @@ from graphwiz_trader.execution import (
     ExecutionInputError,
     ExecutionPlan,
     ExecutionStrategy,
-    ImpactModelConfig,
+    ImpactModelSettings,
     MarketImpactSimulator,
     Side,
 )
@@ -36,7 +36,7 @@ def test_environment_passes_stable_baselines3_check_env(bars):
 
 
 def test_rewards_add_up_to_minus_the_simulated_shortfall_and_the_risk_penalty(bars, start):
-    impact = ImpactModelConfig(impact_noise_sd=0.0)
+    impact = ImpactModelSettings(impact_noise_sd=0.0)
     lam = 3e-4
     env = ExecutionEnvironment(order_book_history=bars, volume_fraction_range=(0.01, 0.01), time_horizon=5,
                                impact=impact, risk_aversion_per_bps=lam, reward_scale_bps=7.0)

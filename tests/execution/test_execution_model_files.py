@@ -17,7 +17,7 @@ import pytest
 from graphwiz_trader.errors import GraphwizError
 from graphwiz_trader.execution import build_market_arrays
 from graphwiz_trader.execution.model_files import load_actor_critic_policy, save_sb3_model
-from graphwiz_trader.execution.ppo import PPOExecutionPolicy, PPOTrainingConfig, agent_spaces, train_ppo
+from graphwiz_trader.execution.ppo import PPOExecutionPolicy, PPOTrainingSettings, agent_spaces, train_ppo
 from graphwiz_trader.models.files import ModelFileError
 
 SYM = "SYN00/USDT"
@@ -64,7 +64,7 @@ def saved(bars, tmp_path_factory):
     """A briefly trained PPO executor saved by train_ppo (zip + metadata)."""
     markets = {SYM: build_market_arrays(bars[SYM], SYM)}
     out = tmp_path_factory.mktemp("ppo") / "ppo.zip"
-    cfg = PPOTrainingConfig(total_timesteps=128, seed=0, n_envs=1, n_steps=64, batch_size=64, n_epochs=1,
+    cfg = PPOTrainingSettings(total_timesteps=128, seed=0, n_envs=1, n_steps=64, batch_size=64, n_epochs=1,
                             torch_threads=1)
     return train_ppo(markets, out, symbols=[SYM], train_start=None, train_end=pd.Timestamp("2022-02-10", tz="UTC"),
                      time_horizon_bars=4, config=cfg, data_source="synthetic", progress=False)

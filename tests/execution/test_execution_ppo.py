@@ -12,23 +12,23 @@ from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.execution import (
     ExecutionEnvironment,
     ExecutionStrategy,
-    ImpactModelConfig,
+    ImpactModelSettings,
     build_market_arrays,
     create_optimal_execution_engine,
 )
-from graphwiz_trader.execution.ppo import PPOExecutionPolicy, PPOTrainingConfig, check_disjoint, train_ppo
+from graphwiz_trader.execution.ppo import PPOExecutionPolicy, PPOTrainingSettings, check_disjoint, train_ppo
 
 SYM = "SYN00/USDT"
 # simple setting: one symbol, orders of one hour of volume over 4 bars, strong impact, no impact noise,
 # no risk penalty -> spreading evenly is optimal and a random fraction front-loads
-IMPACT = ImpactModelConfig(eta=1.0, impact_noise_sd=0.0)
+IMPACT = ImpactModelSettings(eta=1.0, impact_noise_sd=0.0)
 
 
 @pytest.fixture(scope="module")
 def trained(bars, tmp_path_factory):
     markets = {SYM: build_market_arrays(bars[SYM], SYM)}
     out = tmp_path_factory.mktemp("models") / "ppo_simple.zip"
-    cfg = PPOTrainingConfig(total_timesteps=4096, seed=0, n_envs=4, n_steps=128, batch_size=128, n_epochs=10,
+    cfg = PPOTrainingSettings(total_timesteps=4096, seed=0, n_envs=4, n_steps=128, batch_size=128, n_epochs=10,
                             learning_rate=1e-3, torch_threads=1)
     res = train_ppo(markets, out, symbols=[SYM], train_start=None, train_end=pd.Timestamp("2022-02-10", tz="UTC"),
                     time_horizon_bars=4, volume_fraction_range=(1.0, 1.0), impact=IMPACT, risk_aversion_per_bps=0.0,

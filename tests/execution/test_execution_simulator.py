@@ -12,7 +12,7 @@ from graphwiz_trader.errors import DataError
 from graphwiz_trader.execution import (
     ExecutionPlan,
     ExecutionStrategy,
-    ImpactModelConfig,
+    ImpactModelSettings,
     MarketImpactSimulator,
     Side,
     create_optimal_execution_engine,
@@ -35,7 +35,7 @@ def _calibration_by_hand(df: pd.DataFrame, i: int) -> tuple[float, float, float]
 
 
 def test_shortfall_matches_an_independent_formula(bars, start):
-    engine = create_optimal_execution_engine(bars, impact=ImpactModelConfig(impact_noise_sd=0.0))
+    engine = create_optimal_execution_engine(bars, impact=ImpactModelSettings(impact_noise_sd=0.0))
     sim = engine.simulator(seed=1)
     df = bars[SYM]
     i0 = df.index.get_loc(start)
@@ -66,7 +66,7 @@ def test_shortfall_matches_an_independent_formula(bars, start):
 
 
 def test_simulator_charges_more_impact_at_higher_participation(bars, start):
-    engine = create_optimal_execution_engine(bars, impact=ImpactModelConfig(impact_noise_sd=0.0))
+    engine = create_optimal_execution_engine(bars, impact=ImpactModelSettings(impact_noise_sd=0.0))
     sim = engine.simulator(seed=0)
     vol = float(bars[SYM].loc[start, "volume"])
     temps, shortfalls = [], []
@@ -111,7 +111,7 @@ def test_a_child_in_a_missing_bar_is_rejected_and_lowers_the_fill_rate(bars, sta
 
 
 def test_max_participation_caps_participating_children(bars, start):
-    engine = create_optimal_execution_engine(bars, impact=ImpactModelConfig(max_participation=0.01))
+    engine = create_optimal_execution_engine(bars, impact=ImpactModelSettings(max_participation=0.01))
     vol = float(bars[SYM].loc[start, "volume"])
     res = engine.execute(engine.create_execution_plan(SYM, "buy", 0.05 * vol, "TWAP", start, 1), engine.simulator())
     assert res.fills[0].quantity_base == pytest.approx(0.01 * vol)

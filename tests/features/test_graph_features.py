@@ -17,7 +17,7 @@ from graphwiz_trader.features.graph_features import (
     snapshot_metrics,
     weighted_clustering,
 )
-from graphwiz_trader.graph.builders import RegimeParams, build_regime_state, build_snapshots
+from graphwiz_trader.graph.builders import RegimeSettings, build_regime_state, build_snapshots
 from graphwiz_trader.graph.snapshot import GraphSnapshot
 
 SYMS = ["AAA/USDT", "BBB/USDT", "CCC/USDT", "DDD/USDT"]
@@ -193,7 +193,7 @@ def test_vectorised_clustering_equals_networkx_on_random_weighted_graphs() -> No
 
 def test_features_are_point_in_time_under_truncation() -> None:
     market = generate_synthetic_market(n_assets=6, n_bars=1500, seed=9)
-    params = RegimeParams(min_train=600, refit_every=120, burn_in=150, asset_vol_window=48, asset_min_history=96)
+    params = RegimeSettings(min_train=600, refit_every=120, burn_in=150, asset_vol_window=48, asset_min_history=96)
     kw = dict(window=240, stride=30, min_abs_rho=0.1, top_k=4, lead_max_lag=3, lead_min_abs_rho=0.1,
               lead_min_gain=0.02)
 

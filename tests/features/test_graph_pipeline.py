@@ -10,11 +10,11 @@ import pytest
 from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.features.graph_features import graph_features
 from graphwiz_trader.features.graph_pipeline import graph_features_for_bars
-from graphwiz_trader.graph.pipeline import GraphBuildSpec, build_graph
-from graphwiz_trader.graph.builders.regimes import RegimeParams
+from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph
+from graphwiz_trader.graph.builders.regimes import RegimeSettings
 
-SPEC = GraphBuildSpec(window=120, stride=24, min_abs_rho=0.2, top_k=4, exchange="synthetic",
-                      regimes=RegimeParams(min_train=300, refit_every=100, burn_in=100, asset_vol_window=24,
+SPEC = GraphBuildSettings(window=120, stride=24, min_abs_rho=0.2, top_k=4, exchange="synthetic",
+                      regimes=RegimeSettings(min_train=300, refit_every=100, burn_in=100, asset_vol_window=24,
                                            asset_min_history=100))
 
 

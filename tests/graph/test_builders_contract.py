@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from graphwiz_trader.data.synthetic import generate_synthetic_market
-from graphwiz_trader.graph.builders import RegimeParams, build_regime_state, build_snapshots
+from graphwiz_trader.graph.builders import RegimeSettings, build_regime_state, build_snapshots
 from graphwiz_trader.graph.snapshot import REGIME_COLUMNS
 from graphwiz_trader.graph.store import canonical_snapshot
 
@@ -25,7 +25,7 @@ def test_built_snapshots_equal_their_canonical_read_back_form() -> None:
 def test_regime_state_has_the_documented_columns_and_dtypes() -> None:
     m = generate_synthetic_market(n_assets=4, n_bars=1000, seed=2)
     times = m.bars["SYN00/USDT"].index[200::24]
-    st = build_regime_state(m.bars, RegimeParams(min_train=500, asset_min_history=100), asset_times=times)
+    st = build_regime_state(m.bars, RegimeSettings(min_train=500, asset_min_history=100), asset_times=times)
     assert list(st.columns) == REGIME_COLUMNS
     assert str(st["datetime"].dtype) == "datetime64[ns, UTC]" and st["prob"].dtype == float
     assert not st.duplicated(["scope", "datetime"]).any()

@@ -12,9 +12,9 @@ from graphwiz_trader.cli import main
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.errors import UnknownSymbolError
-from graphwiz_trader.graph.builders.regimes import RegimeParams
+from graphwiz_trader.graph.builders.regimes import RegimeSettings
 from graphwiz_trader.graph.pipeline import (
-    GraphBuildSpec,
+    GraphBuildSettings,
     build_graph,
     build_identity,
     populate_sample_graph_data,
@@ -24,7 +24,7 @@ from graphwiz_trader.graph.pipeline import (
 )
 from graphwiz_trader.graph.store import canonical_snapshot
 
-SMALL_REGIMES = RegimeParams(min_train=300, refit_every=100, burn_in=100, asset_vol_window=24, asset_min_history=100)
+SMALL_REGIMES = RegimeSettings(min_train=300, refit_every=100, burn_in=100, asset_vol_window=24, asset_min_history=100)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def market():
 
 def test_the_build_id_changes_with_the_spec_the_universe_and_the_bars_and_only_with_them(market):
     bars = {s: market.bars[s] for s in list(market.bars)[:5]}
-    spec = GraphBuildSpec(window=120, stride=24)
+    spec = GraphBuildSettings(window=120, stride=24)
     bid, info = build_identity(bars, spec)
     assert len(bid) == 16 and int(bid, 16) >= 0
     assert build_identity(dict(reversed(list(bars.items()))), spec)[0] == bid  # symbol order does not matter
@@ -59,11 +59,11 @@ def test_builds_with_other_settings_and_universes_in_one_store_each_read_back_as
     syms = list(market.bars)
     runs = [
         ({s: market.bars[s] for s in syms[:5]},
-         GraphBuildSpec(window=120, stride=24, min_abs_rho=0.2, top_k=4, exchange="synthetic", regimes=SMALL_REGIMES)),
+         GraphBuildSettings(window=120, stride=24, min_abs_rho=0.2, top_k=4, exchange="synthetic", regimes=SMALL_REGIMES)),
         ({s: market.bars[s] for s in syms[2:8]},  # overlapping universe, same window and stride, other pruning
-         GraphBuildSpec(window=120, stride=24, min_abs_rho=0.0, top_k=2, exchange="synthetic", regimes=SMALL_REGIMES)),
+         GraphBuildSettings(window=120, stride=24, min_abs_rho=0.0, top_k=2, exchange="synthetic", regimes=SMALL_REGIMES)),
         ({s: market.bars[s] for s in syms[:5]},   # same universe as the first, another window and method
-         GraphBuildSpec(window=96, stride=48, method="spearman", top_k=3, exchange="synthetic",
+         GraphBuildSettings(window=96, stride=48, method="spearman", top_k=3, exchange="synthetic",
                         regimes=dataclasses.replace(SMALL_REGIMES, n_states=2))),
     ]
     builds = [build_graph(bars, spec) for bars, spec in runs]
@@ -88,11 +88,11 @@ def test_builds_with_other_settings_and_universes_in_one_store_each_read_back_as
 
 def test_the_spec_defaults_are_the_settings_defaults():
     d = GraphSettings()
-    spec = GraphBuildSpec()
+    spec = GraphBuildSettings()
     assert (spec.window, spec.stride, spec.method, spec.min_abs_rho, spec.top_k) == \
         (d.corr_window, d.corr_stride, d.corr_method, d.min_abs_rho, d.top_k)
     custom = GraphSettings(corr_window=300, corr_stride=12, corr_method="spearman", min_abs_rho=0.1, top_k=None)
-    spec = GraphBuildSpec.from_settings(custom, stride=6)
+    spec = GraphBuildSettings.from_settings(custom, stride=6)
     assert (spec.window, spec.stride, spec.method, spec.min_abs_rho, spec.top_k) == (300, 6, "spearman", 0.1, None)
 
 

@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.errors import ConfigError, DataError
 from graphwiz_trader.graph.builders import (
-    RegimeParams,
+    RegimeSettings,
     asset_regimes,
     build_regime_state,
     close_panel,
@@ -21,7 +21,7 @@ from graphwiz_trader.graph.builders import (
 )
 from graphwiz_trader.graph.builders.regimes import fit_schedule, forward_filter
 
-SMALL = RegimeParams(min_train=720, refit_every=168, max_train=900, burn_in=200, asset_vol_window=48,
+SMALL = RegimeSettings(min_train=720, refit_every=168, max_train=900, burn_in=200, asset_vol_window=48,
                      asset_min_history=100)
 
 
@@ -37,7 +37,7 @@ def state(market):
 
 def test_market_regimes_recover_the_planted_regimes_out_of_sample(market, state) -> None:
     mk = state[state["scope"] == "market"]
-    first_fit = market_features(log_returns(close_panel(market.bars))).index[RegimeParams().min_train]
+    first_fit = market_features(log_returns(close_panel(market.bars))).index[RegimeSettings().min_train]
     assert mk["datetime"].iloc[0] == first_fit                 # labels start after the first fit only
     truth = market.regimes.reindex(pd.DatetimeIndex(mk["datetime"])).astype(str)
     ari = adjusted_rand_score(truth, mk["regime"])
@@ -106,7 +106,7 @@ def test_labels_are_stable_names_ordered_by_volatility(state) -> None:
 def test_asset_regime_is_the_sign_of_the_expanding_z_score_of_log_realised_vol() -> None:
     m = generate_synthetic_market(n_assets=3, n_bars=600, seed=8)
     rets = log_returns(close_panel(m.bars))
-    p = RegimeParams(asset_vol_window=24, asset_min_history=50)
+    p = RegimeSettings(asset_vol_window=24, asset_min_history=50)
     times = rets.index[100::37]
     got = asset_regimes(rets, times, p)
     for sym in rets.columns:
@@ -132,6 +132,6 @@ def test_too_little_data_for_the_first_fit_names_both_numbers() -> None:
 
 def test_bad_regime_parameters_raise_config_errors() -> None:
     with pytest.raises(ConfigError, match="n_states must be in"):
-        RegimeParams(n_states=9).check()
+        RegimeSettings(n_states=9).check()
     with pytest.raises(ConfigError, match="fixed_stay must be in"):
-        RegimeParams(fixed_stay=1.0).check()
+        RegimeSettings(fixed_stay=1.0).check()

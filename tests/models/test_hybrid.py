@@ -5,13 +5,13 @@ import pytest
 from scipy import stats
 
 from graphwiz_trader.data.synthetic import generate_synthetic_market
-from graphwiz_trader.features.graph_pipeline import GraphBuildSpec
-from graphwiz_trader.graph.builders.regimes import RegimeParams
+from graphwiz_trader.features.graph_pipeline import GraphBuildSettings
+from graphwiz_trader.graph.builders.regimes import RegimeSettings
 from graphwiz_trader.models.hybrid import HybridSignalGenerator, create_hybrid_signal_generator
 from graphwiz_trader.models.targets import LabelSpec
 
-SPEC = GraphBuildSpec(window=120, stride=24, min_abs_rho=0.2, top_k=4, exchange="synthetic",
-                      regimes=RegimeParams(min_train=300, refit_every=100, burn_in=100, asset_vol_window=24,
+SPEC = GraphBuildSettings(window=120, stride=24, min_abs_rho=0.2, top_k=4, exchange="synthetic",
+                      regimes=RegimeSettings(min_train=300, refit_every=100, burn_in=100, asset_vol_window=24,
                                            asset_min_history=100))
 
 

@@ -109,9 +109,9 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def small_market():
     """6 synthetic assets, 40 days of hourly bars."""
-    from graphwiz_trader.data.synthetic import SyntheticMarketConfig, generate_synthetic_market
+    from graphwiz_trader.data.synthetic import SyntheticMarketSettings, generate_synthetic_market
 
-    return generate_synthetic_market(SyntheticMarketConfig(n_assets=6, n_clusters=2, n_bars=24 * 40, seed=11))
+    return generate_synthetic_market(SyntheticMarketSettings(n_assets=6, n_clusters=2, n_bars=24 * 40, seed=11))
 
 
 @pytest.fixture(scope="session")
@@ -166,10 +166,10 @@ def walkforward_runs():
     comparison and the forward returns."""
     from graphwiz_trader.models.targets import LabelSpec
     from graphwiz_trader.research.compare import compare_results
-    from graphwiz_trader.research.experiment import WalkForwardConfig, run_walkforward
+    from graphwiz_trader.research.experiment import WalkForwardSettings, run_walkforward
 
     x, label, fwd = planted_panel()
-    cfg = WalkForwardConfig(train_len=300, test_len=100, label=LabelSpec("direction", 1, relative=True),
+    cfg = WalkForwardSettings(train_len=300, test_len=100, label=LabelSpec("direction", 1, relative=True),
                             num_boost_round=40)
     base = run_walkforward(x[[c for c in x.columns if not c.startswith("G_")]], label, cfg, fwd, name="alpha158",
                            progress=False)

@@ -3,7 +3,6 @@ table, a run keeps one colour in every panel, regimes are point in time, and the
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 from graphwiz_trader.backtest.report import contributions, regime_labels_for, tearsheet_path, write_report
-from graphwiz_trader.graph.builders.regimes import MARKET_SCOPE, RegimeParams, build_regime_state
+from graphwiz_trader.graph.builders.regimes import MARKET_SCOPE, RegimeSettings, build_regime_state
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT_SRC = re.compile(r"<script[^>]*\bsrc\s*=", re.I)
@@ -84,7 +83,7 @@ def test_regime_labels_use_bars_up_to_the_previous_bar_only(small_market):
     t = index[700]
     cut, _ = regime_labels_for({s: df[df.index <= t] for s, df in bars.items()}, pd.Timedelta(hours=1), start)
     pd.testing.assert_series_equal(cut, full[full.index <= t])
-    raw = build_regime_state(bars, RegimeParams(min_train=298, refit_every=168, max_train=8760, burn_in=504))
+    raw = build_regime_state(bars, RegimeSettings(min_train=298, refit_every=168, max_train=8760, burn_in=504))
     raw = raw[raw["scope"] == MARKET_SCOPE].set_index("datetime")["regime"]
     k = index.get_loc(index[500])
     assert full.iloc[k] == raw[index[k - 1]]  # bar t carries the label known at t-1's close
@@ -116,16 +115,17 @@ def test_the_tear_sheet_is_written_beside_the_report_and_loads_nothing(backtest_
 def test_backtest_command_writes_the_tear_sheet_with_the_flag(tmp_path, capsys, plotly_figures):
     pytest.importorskip("quantstats", reason="quantstats is not installed (the 'report' extra)")
     from graphwiz_trader.backtest import commands
+    from graphwiz_trader.core.commandline import GraphwizParser
 
     raw = yaml.safe_load((REPO / "config" / "backtest.yaml").read_text())
     raw["data"]["synthetic"].update({"n_assets": 5, "n_clusters": 2, "n_bars": 150})
     raw["portfolio"]["cov_window"] = "3D"
-    raw["report"]["html"] = str(tmp_path / "report.html")
     cfg = tmp_path / "bt.yaml"
     cfg.write_text(yaml.safe_dump(raw))
-    parser = argparse.ArgumentParser(prog="graphwiz")
-    commands.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["backtest", "--config", str(cfg), "--tearsheet", "--no-progress"])
+    parser = GraphwizParser(prog="graphwiz")
+    commands.register(parser.add_subparsers(dest="command", parser_class=GraphwizParser))
+    args = parser.parse_args(["backtest", "--config", str(cfg), "--report", str(tmp_path / "report.html"),
+                              "--tearsheet", "--no-progress"])
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert f"tear sheet: {tmp_path / 'report_tearsheet.html'}" in printed

@@ -10,7 +10,7 @@ import pytest
 
 from graphwiz_trader.models.targets import LabelSpec
 from graphwiz_trader.research.compare import compare_results
-from graphwiz_trader.research.experiment import WalkForwardConfig, run_walkforward
+from graphwiz_trader.research.experiment import WalkForwardSettings, run_walkforward
 from graphwiz_trader.research.stats import fold_statistics
 
 
@@ -27,8 +27,8 @@ def panel():
 
 def test_comparison_refuses_runs_on_different_folds(panel):
     x, y = panel
-    a = run_walkforward(x, y, WalkForwardConfig(train_len=100, test_len=50, num_boost_round=20), progress=False)
-    b = run_walkforward(x, y, WalkForwardConfig(train_len=120, test_len=50, num_boost_round=20), progress=False)
+    a = run_walkforward(x, y, WalkForwardSettings(train_len=100, test_len=50, num_boost_round=20), progress=False)
+    b = run_walkforward(x, y, WalkForwardSettings(train_len=120, test_len=50, num_boost_round=20), progress=False)
     with pytest.raises(ValueError, match="same folds"):
         compare_results(a, b)
     same = compare_results(a, a)
@@ -37,7 +37,7 @@ def test_comparison_refuses_runs_on_different_folds(panel):
 
 def test_differences_and_their_intervals_come_from_the_per_fold_values(panel):
     x, y = panel
-    cfg = WalkForwardConfig(train_len=60, test_len=20, label=LabelSpec("regression", 1), num_boost_round=20)
+    cfg = WalkForwardSettings(train_len=60, test_len=20, label=LabelSpec("regression", 1), num_boost_round=20)
     base = run_walkforward(x[["f1", "f2"]], y, cfg, progress=False)
     hyb = run_walkforward(x, y, cfg, progress=False)
     out = compare_results(base, hyb, seed=5)
@@ -54,9 +54,9 @@ def test_differences_and_their_intervals_come_from_the_per_fold_values(panel):
     assert out["majority_rate"] == pytest.approx(b["majority_rate"].mean())
     assert [r["majority_rate"] for r in out["per_fold"]] == b["majority_rate"].tolist()
     assert out["ic_difference"] > 0 and out["auc_difference"] > 0  # f0 carries the label
-    few = compare_results(run_walkforward(x[["f1", "f2"]], y, WalkForwardConfig(train_len=100, test_len=50,
+    few = compare_results(run_walkforward(x[["f1", "f2"]], y, WalkForwardSettings(train_len=100, test_len=50,
                                                                                  num_boost_round=20), progress=False),
-                          run_walkforward(x, y, WalkForwardConfig(train_len=100, test_len=50, num_boost_round=20),
+                          run_walkforward(x, y, WalkForwardSettings(train_len=100, test_len=50, num_boost_round=20),
                                           progress=False))
     assert few["accuracy_improvement_pct_ci_block_bootstrap"] is None and "3 folds < 10" in few["bootstrap_note"]
 

@@ -7,7 +7,7 @@ import pytest
 
 from graphwiz_trader.models import lgbm
 from graphwiz_trader.models.targets import LabelSpec
-from graphwiz_trader.research.experiment import WalkForwardConfig, long_short_returns, run_walkforward
+from graphwiz_trader.research.experiment import WalkForwardSettings, long_short_returns, run_walkforward
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_training_early_stopping_and_hpo_leave_exactly_the_gap_before_the_next_p
 
     monkeypatch.setattr(lgbm, "fit_booster", spy)
     gap = 3  # the label horizon: the gap defaults to it
-    cfg = WalkForwardConfig(train_len=100, test_len=50, label=LabelSpec("regression", gap), hpo_trials=2,
+    cfg = WalkForwardSettings(train_len=100, test_len=50, label=LabelSpec("regression", gap), hpo_trials=2,
                             num_boost_round=30)
     res = run_walkforward(x, y, cfg, progress=False)
     assert len(res.folds) == 3 and len(seen) == 3 * 3  # 2 HPO trials + the final fit per fold
@@ -50,7 +50,7 @@ def test_training_early_stopping_and_hpo_leave_exactly_the_gap_before_the_next_p
 
 def test_stability_is_the_share_of_folds_in_the_top_k(panel):
     x, y = panel
-    cfg = WalkForwardConfig(train_len=100, test_len=50, gap=1, top_k=1, num_boost_round=30)
+    cfg = WalkForwardSettings(train_len=100, test_len=50, gap=1, top_k=1, num_boost_round=30)
     res = run_walkforward(x, y, cfg, progress=False)
     st = res.stability("shap")
     assert st["f0"] == 1.0 and st.drop("f0").sum() == 0.0
@@ -85,7 +85,7 @@ def drifting_panel():
 def test_regression_accuracy_is_scored_against_the_demeaned_target_beside_the_majority_rate(drifting_panel):
     x, y = drifting_panel
     assert (y > 0).mean() > 0.99  # against the raw return, "always up" would look perfect
-    cfg = WalkForwardConfig(train_len=100, test_len=60, label=LabelSpec("regression", 1), num_boost_round=60)
+    cfg = WalkForwardSettings(train_len=100, test_len=60, label=LabelSpec("regression", 1), num_boost_round=60)
     res = run_walkforward(x, y, cfg, progress=False)
     target = y - y.groupby(level="datetime").transform("mean")
     for _, f in res.folds.iterrows():
@@ -106,7 +106,7 @@ def test_long_short_returns_of_an_h_bar_horizon_never_overlap(panel):
     x, y = panel
     h = 3
     y3 = y.groupby(level="instrument").transform(lambda s: s.rolling(h).sum().shift(-(h - 1)))  # an h-bar return
-    cfg = WalkForwardConfig(train_len=100, test_len=50, label=LabelSpec("regression", h), num_boost_round=30)
+    cfg = WalkForwardSettings(train_len=100, test_len=50, label=LabelSpec("regression", h), num_boost_round=30)
     res = run_walkforward(x, y3.dropna(), cfg, progress=False)
     first = pd.Timestamp(res.folds["test_start"][0])
     counts = []
@@ -128,7 +128,7 @@ def test_zero_return_bars_are_dropped_from_direction_labels_and_counted(panel):
     fwd = y.copy()
     fwd.iloc[::7] = 0.0  # exact zero returns: no direction
     label = pd.Series(np.where(fwd == 0, np.nan, (fwd > 0).astype(float)), index=fwd.index)
-    cfg = WalkForwardConfig(train_len=100, test_len=50, label=LabelSpec("direction", 1), num_boost_round=20)
+    cfg = WalkForwardSettings(train_len=100, test_len=50, label=LabelSpec("direction", 1), num_boost_round=20)
     res = run_walkforward(x, label, cfg, fwd, progress=False)
     zero = fwd[fwd == 0].index
     assert not res.predictions.index.isin(zero).any()

@@ -87,12 +87,12 @@ def test_each_verdict_follows_from_where_the_interval_lies(lo, hi, start):
 
 def test_fold_columns_are_what_compare_results_writes_per_fold():
     from graphwiz_trader.research.compare import compare_results
-    from graphwiz_trader.research.experiment import WalkForwardConfig, run_walkforward
+    from graphwiz_trader.research.experiment import WalkForwardSettings, run_walkforward
 
     rng = np.random.default_rng(0)
     idx = pd.MultiIndex.from_product([pd.date_range("2024-01-01", periods=120, freq="h"), list("ABCD")],
                                      names=["datetime", "instrument"])
     y = pd.Series(rng.normal(size=len(idx)), index=idx)
     x = pd.DataFrame({"f0": y + rng.normal(size=len(idx)), "f1": rng.normal(size=len(idx))}, index=idx)
-    run = run_walkforward(x, y, WalkForwardConfig(train_len=60, test_len=20, num_boost_round=5), progress=False)
+    run = run_walkforward(x, y, WalkForwardSettings(train_len=60, test_len=20, num_boost_round=5), progress=False)
     assert set(FOLD_COLUMNS) <= set(compare_results(run, run)["per_fold"][0])

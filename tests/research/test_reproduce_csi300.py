@@ -17,7 +17,7 @@ from graphwiz_trader.data.paths import csi300_dir
 from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.research import commands_reproduce
 from graphwiz_trader.research.reproduce_csi300 import (
-    DATA_SEGMENTS, GRAPH_FEATURES, METRICS, PUBLISHED, GraphFeatureConfig, ReproduceConfig, ReproductionResult,
+    DATA_SEGMENTS, GRAPH_FEATURES, METRICS, PUBLISHED, GraphFeatureSettings, CSI300ReproductionSettings, ReproductionResult,
     SeedResult, Segments, alpha158_default_processors, build_workflow_config, correlation_graph_features,
     format_table, pairwise_corr, published_model_kwargs, snapshot_positions, summarize)
 
@@ -28,7 +28,7 @@ from graphwiz_trader.research.reproduce_csi300 import (
 
 @pytest.fixture()
 def workflow(tmp_path):
-    return build_workflow_config(ReproduceConfig(provider_uri=tmp_path), limit_threshold=0.095)
+    return build_workflow_config(CSI300ReproductionSettings(provider_uri=tmp_path), limit_threshold=0.095)
 
 
 def test_model_parameters_are_the_published_ones_with_two_threads(workflow):
@@ -83,7 +83,7 @@ def test_the_backtest_is_topk50_drop5_with_the_published_costs(workflow):
 
 
 def test_percent_change_data_gets_the_same_limit_rule_in_percent(tmp_path):
-    wf = build_workflow_config(ReproduceConfig(provider_uri=tmp_path), limit_threshold=9.5)
+    wf = build_workflow_config(CSI300ReproductionSettings(provider_uri=tmp_path), limit_threshold=9.5)
     assert wf["port_analysis_config"]["backtest"]["exchange_kwargs"]["limit_threshold"] == 9.5
 
 
@@ -177,7 +177,7 @@ def test_pairwise_corr_equals_pandas_with_missing_days():
 
 def test_graph_features_equal_a_plain_loop():
     close, members = _panel()
-    cfg = GraphFeatureConfig(window=40, min_periods=30, stride=5, rho_min=0.3, top_k=3, mom_days=5)
+    cfg = GraphFeatureSettings(window=40, min_periods=30, stride=5, rho_min=0.3, top_k=3, mom_days=5)
     feats = correlation_graph_features(close, members, cfg)
     ret = close / close.shift(1) - 1
     mom = close / close.shift(5) - 1
@@ -207,7 +207,7 @@ def test_graph_features_equal_a_plain_loop():
 
 def test_non_members_and_short_histories_are_not_nodes():
     close, members = _panel()
-    cfg = GraphFeatureConfig(window=40, min_periods=30, stride=5)
+    cfg = GraphFeatureSettings(window=40, min_periods=30, stride=5)
     feats = correlation_graph_features(close, members, cfg)
     insts = feats.index.get_level_values("instrument")
     dts = feats.index.get_level_values("datetime")
@@ -221,7 +221,7 @@ def test_non_members_and_short_histories_are_not_nodes():
 @pytest.mark.parametrize("t_pos", [39, 41, 77, 104, 139])
 def test_graph_features_on_day_t_do_not_change_when_later_days_are_removed(t_pos):
     close, members = _panel()
-    cfg = GraphFeatureConfig(window=40, min_periods=30, stride=5, rho_min=0.3, top_k=3)
+    cfg = GraphFeatureSettings(window=40, min_periods=30, stride=5, rho_min=0.3, top_k=3)
     full = correlation_graph_features(close, members, cfg)
     cut = correlation_graph_features(close.iloc[: t_pos + 1], members.iloc[: t_pos + 1], cfg)
     t = close.index[t_pos]
@@ -231,16 +231,16 @@ def test_graph_features_on_day_t_do_not_change_when_later_days_are_removed(t_pos
 
 
 def test_snapshot_days_are_anchored_at_the_start():
-    cfg = GraphFeatureConfig(window=60, stride=5)
+    cfg = GraphFeatureSettings(window=60, stride=5)
     assert list(snapshot_positions(75, cfg)) == [59, 64, 69, 74]
     assert list(snapshot_positions(71, cfg)) == [59, 64, 69]
 
 
 def test_bad_graph_settings_fail_clearly():
     with pytest.raises(ConfigError, match="min_periods"):
-        GraphFeatureConfig(window=20, min_periods=30)
+        GraphFeatureSettings(window=20, min_periods=30)
     with pytest.raises(ConfigError, match="rho_min"):
-        GraphFeatureConfig(rho_min=1.5)
+        GraphFeatureSettings(rho_min=1.5)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -295,10 +295,10 @@ def csi300():
 def tiny_cfg(csi300, tmp_path_factory):
     # 20 instruments are too few for the published L1/L2 penalties (the model would make no split and
     # predict a constant), so this run relaxes them; the full reproduction does not.
-    return ReproduceConfig(provider_uri=csi300, seeds=(0,), segments=TINY, market=tuple(CODES_20),
+    return CSI300ReproductionSettings(provider_uri=csi300, seeds=(0,), segments=TINY, market=tuple(CODES_20),
                            num_boost_round=30, early_stopping_rounds=30, topk=5, n_drop=1,
                            exchange_codes=tuple(CODES_20), graph=True,
-                           graph_config=GraphFeatureConfig(window=60, min_periods=40, stride=5, top_k=5),
+                           graph_config=GraphFeatureSettings(window=60, min_periods=40, stride=5, top_k=5),
                            mlflow_dir=tmp_path_factory.mktemp("mlruns"),
                            model_overrides={"lambda_l1": 0.0, "lambda_l2": 1.0})
 
@@ -391,7 +391,7 @@ def test_real_graph_features_are_point_in_time(csi300, tmp_path):
     # 300 members a day, less the members without features (absent from the panel)
     assert members.sum(axis=1).between(250, 300).all()
     assert members["SH600000"].all() and "SH600005" not in members.columns
-    cfg = GraphFeatureConfig()
+    cfg = GraphFeatureSettings()
     full = correlation_graph_features(close, members, cfg)
     for t_pos in (59, 100, 151):
         t = close.index[t_pos]

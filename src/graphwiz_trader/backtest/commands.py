@@ -13,7 +13,7 @@ from graphwiz_trader.core.runs import open_run
 
 
 def _run(args: argparse.Namespace) -> int:
-    from graphwiz_trader.backtest.config import load_backtest_config
+    from graphwiz_trader.backtest.settings import load_backtest_config
     from graphwiz_trader.backtest.runner import format_metrics, run_configured_backtest
 
     cfg = load_backtest_config(args.config)

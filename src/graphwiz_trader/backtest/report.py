@@ -359,15 +359,15 @@ def regime_labels_for(bars: Mapping[str, pd.DataFrame], bar: pd.Timedelta, start
     """
     from graphwiz_trader.errors import DataError
     from graphwiz_trader.graph.builders.panel import close_panel, log_returns
-    from graphwiz_trader.graph.builders.regimes import MARKET_SCOPE, RegimeParams, build_regime_state, market_features
+    from graphwiz_trader.graph.builders.regimes import MARKET_SCOPE, RegimeSettings, build_regime_state, market_features
 
     times = pd.DatetimeIndex(sorted(set().union(*(df.index for df in bars.values()))))
     n_week = max(1, int(pd.Timedelta(days=7) / bar))
     # bar `start` takes the label of the bar before it: the first model is fitted on the feature rows before that bar
     before = times[max(0, int(times.searchsorted(start)) - 1)]
-    rows = market_features(log_returns(close_panel(dict(bars))), RegimeParams().min_assets).index
+    rows = market_features(log_returns(close_panel(dict(bars))), RegimeSettings().min_assets).index
     min_train = max(30, int(rows.searchsorted(before)))
-    params = RegimeParams(min_train=min_train, refit_every=n_week,
+    params = RegimeSettings(min_train=min_train, refit_every=n_week,
                           max_train=max(min_train, int(pd.Timedelta(days=365) / bar)),
                           burn_in=max(10, int(pd.Timedelta(days=21) / bar)))
     try:

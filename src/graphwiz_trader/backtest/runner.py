@@ -20,14 +20,14 @@ from graphwiz_trader.backtest.benchmarks import (
     inverse_vol_targets,
     pick_buy_and_hold_symbol,
 )
-from graphwiz_trader.backtest.config import BacktestConfig
+from graphwiz_trader.backtest.settings import BacktestRunSettings
 from graphwiz_trader.backtest.engine import BacktestResult, MarketPanel, rebalance_times, run_backtest
 from graphwiz_trader.backtest.report import metrics_table, regime_labels_for, write_report
 from graphwiz_trader.backtest.scores import point_in_time_scores, score_name
 from graphwiz_trader.backtest.settings import CostModel
 from graphwiz_trader.core.timeframes import timeframe_delta
 from graphwiz_trader.data.sources import load_universe
-from graphwiz_trader.data.synthetic import SyntheticMarketConfig, generate_synthetic_market
+from graphwiz_trader.data.synthetic import SyntheticMarketSettings, generate_synthetic_market
 from graphwiz_trader.errors import ConfigError, DataError
 from graphwiz_trader.portfolio.rolling import RollingResult, per_bar_returns, rolling_optimise
 from graphwiz_trader.portfolio.settings import OptimiserSettings
@@ -105,11 +105,11 @@ def trim_to_common_end(bars: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]
     return {s: df[df.index <= end] for s, df in bars.items()}
 
 
-def load_market(cfg: BacktestConfig, source: str | Path | None, fmt: str = "freqtrade") -> MarketData:
+def load_market(cfg: BacktestRunSettings, source: str | Path | None, fmt: str = "freqtrade") -> MarketData:
     """The synthetic default (``source=None``) or real bars from ``source``."""
     if source is None:
         s = cfg.data.synthetic
-        market = generate_synthetic_market(SyntheticMarketConfig(
+        market = generate_synthetic_market(SyntheticMarketSettings(
             n_assets=s.n_assets, n_clusters=s.n_clusters, n_bars=s.n_bars, timeframe=s.timeframe, start=s.start,
             seed=s.seed, signal_strength=s.signal_strength))
         return MarketData(dict(market.bars), market.label, s.timeframe, dict(market.clusters), market.signal,
@@ -129,7 +129,7 @@ def _bars_in(duration: str, bar: pd.Timedelta) -> int:
     return int(pd.Timedelta(duration) / bar)
 
 
-def run_configured_backtest(cfg: BacktestConfig, source: str | Path | None = None, fmt: str = "freqtrade",
+def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None = None, fmt: str = "freqtrade",
                             report_path: str | Path | None = None, progress: bool = True,
                             write_html: bool = True, data: MarketData | None = None,
                             tearsheet: bool = False) -> BacktestRun:

@@ -1,4 +1,8 @@
-"""Validated backtest settings: costs (bps), market type, leverage, rebalance schedule.
+"""Validated backtest settings: costs (bps), market type, leverage, rebalance schedule, and the whole
+``config/backtest.yaml`` model (:class:`BacktestRunSettings`, loaded by :func:`load_backtest_config`).
+
+Windows in the file are durations (``"60D"``, ``"24h"``) converted to bars with the data's bar length, so one
+file serves the synthetic default (daily bars) and real hourly data.
 
 Rates are in basis points (1 bp = 0.01%), notionals in quote currency (USDT), margins and
 leverage in fractions of equity.
@@ -6,16 +10,19 @@ leverage in fractions of equity.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
+
+from graphwiz_trader.config.base import StrictModel
+from graphwiz_trader.config.loader import load_yaml, validate_mapping
+from graphwiz_trader.portfolio.settings import OptimiserSettings, PortfolioConstraints, SizingSettings
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class CostModel(_Strict):
+class CostModel(StrictModel):
     """Trading costs charged on every fill at the bar's open.
 
     cost_i = notional_i * (fee + half_spread + slippage + impact_i) / 1e4 with
@@ -29,11 +36,11 @@ class CostModel(_Strict):
     """
 
     fee_side: Literal["taker", "maker"] = "taker"
-    taker_fee_bps: float = Field(default=10.0, ge=0)
-    maker_fee_bps: float = Field(default=10.0, ge=0)
-    half_spread_bps: float = Field(default=1.0, ge=0)
-    slippage_bps: float = Field(default=2.0, ge=0)
-    impact_coef_bps: float = Field(default=10.0, ge=0)
+    taker_fee_bps: float = Field(default=10.0, ge=0, le=500)
+    maker_fee_bps: float = Field(default=10.0, ge=-50, le=500)
+    half_spread_bps: float = Field(default=1.0, ge=0, le=1000)
+    slippage_bps: float = Field(default=2.0, ge=0, le=1000)
+    impact_coef_bps: float = Field(default=10.0, ge=0, le=10_000)
     impact_volume_window_bars: int = Field(default=24, ge=1)
     min_order_notional: float = Field(default=10.0, ge=0)
 
@@ -48,7 +55,7 @@ class CostModel(_Strict):
                    min_order_notional=0)
 
 
-class BacktestSettings(_Strict):
+class BacktestSettings(StrictModel):
     """How a target-weight frame is turned into fills, costs and equity.
 
     Parameters
@@ -67,14 +74,14 @@ class BacktestSettings(_Strict):
     periods_per_year : bars per year for metrics (None: 365 days of the bar length, 24/7 markets).
     """
 
-    initial_capital: float = Field(default=100_000.0, gt=0)
+    initial_capital: float = Field(default=100_000.0, gt=0, le=1e12)
     market: Literal["spot", "futures"] = "spot"
-    max_leverage: float = Field(default=1.0, gt=0)
+    max_leverage: float = Field(default=1.0, gt=0, le=125)
     rebalance: int | str = 1
     costs: CostModel = CostModel()
-    funding_rate_bps_per_8h: float = 1.0
+    funding_rate_bps_per_8h: float = Field(default=1.0, ge=-300, le=300)
     maintenance_margin: float = Field(default=0.005, ge=0, lt=1)
-    liquidation_fee_bps: float = Field(default=50.0, ge=0)
+    liquidation_fee_bps: float = Field(default=50.0, ge=0, le=1000)
     periods_per_year: float | None = Field(default=None, gt=0)
 
     @field_validator("rebalance")
@@ -99,3 +106,128 @@ class BacktestSettings(_Strict):
         if self.market == "spot" and self.max_leverage > 1.0:
             raise ValueError(f"spot cannot be levered: max_leverage {self.max_leverage} > 1; use market: futures")
         return self
+
+
+# --- the config/backtest.yaml file -------------------------------------------------------------------
+
+BenchmarkName = Literal["buy_and_hold", "equal_weight", "inverse_vol"]
+
+
+
+def _duration(v: str) -> str:
+    try:
+        d = pd.Timedelta(v)
+    except (ValueError, TypeError):
+        raise ValueError(f"{v!r} is not a duration such as '60D', '24h', '90min'") from None
+    if d < pd.Timedelta(0):
+        raise ValueError(f"duration {v!r} must not be negative")
+    return v
+
+
+class SyntheticDataSettings(StrictModel):
+    """The offline default market (see :mod:`graphwiz_trader.data.synthetic`).
+
+    ``rebalance`` (bars or a fixed frequency) overrides ``backtest.rebalance`` on this market: its
+    planted signal forecasts one bar ahead, so it is only usable when rebalancing every bar.
+    """
+
+    n_assets: int = Field(default=12, ge=2)
+    n_clusters: int = Field(default=3, ge=1)
+    n_bars: int = Field(default=24 * 90, ge=10)
+    timeframe: str = "1h"
+    start: str = "2022-01-01"
+    seed: int = 7
+    signal_strength: float = Field(default=0.2, ge=0)
+    rebalance: int | str | None = 1
+
+
+class SourceDataSettings(StrictModel):
+    """Real data read with ``--source DIR`` (freqtrade layout ``<BASE>_<QUOTE>-<timeframe>.feather``)."""
+
+    timeframe: str = "1h"
+    symbols: tuple[str, ...] | None = None
+    start: str | None = None
+    end: str | None = None
+
+
+class BacktestDataSettings(StrictModel):
+    synthetic: SyntheticDataSettings = SyntheticDataSettings()
+    source: SourceDataSettings = SourceDataSettings()
+
+
+class ScoreSettings(StrictModel):
+    """Scores on real data (the synthetic market always uses its planted signal).
+
+    ``kind``: ``reversal`` (negative cross-sectional z-score of the trailing ``lookback`` return) or
+    ``momentum`` (positive z-score of the return from ``t - lookback`` to ``t - skip``).
+    """
+
+    kind: Literal["reversal", "momentum"] = "reversal"
+    lookback: str = "1D"
+    skip: str = "0h"
+
+    _dur = field_validator("lookback", "skip")(_duration)
+
+
+class PortfolioSettings(StrictModel):
+    """Optimiser, constraints and sizing. ``cov_window`` sets ``optimiser.cov_window_bars`` and the bar
+    length sets ``optimiser.periods_per_year``; do not set those two here.
+
+    ``communities``: ``synthetic`` (the synthetic market's planted clusters; none on real data),
+    ``none``, or an explicit ``{symbol: community_id}`` map, used by ``constraints.community_cap``.
+    """
+
+    optimiser: OptimiserSettings = OptimiserSettings()
+    cov_window: str = "30D"
+    constraints: PortfolioConstraints = PortfolioConstraints()
+    sizing: SizingSettings = SizingSettings()
+    communities: Literal["synthetic", "none"] | dict[str, int] = "synthetic"
+
+    _dur = field_validator("cov_window")(_duration)
+
+    @field_validator("optimiser")
+    @classmethod
+    def _derived_fields(cls, v: OptimiserSettings) -> OptimiserSettings:
+        clash = {"cov_window_bars", "periods_per_year"} & v.model_fields_set
+        if clash:
+            raise ValueError(f"{', '.join(sorted(clash))} are derived from portfolio.cov_window and the bar "
+                             "length; set portfolio.cov_window instead")
+        return v
+
+
+class ReportSettings(StrictModel):
+    html: Path = Path("runs/backtest/report.html")
+
+
+class BacktestRunSettings(StrictModel):
+    """The whole ``config/backtest.yaml``."""
+
+    data: BacktestDataSettings = BacktestDataSettings()
+    scores: ScoreSettings = ScoreSettings()
+    portfolio: PortfolioSettings = PortfolioSettings()
+    backtest: BacktestSettings = BacktestSettings()
+    benchmarks: tuple[BenchmarkName, ...] = ("buy_and_hold", "equal_weight", "inverse_vol")
+    buy_and_hold_symbol: str = "BTC/USDT"
+    gross_of_costs_run: bool = True
+    report: ReportSettings = ReportSettings()
+
+    @model_validator(mode="after")
+    def _market_rules(self) -> BacktestRunSettings:
+        c = self.portfolio.constraints
+        if self.backtest.market == "spot":
+            if c.long_short:
+                raise ValueError("portfolio.constraints.long_short needs backtest.market: futures (spot cannot short)")
+            if self.portfolio.sizing.max_leverage > 1.0:
+                raise ValueError("portfolio.sizing.max_leverage > 1 needs backtest.market: futures")
+        lev = max(c.max_gross_leverage if c.long_short else 1.0 - c.cash_buffer, 0.0)
+        if self.portfolio.sizing.mode != "none":
+            lev = self.portfolio.sizing.max_leverage
+        if lev > self.backtest.max_leverage + 1e-12:
+            raise ValueError(f"the portfolio can reach gross {lev:g} but backtest.max_leverage is "
+                             f"{self.backtest.max_leverage:g}")
+        return self
+
+
+def load_backtest_config(path: str | Path) -> BacktestRunSettings:
+    """Read and validate ``path`` (``${ENV}`` substituted); errors name the offending dotted key."""
+    return validate_mapping(load_yaml(path), BacktestRunSettings, str(path))

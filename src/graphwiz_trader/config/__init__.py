@@ -8,7 +8,7 @@ from graphwiz_trader.config.settings import (
     QlibSettings,
     RiskSettings,
     StrategySettings,
-    TradingConfig,
+    TradingSettings,
 )
 
 __all__ = [
@@ -18,7 +18,7 @@ __all__ = [
     "QlibSettings",
     "RiskSettings",
     "StrategySettings",
-    "TradingConfig",
+    "TradingSettings",
     "load_config",
     "substitute_env",
 ]

@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
-from graphwiz_trader.config.settings import TradingConfig
+from graphwiz_trader.config.settings import TradingSettings
 from graphwiz_trader.core.secrets import register_secret
 from graphwiz_trader.errors import ConfigError
 
@@ -215,19 +215,19 @@ def load_yaml(path: str | Path, env: dict[str, str] | None = None) -> dict[str, 
 
 
 def load_config(path: str | Path = "config/trading_config.yaml", env: dict[str, str] | None = None,
-                model: type[M] = TradingConfig) -> M:  # type: ignore[assignment]
-    """Load and validate a config file into ``model`` (default :class:`TradingConfig`)."""
+                model: type[M] = TradingSettings) -> M:  # type: ignore[assignment]
+    """Load and validate a config file into ``model`` (default :class:`TradingSettings`)."""
     return validate_mapping(load_yaml(path, env), model, str(path))
 
 
 DEFAULT_CONFIG_PATH = Path("config/trading_config.yaml")
 
 
-def load_config_or_default(path: str | Path | None = None) -> TradingConfig:
+def load_config_or_default(path: str | Path | None = None) -> TradingSettings:
     """The file named by ``path``; else ``config/trading_config.yaml`` when it exists; else the defaults."""
     if path:
         return load_config(path)
     if DEFAULT_CONFIG_PATH.exists():
         return load_config(DEFAULT_CONFIG_PATH)
     load_env_files()
-    return TradingConfig()
+    return TradingSettings()

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from graphwiz_trader.config.base import StrictModel
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _empty_to_none(v: object) -> object:
@@ -22,7 +21,7 @@ def _empty_to_none(v: object) -> object:
     return None if isinstance(v, str) and v.strip() == "" else v
 
 
-class ExchangeSettings(_Strict):
+class ExchangeSettings(StrictModel):
     """One ccxt exchange connection.
 
     ``api_key``/``secret`` come from the environment (``${BINANCE_API_KEY}``) and are never printed.
@@ -43,7 +42,7 @@ class ExchangeSettings(_Strict):
     _none_if_empty = field_validator("api_key", "secret", "rate_limit_ms", mode="before")(_empty_to_none)
 
 
-class QlibSettings(_Strict):
+class QlibSettings(StrictModel):
     """Qlib data provider. ``freq`` is Qlib's name: ``day`` or ``60min`` (hourly), never ``1h``.
 
     The feature caches (content-addressed Qlib bins and the Alpha158 frames computed from them) are
@@ -69,7 +68,7 @@ class QlibSettings(_Strict):
         return v
 
 
-class StrategySettings(_Strict):
+class StrategySettings(StrictModel):
     """Which universe is traded and how signals are made.
 
     Allowed ranges: ``symbols`` 1 to 500 ``BASE/QUOTE`` pairs; ``timeframe`` a ccxt timeframe (``1h``);
@@ -106,7 +105,7 @@ class StrategySettings(_Strict):
         return v
 
 
-class ExecutionSettings(_Strict):
+class ExecutionSettings(StrictModel):
     """Default order-working settings. ``max_participation`` is a fraction of bar volume.
 
     Allowed ranges: ``horizon_bars`` [1, 1440] bars; ``max_participation`` (0, 0.5] of a bar's volume;
@@ -120,7 +119,7 @@ class ExecutionSettings(_Strict):
     maker_fee_bps: float = Field(default=10.0, ge=0, le=500)
 
 
-class RiskSettings(_Strict):
+class RiskSettings(StrictModel):
     """Risk limits, all fractions of equity (0.2 = 20%).
 
     Allowed ranges: ``max_position_weight`` (0, 1] and at most ``max_gross_leverage``;
@@ -142,7 +141,7 @@ class RiskSettings(_Strict):
         return self
 
 
-class GraphSettings(_Strict):
+class GraphSettings(StrictModel):
     """Graph store and builder settings.
 
     ``uri=None`` starts the embedded Bolt server (ArcadeDB) with its data under ``data_dir``
@@ -169,13 +168,13 @@ class GraphSettings(_Strict):
     _none_if_empty = field_validator("uri", "password", "database", "top_k", "data_dir", mode="before")(_empty_to_none)
 
 
-class DataSettings(_Strict):
+class DataSettings(StrictModel):
     """Where bars live: the Parquet store folder."""
 
     store_dir: Path = Path("data/store")
 
 
-class TradingConfig(_Strict):
+class TradingSettings(StrictModel):
     """The whole ``config/trading_config.yaml``."""
 
     exchanges: dict[str, ExchangeSettings] = Field(default_factory=lambda: {"binance": ExchangeSettings()})

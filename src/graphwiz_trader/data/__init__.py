@@ -6,7 +6,7 @@ from graphwiz_trader.data.ccxt_source import CcxtBarSource
 from graphwiz_trader.data.qlib_bins import write_qlib_bins
 from graphwiz_trader.data.sources import available_symbols, read_bars
 from graphwiz_trader.data.store import ParquetStore
-from graphwiz_trader.data.synthetic import SyntheticMarket, SyntheticMarketConfig, generate_synthetic_market
+from graphwiz_trader.data.synthetic import SyntheticMarket, SyntheticMarketSettings, generate_synthetic_market
 from graphwiz_trader.data.validate import ValidationReport, fill_gaps, sort_and_dedupe, validate_bars
 
 __all__ = [
@@ -14,7 +14,7 @@ __all__ = [
     "ParquetStore",
     "CcxtBarSource",
     "SyntheticMarket",
-    "SyntheticMarketConfig",
+    "SyntheticMarketSettings",
     "ValidationReport",
     "available_symbols",
     "fill_gaps",

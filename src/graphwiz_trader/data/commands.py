@@ -11,7 +11,7 @@ from pathlib import Path
 from graphwiz_trader.config.loader import load_config_or_default
 from graphwiz_trader.core.commandline import add_config_option, add_json_option
 from graphwiz_trader.core.runs import open_run
-from graphwiz_trader.config.settings import TradingConfig
+from graphwiz_trader.config.settings import TradingSettings
 from graphwiz_trader.core.cli_types import (
     non_negative_float_arg,
     positive_float_arg,
@@ -32,7 +32,7 @@ from graphwiz_trader.core.jsonout import write_json
 log = logging.getLogger(__name__)
 
 
-def settings_from(args: argparse.Namespace) -> TradingConfig:
+def settings_from(args: argparse.Namespace) -> TradingSettings:
     """The config named by ``--config``, else ``config/trading_config.yaml`` when present, else defaults."""
     return load_config_or_default(getattr(args, "config", None))
 

@@ -42,7 +42,7 @@ _EXIT_TO = np.array([[0.0, 0.7, 0.3], [0.6, 0.0, 0.4], [0.7, 0.3, 0.0]])
 
 
 @dataclass(frozen=True)
-class SyntheticMarketConfig:
+class SyntheticMarketSettings:
     """Knobs of the synthetic market. Everything is a pure function of these (and ``seed``)."""
 
     n_assets: int = 12
@@ -72,7 +72,7 @@ class SyntheticMarket:
     regimes: pd.Series
     clusters: dict[str, int]
     signal: pd.DataFrame
-    config: SyntheticMarketConfig
+    config: SyntheticMarketSettings
     label: str = field(default=SYNTHETIC_LABEL)
 
     @property
@@ -102,15 +102,15 @@ def _regime_path(rng: np.random.Generator, n: int) -> np.ndarray:
     return path
 
 
-def generate_synthetic_market(config: SyntheticMarketConfig | None = None, **overrides: object) -> SyntheticMarket:
+def generate_synthetic_market(config: SyntheticMarketSettings | None = None, **overrides: object) -> SyntheticMarket:
     """Simulate the market described in the module docstring. Same config, same numbers, always."""
-    cfg = config or SyntheticMarketConfig()
+    cfg = config or SyntheticMarketSettings()
     if overrides:
         unknown = sorted(set(overrides) - set(cfg.__dict__))
         if unknown:
             raise ConfigError(f"synthetic market: unknown setting(s) {', '.join(unknown)}; "
                               f"expected some of {', '.join(cfg.__dict__)}")
-        cfg = SyntheticMarketConfig(**{**cfg.__dict__, **overrides})  # type: ignore[arg-type]
+        cfg = SyntheticMarketSettings(**{**cfg.__dict__, **overrides})  # type: ignore[arg-type]
     rng = np.random.default_rng(cfg.seed)
     n, a = cfg.n_bars, cfg.n_assets
     scale = np.sqrt(timeframe_minutes(cfg.timeframe) / 60.0)

@@ -13,8 +13,8 @@ Quick use::
 from graphwiz_trader.execution.engine import ExecutionEngine, create_optimal_execution_engine
 from graphwiz_trader.execution.env import ExecutionEnvironment
 from graphwiz_trader.execution.exchange import ExchangeVenue
-from graphwiz_trader.execution.market import MarketArrays, MarketFeatureConfig, build_market_arrays, load_bars_dir
-from graphwiz_trader.execution.simulator import ImpactModelConfig, MarketImpactSimulator
+from graphwiz_trader.execution.market import MarketArrays, MarketFeatureSettings, build_market_arrays, load_bars_dir
+from graphwiz_trader.execution.simulator import ImpactModelSettings, MarketImpactSimulator
 from graphwiz_trader.execution.types import (
     ChildOrder,
     ExecutionInputError,
@@ -29,7 +29,7 @@ from graphwiz_trader.execution.types import (
 
 __all__ = [
     "ChildOrder", "ExchangeVenue", "ExecutionEngine", "ExecutionEnvironment", "ExecutionInputError",
-    "ExecutionMetrics", "ExecutionPlan", "ExecutionResult", "ExecutionStrategy", "Fill", "ImpactModelConfig",
-    "MarketArrays", "MarketFeatureConfig", "MarketImpactSimulator", "OrderType", "Side", "build_market_arrays",
+    "ExecutionMetrics", "ExecutionPlan", "ExecutionResult", "ExecutionStrategy", "Fill", "ImpactModelSettings",
+    "MarketArrays", "MarketFeatureSettings", "MarketImpactSimulator", "OrderType", "Side", "build_market_arrays",
     "create_optimal_execution_engine", "load_bars_dir",
 ]

@@ -132,7 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_train_ppo(args: argparse.Namespace) -> int:
     from graphwiz_trader.execution.env import DEFAULT_RISK_AVERSION_PER_BPS
     from graphwiz_trader.execution.market import build_market_arrays
-    from graphwiz_trader.execution.ppo import PPOTrainingConfig, default_torch_threads, train_ppo
+    from graphwiz_trader.execution.ppo import PPOTrainingSettings, default_torch_threads, train_ppo
 
     split = SPLITS["synthetic" if args.data is None else "real"]
     symbols = parse_symbols(args.symbols) or split["train_symbols"]
@@ -140,7 +140,7 @@ def cmd_train_ppo(args: argparse.Namespace) -> int:
     start = _ts(args.start) or _ts(split["train_start"])
     end = _ts(args.end) or _ts(split["split"])
     out = Path(args.out or f"models/ppo_execution_{source}.zip")
-    cfg = PPOTrainingConfig(total_timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs,
+    cfg = PPOTrainingSettings(total_timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs,
                             torch_threads=args.threads or default_torch_threads())
     markets = {s: build_market_arrays(df, s) for s, df in bars.items()}
     lam = DEFAULT_RISK_AVERSION_PER_BPS if args.risk_aversion is None else args.risk_aversion
@@ -163,7 +163,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from graphwiz_trader.execution.evaluation import format_table, run_orders, sample_parent_orders, summarize
     from graphwiz_trader.execution.ppo import PPOExecutionPolicy, check_disjoint
     from graphwiz_trader.execution.sensitivity import DEFAULT_SENSITIVITY_ORDERS, format_sensitivity, impact_sensitivity
-    from graphwiz_trader.execution.simulator import IMPACT_MODEL, ImpactModelConfig
+    from graphwiz_trader.execution.simulator import IMPACT_MODEL, ImpactModelSettings
     from graphwiz_trader.execution.types import ExecutionStrategy
 
     split = SPLITS["synthetic" if args.data is None else "real"]
@@ -193,7 +193,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bars, source, label = load_source(args.data, symbols)
     lam = DEFAULT_RISK_AVERSION_PER_BPS if args.risk_aversion is None else args.risk_aversion
     overrides = {k: getattr(args, k) for k in ("immediate_minutes", "eta", "alpha", "gamma") if getattr(args, k) is not None}
-    impact = ImpactModelConfig(**overrides)
+    impact = ImpactModelSettings(**overrides)
     if policy is not None and policy.metadata.get("impact") != asdict(impact):
         log.warning("PPO model was trained with impact settings %s; evaluating with %s", policy.metadata.get("impact"),
                     asdict(impact))

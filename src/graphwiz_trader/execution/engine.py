@@ -35,13 +35,13 @@ from graphwiz_trader.execution.env import DEFAULT_RISK_AVERSION_PER_BPS
 from graphwiz_trader.execution.exchange import ExchangeVenue
 from graphwiz_trader.execution.market import (
     MarketArrays,
-    MarketFeatureConfig,
+    MarketFeatureSettings,
     build_market_arrays,
     observation,
     size_feature,
 )
 from graphwiz_trader.execution.schedules import almgren_chriss_fractions, almgren_chriss_kappa, twap_fractions, vwap_fractions
-from graphwiz_trader.execution.simulator import ImpactModelConfig, MarketImpactSimulator
+from graphwiz_trader.execution.simulator import ImpactModelSettings, MarketImpactSimulator
 from graphwiz_trader.execution.types import (
     ChildOrder,
     ExecutionInputError,
@@ -72,14 +72,14 @@ class ExecutionEngine:
     """
 
     def __init__(self, markets: dict[str, pd.DataFrame] | dict[str, MarketArrays], *, timeframe: str = "1h",
-                 impact: ImpactModelConfig | None = None, features: MarketFeatureConfig | None = None,
+                 impact: ImpactModelSettings | None = None, features: MarketFeatureSettings | None = None,
                  risk_aversion_per_bps: float = DEFAULT_RISK_AVERSION_PER_BPS, ppo_policy: Any = None,
                  default_horizon_bars: int = 6, data_label: str | None = None) -> None:
         if not markets:
             raise DataError("the execution engine needs bars for at least one symbol")
         self.timeframe = timeframe
-        self.features = features or MarketFeatureConfig()
-        self.impact = impact or ImpactModelConfig()
+        self.features = features or MarketFeatureSettings()
+        self.impact = impact or ImpactModelSettings()
         self.risk_aversion_per_bps = float(risk_aversion_per_bps)
         if self.risk_aversion_per_bps < 0:
             raise ExecutionInputError("risk_aversion_per_bps must be >= 0")
@@ -240,8 +240,8 @@ class ExecutionEngine:
 
 
 def create_optimal_execution_engine(bars: dict[str, pd.DataFrame] | None = None, *, timeframe: str = "1h",
-                                    ppo_model: str | Path | None = None, impact: ImpactModelConfig | None = None,
-                                    features: MarketFeatureConfig | None = None,
+                                    ppo_model: str | Path | None = None, impact: ImpactModelSettings | None = None,
+                                    features: MarketFeatureSettings | None = None,
                                     risk_aversion_per_bps: float = DEFAULT_RISK_AVERSION_PER_BPS,
                                     settings: ExecutionSettings | None = None,
                                     data_label: str | None = None) -> ExecutionEngine:
@@ -258,7 +258,7 @@ def create_optimal_execution_engine(bars: dict[str, pd.DataFrame] | None = None,
         bars = market.bars
         data_label = market.label
         log.info("execution engine on %s", market.label)
-    impact = impact or ImpactModelConfig()
+    impact = impact or ImpactModelSettings()
     horizon = 6
     if settings is not None:
         impact = replace(impact, fee_bps=settings.taker_fee_bps, max_participation=settings.max_participation)

@@ -43,17 +43,17 @@ from graphwiz_trader.execution.market import (
     OBSERVATION_BOUND,
     OBSERVATION_SIZE,
     MarketArrays,
-    MarketFeatureConfig,
+    MarketFeatureSettings,
     build_market_arrays,
 )
-from graphwiz_trader.execution.simulator import ImpactModelConfig
+from graphwiz_trader.execution.simulator import ImpactModelSettings
 from graphwiz_trader.execution.types import ExecutionInputError, Side, horizon_to_bars
 
 DEFAULT_RISK_AVERSION_PER_BPS = 1e-5
 DEFAULT_VOLUME_FRACTION_RANGE = (0.001, 0.05)
 
 
-def _as_markets(history: Any, timeframe: str, features: MarketFeatureConfig | None) -> dict[str, MarketArrays]:
+def _as_markets(history: Any, timeframe: str, features: MarketFeatureSettings | None) -> dict[str, MarketArrays]:
     if hasattr(history, "bars") and isinstance(getattr(history, "bars"), Mapping):  # SyntheticMarket
         history = history.bars
     if isinstance(history, pd.DataFrame):
@@ -105,7 +105,7 @@ class ExecutionEnvironment(gym.Env):
     def __init__(self, order_book_history: Any, target_quantity: float | None = None,
                  time_horizon: int | str | pd.Timedelta = 6, *,
                  volume_fraction_range: tuple[float, float] | None = None, side: str = "random",
-                 impact: ImpactModelConfig | None = None, features: MarketFeatureConfig | None = None,
+                 impact: ImpactModelSettings | None = None, features: MarketFeatureSettings | None = None,
                  risk_aversion_per_bps: float = DEFAULT_RISK_AVERSION_PER_BPS, reward_scale_bps: float = 10.0,
                  start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None,
                  timeframe: str = "1h", symbols: list[str] | None = None) -> None:
@@ -136,7 +136,7 @@ class ExecutionEnvironment(gym.Env):
         self.target_quantity = None if target_quantity is None else float(target_quantity)
         self.volume_fraction_range = volume_fraction_range
         self.side_mode = side if side == "random" else Side.parse(side).value
-        self.impact = impact or ImpactModelConfig()
+        self.impact = impact or ImpactModelSettings()
         self.risk_aversion_per_bps = float(risk_aversion_per_bps)
         self.reward_scale_bps = float(reward_scale_bps)
         if self.reward_scale_bps <= 0:

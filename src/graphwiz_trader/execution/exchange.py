@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.errors import DataError, ExchangeUnavailableError
-from graphwiz_trader.execution.market import MarketFeatureConfig, build_market_arrays, observation, size_feature
+from graphwiz_trader.execution.market import MarketFeatureSettings, build_market_arrays, observation, size_feature
 from graphwiz_trader.execution.types import (
     ExecutionPlan,
     ExecutionResult,
@@ -63,7 +63,7 @@ class ExchangeVenue:
     max_retries: int = 3
     retry_backoff_s: float = 1.0
     wait_for_interval_close: bool = True
-    features: MarketFeatureConfig | None = None
+    features: MarketFeatureSettings | None = None
 
     def __repr__(self) -> str:
         name = getattr(self.exchange, "id", type(self.exchange).__name__)
@@ -109,7 +109,7 @@ class ExchangeVenue:
         return df[df.index + bar <= self.clock()]
 
     def _observe(self, plan: ExecutionPlan, remaining: float, k: int, size: float | None) -> tuple[np.ndarray, float]:
-        cfg = self.features or MarketFeatureConfig()
+        cfg = self.features or MarketFeatureSettings()
         need = max(cfg.vol_window_bars, cfg.spread_window_bars, 24 * cfg.profile_days) + 5
         bars = self.closed_bars(plan.symbol, limit=need)
         m = build_market_arrays(bars, plan.symbol, self.timeframe, cfg)

@@ -44,7 +44,7 @@ MARKET_FEATURE_NAMES = (
 
 
 @dataclass(frozen=True)
-class MarketFeatureConfig:
+class MarketFeatureSettings:
     """Trailing windows (in bars / days) of the past-only calibrations described in the module docstring."""
 
     vol_window_bars: int = 168
@@ -59,11 +59,11 @@ class MarketFeatureConfig:
         for name in ("vol_window_bars", "volume_window_bars", "spread_window_bars", "profile_days",
                      "min_profile_days"):
             if getattr(self, name) < 2:
-                raise ValueError(f"MarketFeatureConfig.{name} must be >= 2, got {getattr(self, name)}")
+                raise ValueError(f"MarketFeatureSettings.{name} must be >= 2, got {getattr(self, name)}")
         if self.min_profile_days > self.profile_days:
-            raise ValueError("MarketFeatureConfig.min_profile_days must be <= profile_days")
+            raise ValueError("MarketFeatureSettings.min_profile_days must be <= profile_days")
         if not 0 <= self.min_half_spread_bps <= self.max_half_spread_bps:
-            raise ValueError("MarketFeatureConfig needs 0 <= min_half_spread_bps <= max_half_spread_bps")
+            raise ValueError("MarketFeatureSettings needs 0 <= min_half_spread_bps <= max_half_spread_bps")
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,7 +100,7 @@ class MarketArrays:
     profile: np.ndarray
     features: np.ndarray
     valid: np.ndarray
-    config: MarketFeatureConfig
+    config: MarketFeatureSettings
 
     @property
     def n(self) -> int:
@@ -167,7 +167,7 @@ def _hour_profile(volume: np.ndarray, hour: np.ndarray, days: int, min_days: int
 
 
 def build_market_arrays(bars: pd.DataFrame, symbol: str, timeframe: str = "1h",
-                        config: MarketFeatureConfig | None = None) -> MarketArrays:
+                        config: MarketFeatureSettings | None = None) -> MarketArrays:
     """Precompute a symbol's arrays. ``bars`` is a canonical bar frame (sorted, unique UTC index).
 
     Raises
@@ -175,7 +175,7 @@ def build_market_arrays(bars: pd.DataFrame, symbol: str, timeframe: str = "1h",
     DataError
         when the frame is not canonical (missing columns, unsorted or repeated times, non-positive prices).
     """
-    cfg = config or MarketFeatureConfig()
+    cfg = config or MarketFeatureSettings()
     minutes = timeframe_minutes(timeframe)
     if minutes > 60 or 60 % minutes:
         raise DataError(f"{symbol}: execution needs intraday bars dividing an hour (e.g. 1h, 15m); got {timeframe}")

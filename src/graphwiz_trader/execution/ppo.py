@@ -27,10 +27,10 @@ from graphwiz_trader.execution.market import (
     OBSERVATION_NAMES,
     OBSERVATION_SIZE,
     MarketArrays,
-    MarketFeatureConfig,
+    MarketFeatureSettings,
 )
 from graphwiz_trader.execution.model_files import load_actor_critic_policy, save_sb3_model
-from graphwiz_trader.execution.simulator import ImpactModelConfig
+from graphwiz_trader.execution.simulator import ImpactModelSettings
 from graphwiz_trader.models.files import read_json_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def default_torch_threads() -> int:
 
 
 @dataclass(frozen=True)
-class PPOTrainingConfig:
+class PPOTrainingSettings:
     """PPO hyper-parameters (stable-baselines3 names). ``n_steps`` is per environment copy."""
 
     total_timesteps: int = 100_000
@@ -101,9 +101,9 @@ def _make_env(markets: dict[str, MarketArrays], env_kwargs: dict[str, Any]):
 def train_ppo(markets: dict[str, MarketArrays], out_path: str | Path, *, symbols: list[str],
               train_start: pd.Timestamp | None, train_end: pd.Timestamp | None, time_horizon_bars: int = 6,
               volume_fraction_range: tuple[float, float] = DEFAULT_VOLUME_FRACTION_RANGE,
-              impact: ImpactModelConfig | None = None, features: MarketFeatureConfig | None = None,
+              impact: ImpactModelSettings | None = None, features: MarketFeatureSettings | None = None,
               risk_aversion_per_bps: float = DEFAULT_RISK_AVERSION_PER_BPS,
-              config: PPOTrainingConfig | None = None, data_source: str = "", data_label: str = "",
+              config: PPOTrainingSettings | None = None, data_source: str = "", data_label: str = "",
               progress: bool = True) -> PPOTrainingResult:
     """Train PPO on episodes of ``symbols`` whose bars open in [train_start, train_end), save model + metadata.
 
@@ -119,8 +119,8 @@ def train_ppo(markets: dict[str, MarketArrays], out_path: str | Path, *, symbols
     from stable_baselines3.common.utils import set_random_seed
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    cfg = config or PPOTrainingConfig()
-    impact = impact or ImpactModelConfig()
+    cfg = config or PPOTrainingSettings()
+    impact = impact or ImpactModelSettings()
     torch.set_num_threads(cfg.torch_threads)
     set_random_seed(cfg.seed)
     env_kwargs = dict(volume_fraction_range=tuple(volume_fraction_range), time_horizon=time_horizon_bars,
@@ -181,7 +181,7 @@ def train_ppo(markets: dict[str, MarketArrays], out_path: str | Path, *, symbols
         "volume_fraction_range": list(volume_fraction_range),
         "risk_aversion_per_bps": risk_aversion_per_bps,
         "impact": asdict(impact),
-        "features": asdict(features or MarketFeatureConfig()),
+        "features": asdict(features or MarketFeatureSettings()),
         "observation": list(OBSERVATION_NAMES),
         "action": "agent output a in [-1, 1]; fraction of the remainder traded now = (a + 1) / 2",
         "reward_scale_bps": probe.reward_scale_bps,

@@ -48,7 +48,7 @@ import pandas as pd
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 from graphwiz_trader.execution.market import (
     MarketArrays,
-    MarketFeatureConfig,
+    MarketFeatureSettings,
     build_market_arrays,
     observation,
     size_feature,
@@ -68,7 +68,7 @@ IMPACT_MODEL = "parametric (Almgren-Chriss-style; eta, gamma from equity literat
 
 
 @dataclass(frozen=True)
-class ImpactModelConfig:
+class ImpactModelSettings:
     """Parameters of the parametric impact model in the module docstring (dimensionless unless a unit is named).
 
     Defaults are equity-literature estimates (Almgren et al. 2005), not fitted to crypto.
@@ -84,15 +84,15 @@ class ImpactModelConfig:
 
     def __post_init__(self) -> None:
         if self.eta < 0 or self.gamma < 0:
-            raise ValueError("ImpactModelConfig: eta and gamma must be >= 0")
+            raise ValueError("ImpactModelSettings: eta and gamma must be >= 0")
         if not 0 < self.alpha <= 2:
-            raise ValueError(f"ImpactModelConfig.alpha must be in (0, 2], got {self.alpha}")
+            raise ValueError(f"ImpactModelSettings.alpha must be in (0, 2], got {self.alpha}")
         if self.immediate_minutes <= 0:
-            raise ValueError("ImpactModelConfig.immediate_minutes must be > 0")
+            raise ValueError("ImpactModelSettings.immediate_minutes must be > 0")
         if self.impact_noise_sd < 0 or self.fee_bps < 0:
-            raise ValueError("ImpactModelConfig: impact_noise_sd and fee_bps must be >= 0")
+            raise ValueError("ImpactModelSettings: impact_noise_sd and fee_bps must be >= 0")
         if self.max_participation is not None and not 0 < self.max_participation <= 1e6:
-            raise ValueError("ImpactModelConfig.max_participation must be > 0 (a fraction of bar volume)")
+            raise ValueError("ImpactModelSettings.max_participation must be > 0 (a fraction of bar volume)")
 
 
 class AdaptivePolicy(Protocol):
@@ -101,7 +101,7 @@ class AdaptivePolicy(Protocol):
     def fraction(self, obs: np.ndarray) -> float: ...
 
 
-def temporary_impact(cfg: ImpactModelConfig, sigma_day: float, participation: float) -> float:
+def temporary_impact(cfg: ImpactModelSettings, sigma_day: float, participation: float) -> float:
     """Expected temporary impact (fraction of price, before noise): eta * sigma_day * participation^alpha."""
     return cfg.eta * sigma_day * participation ** cfg.alpha
 
@@ -125,10 +125,10 @@ class MarketImpactSimulator:
         Seed of the impact noise; same seed, same fills.
     """
 
-    def __init__(self, markets: dict[str, MarketArrays] | dict[str, pd.DataFrame], impact: ImpactModelConfig | None = None,
-                 seed: int = 0, timeframe: str = "1h", features: MarketFeatureConfig | None = None,
+    def __init__(self, markets: dict[str, MarketArrays] | dict[str, pd.DataFrame], impact: ImpactModelSettings | None = None,
+                 seed: int = 0, timeframe: str = "1h", features: MarketFeatureSettings | None = None,
                  label: str | None = None) -> None:
-        self.impact = impact or ImpactModelConfig()
+        self.impact = impact or ImpactModelSettings()
         self.seed = int(seed)
         self.label = label
         self._markets: dict[str, MarketArrays] = {}

@@ -18,21 +18,21 @@ import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.features.graph_features import graph_features
-from graphwiz_trader.graph.pipeline import GraphBuildSpec, build_graph, read_graph, write_graph
+from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, read_graph, write_graph
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GraphBuildSpec", "graph_features_for_bars"]
+__all__ = ["GraphBuildSettings", "graph_features_for_bars"]
 
 
 def graph_features_for_bars(bars: dict[str, pd.DataFrame], window: int | None = None, stride: int | None = None,
-                            spec: GraphBuildSpec | None = None, store: Any = None,
+                            spec: GraphBuildSettings | None = None, store: Any = None,
                             settings: GraphSettings | None = None, timings: dict | None = None,
                             progress: bool = False) -> pd.DataFrame:
     """Build the graph from ``bars``, write it to the store, read that build back and compute the features.
 
     ``spec`` says how the graph is built; without one, ``window``/``stride`` (bars) override the
-    ``settings``' ``corr_window``/``corr_stride`` (:meth:`GraphBuildSpec.from_settings`).
+    ``settings``' ``corr_window``/``corr_stride`` (:meth:`GraphBuildSettings.from_settings`).
     ``store``: an open :class:`~graphwiz_trader.graph.store.GraphStore`; by default one is opened from
     ``settings`` (or ``NEO4J_*`` env; without ``NEO4J_URI`` the embedded server starts).
     """
@@ -42,7 +42,7 @@ def graph_features_for_bars(bars: dict[str, pd.DataFrame], window: int | None = 
         synthetic = any(df.attrs.get("synthetic") for df in bars.values())
         overrides: dict[str, Any] = {"exchange": "synthetic" if synthetic else "binance"}
         overrides.update({k: v for k, v in (("window", window), ("stride", stride)) if v is not None})
-        spec = GraphBuildSpec.from_settings(settings, **overrides)
+        spec = GraphBuildSettings.from_settings(settings, **overrides)
     own = store is None
     store = store or GraphStore.connect(settings)
     try:

@@ -3,7 +3,7 @@
 and delete those no longer wanted (``--delete BUILD``).
 
 The build's defaults come from the ``graph:`` settings (``config/trading_config.yaml``, else the defaults of
-:class:`~graphwiz_trader.config.settings.GraphSettings`) through :meth:`GraphBuildSpec.from_settings`; a flag
+:class:`~graphwiz_trader.config.settings.GraphSettings`) through :meth:`GraphBuildSettings.from_settings`; a flag
 overrides its setting.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.data.sources import load_bars
-from graphwiz_trader.graph.pipeline import GraphBuildSpec, build_graph, write_graph
+from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, write_graph
 from graphwiz_trader.core.commandline import add_config_option, add_data_options, add_json_option, resolve_format
 from graphwiz_trader.core.progress import progress_enabled
 from graphwiz_trader.core.runs import open_run
@@ -57,7 +57,7 @@ def _build(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in given.items() if v is not None}
     if overrides.get("top_k") == 0:
         overrides["top_k"] = None  # --top-k 0: keep every edge
-    spec = GraphBuildSpec.from_settings(cfg, exchange="synthetic" if fmt == "synthetic" else args.exchange,
+    spec = GraphBuildSettings.from_settings(cfg, exchange="synthetic" if fmt == "synthetic" else args.exchange,
                                         **overrides)
     print(f"data: {label}: {len(bars)} symbols")
     build = build_graph(bars, spec, progress=progress_enabled())
@@ -125,7 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, help=f"keep each node's k strongest edges, 0 = all (default: graph.top_k, "
                    f"{_D.top_k})")
     p.add_argument("--max-lag", type=int, help=f"lead-lag: largest lag in bars, 0 = none (default: "
-                   f"{GraphBuildSpec.lead_max_lag})")
+                   f"{GraphBuildSettings.lead_max_lag})")
     p.add_argument("--exchange", metavar="ID", default="binance", help="exchange id for LISTED_ON")
     p.add_argument("--batch-size", type=int, help="rows per UNWIND transaction (default: graph.batch_size)")
     p.add_argument("--clear", action="store_true", help="delete the graphwiz graph first")

@@ -23,7 +23,7 @@ from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.core.timeframes import infer_timeframe, timeframe_minutes
 from graphwiz_trader.data.qlib_bins import bars_fingerprint
 from graphwiz_trader.errors import DataError
-from graphwiz_trader.graph.builders.regimes import MARKET_SCOPE, RegimeParams, build_regime_state
+from graphwiz_trader.graph.builders.regimes import MARKET_SCOPE, RegimeSettings, build_regime_state
 from graphwiz_trader.graph.builders.snapshots import build_snapshots
 from graphwiz_trader.graph.snapshot import GraphSnapshot
 
@@ -33,17 +33,17 @@ BUILD_FORMAT = 1  # bump when what a build id covers changes, so old ids are nev
 _GRAPH_DEFAULTS = GraphSettings()  # the one source of the graph defaults (config/settings.py)
 
 
-def regime_params_for(timeframe: str) -> RegimeParams:
+def regime_params_for(timeframe: str) -> RegimeSettings:
     """Regime-model lengths for a bar size: 60 days of history before the first fit, weekly re-fits,
     a one-week realised-volatility window for asset regimes (all converted to bars)."""
     per_day = max(1, 1440 // timeframe_minutes(timeframe))
-    return RegimeParams(min_train=max(60 * per_day, 60), refit_every=max(7 * per_day, 5),
+    return RegimeSettings(min_train=max(60 * per_day, 60), refit_every=max(7 * per_day, 5),
                         asset_vol_window=max(7 * per_day, 5), asset_min_history=max(30 * per_day, 20),
                         burn_in=min(500, 20 * per_day))
 
 
 @dataclass(frozen=True)
-class GraphBuildSpec:
+class GraphBuildSettings:
     """How the graph is built from bars (lengths in bars, correlations as fractions).
 
     The defaults of ``window``, ``stride``, ``method``, ``min_abs_rho`` and ``top_k`` are those of
@@ -58,11 +58,11 @@ class GraphBuildSpec:
     top_k: int | None = _GRAPH_DEFAULTS.top_k
     min_periods: int | None = None
     lead_max_lag: int = 6
-    regimes: RegimeParams | None = None
+    regimes: RegimeSettings | None = None
     exchange: str = "binance"
 
     @classmethod
-    def from_settings(cls, settings: GraphSettings | None = None, **overrides: Any) -> "GraphBuildSpec":
+    def from_settings(cls, settings: GraphSettings | None = None, **overrides: Any) -> "GraphBuildSettings":
         """The spec of the ``graph:`` settings (defaults when ``None``), with ``overrides`` (field=value) applied."""
         s = settings if settings is not None else _GRAPH_DEFAULTS
         base = cls(window=s.corr_window, stride=s.corr_stride, method=s.corr_method, min_abs_rho=s.min_abs_rho,
@@ -81,12 +81,12 @@ class GraphBuild:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def resolved_regime_params(bars: dict[str, pd.DataFrame], spec: GraphBuildSpec) -> RegimeParams:
+def resolved_regime_params(bars: dict[str, pd.DataFrame], spec: GraphBuildSettings) -> RegimeSettings:
     """The regime parameters a build uses: the spec's, else those for the bars' timeframe."""
     return spec.regimes or regime_params_for(infer_timeframe(next(iter(bars.values())).index))
 
 
-def build_identity(bars: dict[str, pd.DataFrame], spec: GraphBuildSpec) -> tuple[str, dict[str, Any]]:
+def build_identity(bars: dict[str, pd.DataFrame], spec: GraphBuildSettings) -> tuple[str, dict[str, Any]]:
     """``(build id, info)``: the id is the first 16 hex digits of SHA-256 over ``info``, the JSON of the build
     format, the spec (regime parameters resolved), the universe (sorted symbols) and the bars fingerprint
     (:func:`~graphwiz_trader.data.qlib_bins.bars_fingerprint`: symbols, times and OHLCV values)."""
@@ -98,7 +98,7 @@ def build_identity(bars: dict[str, pd.DataFrame], spec: GraphBuildSpec) -> tuple
     return hashlib.sha256(text.encode()).hexdigest()[:16], info
 
 
-def build_graph(bars: dict[str, pd.DataFrame], spec: GraphBuildSpec, progress: bool = False) -> GraphBuild:
+def build_graph(bars: dict[str, pd.DataFrame], spec: GraphBuildSettings, progress: bool = False) -> GraphBuild:
     """Snapshots and regime state from bars (in memory, nothing written), named by :func:`build_identity`."""
     build_id, info = build_identity(bars, spec)
     t0 = time.perf_counter()
@@ -146,7 +146,7 @@ async def populate_sample_graph_data(symbols: list[str] | None = None, source: s
     bars, label = await asyncio.to_thread(load_bars, source, kind, timeframe, symbols, start, end)
     overrides: dict[str, Any] = {"exchange": "synthetic" if kind == "synthetic" else "binance"}
     overrides.update({k: v for k, v in (("window", window), ("stride", stride)) if v is not None})
-    spec = GraphBuildSpec.from_settings(settings, **overrides)
+    spec = GraphBuildSettings.from_settings(settings, **overrides)
     build = await asyncio.to_thread(build_graph, bars, spec)
     store = await AsyncGraphStore.connect(settings)
     try:

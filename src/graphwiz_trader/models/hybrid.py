@@ -16,7 +16,7 @@ import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.data.qlib_bins import bars_fingerprint
-from graphwiz_trader.features.graph_pipeline import GraphBuildSpec, graph_features_for_bars
+from graphwiz_trader.features.graph_pipeline import GraphBuildSettings, graph_features_for_bars
 from graphwiz_trader.models.generator import QlibSignalGenerator
 from graphwiz_trader.models.targets import LabelSpec
 
@@ -31,7 +31,7 @@ class HybridSignalGenerator(QlibSignalGenerator):
     ``graph_spec`` how it is built (window/stride in bars, pruning, lead-lag).
     """
 
-    graph_spec: GraphBuildSpec = field(default_factory=GraphBuildSpec)
+    graph_spec: GraphBuildSettings = field(default_factory=GraphBuildSettings)
     graph_settings: GraphSettings | None = None
     _graph_cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
@@ -93,7 +93,7 @@ def create_hybrid_signal_generator(neo4j_uri: str | None = None, neo4j_user: str
         settings = GraphSettings(**{**settings.model_dump(), "uri": neo4j_uri,
                                     **({"user": neo4j_user} if neo4j_user else {}),
                                     **({"password": neo4j_password} if neo4j_password else {})})
-    spec = kwargs.pop("graph_spec", None) or GraphBuildSpec.from_settings(
+    spec = kwargs.pop("graph_spec", None) or GraphBuildSettings.from_settings(
         settings, **{k: v for k, v in (("window", window), ("stride", stride)) if v is not None})
     return HybridSignalGenerator(label=label or LabelSpec("direction", 1), graph_spec=spec, graph_settings=settings,
                                  **kwargs)

@@ -1,24 +1,25 @@
 """Validated settings of the optimiser, its constraints and position sizing.
 
 All weights, caps, buffers and bands are fractions of equity (0.25 = 25%). Volatilities and
-expected returns are annualised fractions; windows are counted in bars.
+expected returns are annualised fractions; windows are counted in bars. Every limit has an allowed range
+(leverage up to 10, cash buffer up to 0.5, volatility targets up to 5 = 500%/year, ...); a value outside it
+fails at load naming its dotted path and the range.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from graphwiz_trader.config.base import StrictModel
 
 Method = Literal["max_sharpe", "min_volatility", "efficient_risk", "hrp"]
 METHODS: tuple[str, ...] = ("max_sharpe", "min_volatility", "efficient_risk", "hrp")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class OptimiserSettings(_Strict):
+class OptimiserSettings(StrictModel):
     """How target weights are computed at one decision time.
 
     Parameters
@@ -48,19 +49,19 @@ class OptimiserSettings(_Strict):
     method: Method = "max_sharpe"
     expected_returns: Literal["scores", "historical"] = "scores"
     score_ic: float = Field(default=0.05, gt=0, le=1)
-    score_horizon_bars: int = Field(default=1, ge=1)
+    score_horizon_bars: int = Field(default=1, ge=1, le=10_000)
     historical_shrinkage: float = Field(default=0.5, ge=0, le=1)
-    cov_window_bars: int = Field(default=720, ge=3)
-    periods_per_year: float = Field(default=8760.0, gt=0)
-    target_volatility: float = Field(default=0.5, gt=0)
-    risk_free_rate: float = 0.0
+    cov_window_bars: int = Field(default=720, ge=3, le=1_000_000)
+    periods_per_year: float = Field(default=8760.0, gt=0, le=525_600)
+    target_volatility: float = Field(default=0.5, gt=0, le=5)
+    risk_free_rate: float = Field(default=0.0, ge=-0.5, le=1)
     all_negative_fallback: Literal["cash", "min_volatility"] = "cash"
     hrp_linkage: Literal["single", "complete", "average", "ward"] = "single"
     solver: str | None = "CLARABEL"
     skip_dpp: bool = True
 
 
-class PortfolioConstraints(_Strict):
+class PortfolioConstraints(StrictModel):
     """Constraints on the final weights (fractions of equity).
 
     The optimiser works on an invested sleeve whose weights sum to 1 (net) and scales it by
@@ -82,10 +83,10 @@ class PortfolioConstraints(_Strict):
 
     max_position_weight: float = Field(default=0.25, gt=0, le=1)
     long_short: bool = False
-    max_gross_leverage: float = Field(default=1.0, gt=0)
-    cash_buffer: float = Field(default=0.02, ge=0, lt=1)
-    no_trade_band: float = Field(default=0.0, ge=0)
-    turnover_penalty: float = Field(default=0.0, ge=0)
+    max_gross_leverage: float = Field(default=1.0, gt=0, le=10)
+    cash_buffer: float = Field(default=0.02, ge=0, le=0.5)
+    no_trade_band: float = Field(default=0.0, ge=0, le=2)
+    turnover_penalty: float = Field(default=0.0, ge=0, le=10)
     community_cap: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")
@@ -99,7 +100,7 @@ class PortfolioConstraints(_Strict):
         return self
 
 
-class SizingSettings(_Strict):
+class SizingSettings(StrictModel):
     """Exposure scaling applied to the optimiser's portfolio (one scalar per decision).
 
     Parameters
@@ -115,12 +116,12 @@ class SizingSettings(_Strict):
     """
 
     mode: Literal["none", "vol_target", "drawdown", "kelly"] = "none"
-    target_volatility: float = Field(default=0.3, gt=0)
+    target_volatility: float = Field(default=0.3, gt=0, le=5)
     drawdown_budget: float = Field(default=0.1, gt=0, le=1)
-    drawdown_horizon_bars: int = Field(default=720, ge=1)
+    drawdown_horizon_bars: int = Field(default=720, ge=1, le=1_000_000)
     drawdown_probability_budget: float = Field(default=0.2, gt=0, le=1)
     kelly_fraction: float = Field(default=0.5, gt=0, le=1)
-    max_leverage: float = Field(default=1.0, gt=0)
+    max_leverage: float = Field(default=1.0, gt=0, le=10)
 
 
 def check_method_constraints(settings: OptimiserSettings, constraints: PortfolioConstraints) -> None:

@@ -12,7 +12,7 @@ from graphwiz_trader.core.progress import progress_enabled
 from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.compare import compare_results
-from graphwiz_trader.research.experiment import WalkForwardConfig, config_dict, predictions_frame, run_walkforward
+from graphwiz_trader.research.experiment import WalkForwardSettings, config_dict, predictions_frame, run_walkforward
 from graphwiz_trader.research.report import write_walkforward_outputs
 
 
@@ -33,7 +33,7 @@ def _walkforward(args: argparse.Namespace) -> int:
     spec = _label(args, len(bars))
     label = make_label(bars, spec)
     fwd = make_label(bars, LabelSpec("regression", spec.horizon, relative=spec.relative))
-    cfg = WalkForwardConfig(train_len=args.train_len, test_len=args.test_len, stride=args.stride, gap=args.gap,
+    cfg = WalkForwardSettings(train_len=args.train_len, test_len=args.test_len, stride=args.stride, gap=args.gap,
                             embargo=args.embargo, label=spec, seed=args.seed, hpo_trials=args.hpo_trials,
                             max_folds=args.max_folds)
     results = {"alpha158": run_walkforward(feats, label, cfg, fwd, name="alpha158", progress=progress_enabled())}

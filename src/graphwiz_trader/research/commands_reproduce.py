@@ -43,7 +43,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def _csi300(args: argparse.Namespace) -> int:
     from graphwiz_trader.research.reproduce_csi300 import (
-        DATA_SEGMENTS, GraphFeatureConfig, ReproduceConfig, SeedResult, Segments, format_table, run_reproduction)
+        DATA_SEGMENTS, GraphFeatureSettings, CSI300ReproductionSettings, SeedResult, Segments, format_table, run_reproduction)
 
     data = Path(args.data)
     if not (data / "calendars" / "day.txt").is_file():
@@ -65,11 +65,11 @@ def _csi300(args: argparse.Namespace) -> int:
     if args.instruments:
         market = tuple(s.strip().upper() for s in args.instruments.split(",") if s.strip())
     run_dir = open_run(args).path
-    cfg = ReproduceConfig(
+    cfg = CSI300ReproductionSettings(
         provider_uri=data, seeds=args.seeds, segments=segments, market=market, num_threads=args.threads,
         num_boost_round=args.num_boost_round, topk=args.topk, n_drop=args.n_drop,
         exchange_codes=market if args.instruments else None, graph=not args.no_graph,
-        graph_config=GraphFeatureConfig(window=args.graph_window, min_periods=max(2, 2 * args.graph_window // 3),
+        graph_config=GraphFeatureSettings(window=args.graph_window, min_periods=max(2, 2 * args.graph_window // 3),
                                         stride=args.graph_stride),
         mlflow_dir=Path(args.mlflow_dir), kernels=args.kernels,
     )
@@ -136,13 +136,13 @@ def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 def _graph_crypto(args: argparse.Namespace) -> int:
     from graphwiz_trader.core.symbols import parse_symbols
-    from graphwiz_trader.research.reproduce_crypto import CryptoReproConfig, format_crypto_table, run_graph_crypto
+    from graphwiz_trader.research.reproduce_crypto import CryptoReproductionSettings, format_crypto_table, run_graph_crypto
 
     data = Path(args.data)
     if not data.is_dir():
         raise ConfigError(f"--data {data} does not exist; the Binance candles live in "
                           "../shared/data/binance_spot_2020_2024 (see ../shared/data/README.md)")
-    cfg = CryptoReproConfig(data=data, seeds=args.seeds, start=args.start, end=args.end,
+    cfg = CryptoReproductionSettings(data=data, seeds=args.seeds, start=args.start, end=args.end,
                             train_len=args.train_len, test_len=args.test_len, stride=args.stride,
                             relative=args.relative, max_folds=args.max_folds, qlib_dir=Path(args.qlib_dir),
                             out=open_run(args).path, graph_window=args.graph_window, graph_stride=args.graph_stride,

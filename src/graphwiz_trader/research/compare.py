@@ -17,7 +17,7 @@ import pandas as pd
 
 from graphwiz_trader.models.generator import QlibSignalGenerator, as_bars
 from graphwiz_trader.models.targets import LabelSpec, make_label
-from graphwiz_trader.research.experiment import WalkForwardConfig, WalkForwardResult, run_walkforward
+from graphwiz_trader.research.experiment import WalkForwardSettings, WalkForwardResult, run_walkforward
 from graphwiz_trader.research.stats import fold_statistics
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def compare_hybrid_with_baseline(generator: "HybridSignalGenerator", data: pd.Da
     n = alpha.index.get_level_values("datetime").nunique()
     test_len = test_len or max(n // 8, 10)
     train_len = train_len or max(n // 2, 10)
-    cfg = WalkForwardConfig(train_len=train_len, test_len=test_len, stride=stride, gap=gap, label=spec,
+    cfg = WalkForwardSettings(train_len=train_len, test_len=test_len, stride=stride, gap=gap, label=spec,
                             seed=generator.seed if seed is None else seed, lgb_params=generator.lgb_params,
                             num_boost_round=generator.num_boost_round,
                             early_stopping_rounds=generator.early_stopping_rounds, max_folds=max_folds)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class WalkForwardConfig:
+class WalkForwardSettings:
     """Lengths are in bars of the common calendar."""
 
     train_len: int
@@ -70,7 +70,7 @@ class WalkForwardResult:
     long_short: pd.Series
     gain: pd.DataFrame
     shap: pd.DataFrame
-    config: WalkForwardConfig
+    config: WalkForwardSettings
     best_params: list[dict[str, Any]] = field(default_factory=list)
     prediction_folds: pd.Series | None = None
 
@@ -128,7 +128,7 @@ def non_overlapping_dates(calendar: pd.Index, fold: Fold, anchor: int, horizon: 
     return calendar[first:fold.test_end:horizon]
 
 
-def _hpo(x: pd.DataFrame, y: pd.Series, dates: pd.Index, cfg: WalkForwardConfig, cross_sectional: bool,
+def _hpo(x: pd.DataFrame, y: pd.Series, dates: pd.Index, cfg: WalkForwardSettings, cross_sectional: bool,
          fwd: pd.Series | None) -> dict[str, Any]:
     """Optuna on the training bars only: inner-fit | gap | inner-valid (last 20%)."""
     import optuna
@@ -161,7 +161,7 @@ def _hpo(x: pd.DataFrame, y: pd.Series, dates: pd.Index, cfg: WalkForwardConfig,
     return {**cfg.lgb_params, **study.best_params}
 
 
-def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardConfig,
+def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardSettings,
                     fwd_return: pd.Series | None = None, name: str = "model", progress: bool = True) -> WalkForwardResult:
     """Run every fold.
 
@@ -254,7 +254,7 @@ def predictions_frame(results: dict[str, WalkForwardResult]) -> pd.DataFrame:
     return frame
 
 
-def config_dict(cfg: WalkForwardConfig) -> dict[str, Any]:
+def config_dict(cfg: WalkForwardSettings) -> dict[str, Any]:
     d = asdict(cfg)
     d["label"] = cfg.label.describe()
     return d

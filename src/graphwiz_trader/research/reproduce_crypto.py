@@ -36,7 +36,7 @@ from graphwiz_trader.features.graph_pipeline import graph_features_for_bars
 from graphwiz_trader.features.pipeline import alpha_features
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.compare import compare_results
-from graphwiz_trader.research.experiment import WalkForwardConfig, run_walkforward
+from graphwiz_trader.research.experiment import WalkForwardSettings, run_walkforward
 from graphwiz_trader.research.stats import fold_statistics
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ CLAIM_PCT = (2.0, 15.0)
 
 
 @dataclass(frozen=True)
-class CryptoReproConfig:
+class CryptoReproductionSettings:
     data: Path
     symbols: tuple[str, ...] = MAJORS_20
     start: str = "2021-01-01"
@@ -126,7 +126,7 @@ def aggregate_folds(folds: pd.DataFrame, seed_improvements: list[float] | None =
     return out
 
 
-def run_graph_crypto(cfg: CryptoReproConfig, progress: bool = True) -> dict[str, Any]:
+def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> dict[str, Any]:
     """Run the comparison; returns every figure (per seed, per fold), timings and the verdict."""
     from graphwiz_trader.research.report import write_walkforward_outputs
 
@@ -144,7 +144,7 @@ def run_graph_crypto(cfg: CryptoReproConfig, progress: bool = True) -> dict[str,
     spec = LabelSpec("direction", 1, relative=cfg.relative)
     label = make_label(bars, spec)
     fwd = make_label(bars, LabelSpec("regression", 1, relative=cfg.relative))
-    base_cfg = WalkForwardConfig(train_len=cfg.train_len, test_len=cfg.test_len, stride=cfg.stride, label=spec,
+    base_cfg = WalkForwardSettings(train_len=cfg.train_len, test_len=cfg.test_len, stride=cfg.stride, label=spec,
                                  lgb_params=cfg.lgb_params, num_boost_round=cfg.num_boost_round,
                                  early_stopping_rounds=cfg.early_stopping_rounds, max_folds=cfg.max_folds)
     per_seed = []

@@ -126,7 +126,7 @@ DATA_SEGMENTS = Segments(("2010-01-01", "2014-12-31"), ("2015-01-01", "2016-12-3
 
 
 @dataclass(frozen=True)
-class GraphFeatureConfig:
+class GraphFeatureSettings:
     """Point-in-time correlation graph over the index members.
 
     Attributes
@@ -168,7 +168,7 @@ GRAPH_FEATURES: tuple[str, ...] = ("G_WDEG", "G_KRHO", "G_MKTRHO", "G_NMOM", "G_
 
 
 @dataclass(frozen=True)
-class ReproduceConfig:
+class CSI300ReproductionSettings:
     """One reproduction run.
 
     Attributes
@@ -203,7 +203,7 @@ class ReproduceConfig:
     n_drop: int = 5
     exchange_codes: str | tuple[str, ...] | None = None
     graph: bool = True
-    graph_config: GraphFeatureConfig = field(default_factory=GraphFeatureConfig)
+    graph_config: GraphFeatureSettings = field(default_factory=GraphFeatureSettings)
     mlflow_dir: Path = Path("runs/mlruns")
     experiment_name: str = "reproduce_qlib_csi300"
     kernels: int = 2
@@ -243,7 +243,7 @@ def published_model_kwargs(num_threads: int = 2, seed: int | None = None, num_bo
     return kw
 
 
-def build_workflow_config(cfg: ReproduceConfig, limit_threshold: float = 0.095,
+def build_workflow_config(cfg: CSI300ReproductionSettings, limit_threshold: float = 0.095,
                           seed: int | None = None) -> dict[str, Any]:
     """The Qlib workflow of the published YAML as a dict, with this run's substitutions.
 
@@ -356,7 +356,7 @@ def detect_change_unit(codes: Sequence[str], start: str, end: str) -> str:
     return change_unit(list(codes), start, end)
 
 
-def audit_data(cfg: ReproduceConfig) -> DataAudit:
+def audit_data(cfg: CSI300ReproductionSettings) -> DataAudit:
     """Members without features, the ``$vwap`` field and the unit of ``$change`` (call after ``init_qlib``)."""
     from qlib.data import D
 
@@ -413,14 +413,14 @@ def pairwise_corr(x: np.ndarray, min_periods: int) -> np.ndarray:
     return np.clip(rho, -1.0, 1.0)
 
 
-def snapshot_positions(n_days: int, cfg: GraphFeatureConfig) -> np.ndarray:
+def snapshot_positions(n_days: int, cfg: GraphFeatureSettings) -> np.ndarray:
     """Row positions of the snapshot days: ``window-1, window-1+stride, ...`` (anchored at the panel's start,
     so truncating the panel's end never moves a snapshot)."""
     return np.arange(cfg.window - 1, n_days, cfg.stride)
 
 
 def correlation_graph_features(close: pd.DataFrame, members: pd.DataFrame | None = None,
-                               cfg: GraphFeatureConfig = GraphFeatureConfig()) -> pd.DataFrame:
+                               cfg: GraphFeatureSettings = GraphFeatureSettings()) -> pd.DataFrame:
     """Point-in-time graph features per (day, member).
 
     Parameters
@@ -647,7 +647,7 @@ def _graph_dataset(base_dataset: Any, graph: pd.DataFrame, segments: Segments) -
                                                "test": list(segments.test)})
 
 
-def _fit_and_record(variant: str, seed: int, dataset: Any, workflow: dict[str, Any], cfg: ReproduceConfig,
+def _fit_and_record(variant: str, seed: int, dataset: Any, workflow: dict[str, Any], cfg: CSI300ReproductionSettings,
                     log_sink: io.StringIO) -> SeedResult:
     from qlib.utils import flatten_dict, init_instance_by_config
     from qlib.workflow import R
@@ -712,7 +712,7 @@ def _fit_and_record(variant: str, seed: int, dataset: Any, workflow: dict[str, A
                           str(rec.experiment_id), str(rec.id), str(art))
 
 
-def run_reproduction(cfg: ReproduceConfig, run_dir: Path | None = None, progress: bool = True,
+def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = None, progress: bool = True,
                      on_seed: Callable[[SeedResult], None] | None = None) -> ReproductionResult:
     """Run the published workflow for every seed (and with graph features when ``cfg.graph``).
 
@@ -820,9 +820,9 @@ def format_table(result: ReproductionResult) -> str:
 
 
 __all__ = [
-    "DATA_SEGMENTS", "DataAudit", "GRAPH_FEATURES", "GraphFeatureConfig", "METRICS", "PUBLISHED",
+    "DATA_SEGMENTS", "DataAudit", "GRAPH_FEATURES", "GraphFeatureSettings", "METRICS", "PUBLISHED",
     "PUBLISHED_EXCHANGE_KWARGS", "PUBLISHED_LABEL", "PUBLISHED_MODEL_KWARGS", "PUBLISHED_SEGMENTS",
-    "ReproduceConfig", "ReproductionResult", "SeedResult", "Segments", "alpha158_default_processors",
+    "CSI300ReproductionSettings", "ReproductionResult", "SeedResult", "Segments", "alpha158_default_processors",
     "audit_data", "build_workflow_config", "correlation_graph_features", "detect_change_unit", "format_table",
     "load_close_and_membership", "pairwise_corr", "published_model_kwargs", "run_reproduction",
     "snapshot_positions", "summarize",

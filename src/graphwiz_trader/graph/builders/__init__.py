@@ -17,17 +17,17 @@ from graphwiz_trader.graph.builders.panel import close_panel, log_returns, windo
 from graphwiz_trader.graph.builders.regimes import (
     ASSET_REGIMES,
     MARKET_SCOPE,
-    RegimeParams,
+    RegimeSettings,
     asset_regimes,
     build_regime_state,
     market_features,
     market_regime_names,
     market_regimes,
 )
-from graphwiz_trader.graph.builders.snapshots import SnapshotParams, build_snapshots, build_snapshots_from
+from graphwiz_trader.graph.builders.snapshots import SnapshotSettings, build_snapshots, build_snapshots_from
 
 __all__ = [
-    "ASSET_REGIMES", "MARKET_SCOPE", "METHODS", "RegimeParams", "SnapshotParams",
+    "ASSET_REGIMES", "MARKET_SCOPE", "METHODS", "RegimeSettings", "SnapshotSettings",
     "asset_regimes", "build_regime_state", "build_snapshots", "build_snapshots_from", "close_panel",
     "log_returns", "louvain_communities", "market_features", "market_regime_names", "market_regimes",
     "prune_edges", "relabel_communities", "window_ends",

@@ -79,7 +79,7 @@ def market_regime_names(n_states: int) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class RegimeParams:
+class RegimeSettings:
     """Knobs of :func:`build_regime_state` (all lengths in bars).
 
     Attributes
@@ -225,7 +225,7 @@ def _sticky_transmat(k: int, stay: float = 0.99) -> np.ndarray:
     return np.full((k, k), off) + np.eye(k) * (stay - off)
 
 
-def _fit_hmm(z: np.ndarray, params: RegimeParams, warm: tuple[GaussianHMM, np.ndarray, np.ndarray] | None,
+def _fit_hmm(z: np.ndarray, params: RegimeSettings, warm: tuple[GaussianHMM, np.ndarray, np.ndarray] | None,
              mu: np.ndarray, sd: np.ndarray) -> GaussianHMM:
     k = params.n_states
     learn = "stmc" if params.fixed_stay is None else "smc"
@@ -254,7 +254,7 @@ def _fit_hmm(z: np.ndarray, params: RegimeParams, warm: tuple[GaussianHMM, np.nd
 
 # ------------------------------------------------------------------------------------------- market regime
 
-def fit_schedule(n_rows: int, params: RegimeParams) -> list[tuple[int, int, int, int]]:
+def fit_schedule(n_rows: int, params: RegimeSettings) -> list[tuple[int, int, int, int]]:
     """Row ranges of each re-fit: ``(train_lo, train_hi, label_lo, label_hi)``, half-open.
 
     The model trained on rows ``[train_lo, train_hi)`` labels rows ``[label_lo, label_hi)`` with
@@ -267,7 +267,7 @@ def fit_schedule(n_rows: int, params: RegimeParams) -> list[tuple[int, int, int,
     return out
 
 
-def market_regimes(features: pd.DataFrame, params: RegimeParams | None = None,
+def market_regimes(features: pd.DataFrame, params: RegimeSettings | None = None,
                    progress: bool = False) -> pd.DataFrame:
     """Filtered market regime per bar from :func:`market_features` (see the module docstring).
 
@@ -281,7 +281,7 @@ def market_regimes(features: pd.DataFrame, params: RegimeParams | None = None,
     DataError
         when there are not more than ``min_train`` usable bars, naming both numbers.
     """
-    p = params or RegimeParams()
+    p = params or RegimeSettings()
     p.check()
     x = features[["m", "log_disp"]].to_numpy()
     n = len(x)
@@ -316,7 +316,7 @@ def market_regimes(features: pd.DataFrame, params: RegimeParams | None = None,
 # -------------------------------------------------------------------------------------------- asset regime
 
 def asset_regimes(returns: pd.DataFrame, times: Sequence[pd.Timestamp] | pd.DatetimeIndex,
-                  params: RegimeParams | None = None) -> pd.DataFrame:
+                  params: RegimeSettings | None = None) -> pd.DataFrame:
     """Per-asset volatility regime at ``times`` (see the module docstring).
 
     Parameters
@@ -331,7 +331,7 @@ def asset_regimes(returns: pd.DataFrame, times: Sequence[pd.Timestamp] | pd.Date
     DataFrame
         ``scope, datetime, regime, prob`` with scope = symbol, for assets with a defined z at t.
     """
-    p = params or RegimeParams()
+    p = params or RegimeSettings()
     idx = pd.DatetimeIndex(times)
     pos = returns.index.get_indexer(idx)
     if (pos < 0).any():
@@ -353,7 +353,7 @@ def asset_regimes(returns: pd.DataFrame, times: Sequence[pd.Timestamp] | pd.Date
 
 # -------------------------------------------------------------------------------------------------- public
 
-def build_regime_state(data: BarsOrPanel, params: RegimeParams | None = None,
+def build_regime_state(data: BarsOrPanel, params: RegimeSettings | None = None,
                        asset_times: Sequence[pd.Timestamp] | pd.DatetimeIndex | None = None,
                        symbols: Sequence[str] | None = None, progress: bool = False) -> pd.DataFrame:
     """Market regime per bar plus per-asset regimes at ``asset_times``, as one long frame.
@@ -363,7 +363,7 @@ def build_regime_state(data: BarsOrPanel, params: RegimeParams | None = None,
     data
         Canonical bars or a close panel.
     params
-        :class:`RegimeParams` (defaults: 3 states, first fit after 60 days, weekly re-fit at 1h).
+        :class:`RegimeSettings` (defaults: 3 states, first fit after 60 days, weekly re-fit at 1h).
     asset_times
         Times of the per-asset records (pass the snapshots' ``as_of``); ``None``: no asset records.
     symbols
@@ -375,7 +375,7 @@ def build_regime_state(data: BarsOrPanel, params: RegimeParams | None = None,
         ``scope, datetime, regime, prob`` (see :data:`graphwiz_trader.graph.snapshot.REGIME_COLUMNS`),
         market rows first, then assets by symbol and time.
     """
-    p = params or RegimeParams()
+    p = params or RegimeSettings()
     p.check()
     rets = log_returns(close_panel(data, symbols))
     market = market_regimes(market_features(rets, p.min_assets), p, progress=progress)

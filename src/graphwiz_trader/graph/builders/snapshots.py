@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SnapshotParams:
+class SnapshotSettings:
     """Parameters of :func:`build_snapshots` (all windows and lags in bars).
 
     Attributes
@@ -93,7 +93,7 @@ def build_snapshots(data: BarsOrPanel, window: int, stride: int, min_periods: in
                     communities: bool = True, louvain_seed: int = 42, louvain_resolution: float = 1.0,
                     symbols: Sequence[str] | None = None, chunk_size: int = 32,
                     progress: bool = False) -> list[GraphSnapshot]:
-    """Rolling correlation snapshots of log returns (see :class:`SnapshotParams` for the knobs).
+    """Rolling correlation snapshots of log returns (see :class:`SnapshotSettings` for the knobs).
 
     Parameters
     ----------
@@ -118,7 +118,7 @@ def build_snapshots(data: BarsOrPanel, window: int, stride: int, min_periods: in
     ConfigError
         on invalid parameters.
     """
-    params = SnapshotParams(window=window, stride=stride, min_periods=min_periods, method=method,
+    params = SnapshotSettings(window=window, stride=stride, min_periods=min_periods, method=method,
                             min_abs_rho=min_abs_rho, top_k=top_k, lead_max_lag=lead_max_lag,
                             lead_min_abs_rho=lead_min_abs_rho, lead_min_gain=lead_min_gain,
                             communities=communities, louvain_seed=louvain_seed,
@@ -126,9 +126,9 @@ def build_snapshots(data: BarsOrPanel, window: int, stride: int, min_periods: in
     return build_snapshots_from(data, params, symbols=symbols, chunk_size=chunk_size, progress=progress)
 
 
-def build_snapshots_from(data: BarsOrPanel, params: SnapshotParams, symbols: Sequence[str] | None = None,
+def build_snapshots_from(data: BarsOrPanel, params: SnapshotSettings, symbols: Sequence[str] | None = None,
                          chunk_size: int = 32, progress: bool = False) -> list[GraphSnapshot]:
-    """:func:`build_snapshots` with a :class:`SnapshotParams`.
+    """:func:`build_snapshots` with a :class:`SnapshotSettings`.
 
     BLAS runs single-threaded here: the products are small (N x window), where OpenBLAS threads only
     add synchronisation cost (and stall badly on a busy machine).
@@ -137,7 +137,7 @@ def build_snapshots_from(data: BarsOrPanel, params: SnapshotParams, symbols: Seq
         return _build(data, params, symbols, chunk_size, progress)
 
 
-def _build(data: BarsOrPanel, params: SnapshotParams, symbols: Sequence[str] | None, chunk_size: int,
+def _build(data: BarsOrPanel, params: SnapshotSettings, symbols: Sequence[str] | None, chunk_size: int,
            progress: bool) -> list[GraphSnapshot]:
     params.check()
     if int(chunk_size) != chunk_size or chunk_size < 1:
