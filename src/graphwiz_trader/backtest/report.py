@@ -17,7 +17,6 @@ table is computed on every bar.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from pathlib import Path
 

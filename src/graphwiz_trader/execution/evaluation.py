@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from graphwiz_trader.core.progress import progress as progress_bar
 
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.execution.engine import ExecutionEngine
@@ -107,7 +107,7 @@ def run_orders(engine: ExecutionEngine, simulator: MarketImpactSimulator, orders
                strategies: list[ExecutionStrategy], horizon_bars: int, progress: bool = True) -> pd.DataFrame:
     """Work every order with every strategy; one row per (order, strategy)."""
     rows: list[dict[str, Any]] = []
-    for k, o in enumerate(tqdm(orders, desc="orders", unit="order", disable=not progress)):
+    for k, o in enumerate(progress_bar(orders, desc="orders", unit="order", enabled=progress)):
         for s in strategies:
             plan = engine.create_execution_plan(o.symbol, o.side, o.quantity_base, s, o.start_utc, horizon_bars)
             r = engine.execute(plan, simulator)

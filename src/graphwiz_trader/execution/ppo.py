@@ -139,8 +139,8 @@ def train_ppo(markets: dict[str, MarketArrays], out_path: str | Path, *, symbols
             self.bar = None
 
         def _on_training_start(self) -> None:
-            from tqdm import tqdm
-            self.bar = tqdm(total=cfg.total_timesteps, desc="PPO", unit="step", disable=not progress)
+            from graphwiz_trader.core.progress import bar as progress_counter
+            self.bar = progress_counter(total=cfg.total_timesteps, desc="PPO", unit="step", enabled=progress)
 
         def _on_step(self) -> bool:
             self.bar.update(self.training_env.num_envs)

@@ -61,7 +61,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from graphwiz_trader.core.progress import progress as progress_bar
 
 from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.errors import DataError, UnknownSymbolError
@@ -224,7 +224,7 @@ def snapshot_metrics(snapshots: Sequence[GraphSnapshot], symbols: Sequence[str],
     eig = np.full((s_count, n), np.nan)
     pr = np.full((s_count, n), np.nan)
     with threadpool_limits(limits=1):
-        for k in tqdm(range(s_count), desc="snapshot metrics", unit="snap", disable=not progress):
+        for k in progress_bar(range(s_count), desc="snapshot metrics", unit="snap", enabled=progress):
             eig[k], pr[k] = _graph_metrics(absw[k], member[k])
     # community size and mean correlation to the rest of the community
     size = np.full((s_count, n), np.nan)

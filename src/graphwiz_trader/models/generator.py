@@ -9,7 +9,6 @@ which the model never saw. Gaps equal the label horizon, so no training label ov
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from graphwiz_trader.core.progress import progress as progress_bar
 
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.portfolio.optimiser import optimise_weights
@@ -73,7 +73,7 @@ def rolling_optimise(
     scores : bars x symbols model scores known at each bar's close (needed for ``expected_returns: scores``).
     settings, constraints, sizing : see :mod:`graphwiz_trader.portfolio.settings`.
     communities : ``{symbol: community_id}`` for ``constraints.community_cap``.
-    progress : show a tqdm bar.
+    progress : show a progress bar.
     drawdown_probability : bars x symbols predicted drawdown probability known at each bar's close
         (e.g. ``DrawdownRiskModel.predict(...)['p_dd_24']`` unstacked); used by ``sizing.mode: drawdown``.
 
@@ -122,7 +122,7 @@ def _rolling(close: pd.DataFrame, decision_times: Sequence[pd.Timestamp] | pd.Da
     prev_w: np.ndarray | None = None
     prev_p = -1
     counts: Counter[str] = Counter()
-    for t, p in tqdm(list(zip(times, pos)), desc="optimise", unit="decision", disable=not progress):
+    for t, p in progress_bar(list(zip(times, pos)), desc="optimise", unit="decision", enabled=progress):
         if p < win:  # returns start at row 1: rows p-win+1..p must exist
             continue
         window = pd.DataFrame(rets[p - win + 1: p + 1], columns=symbols)

@@ -720,11 +720,11 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
     ----------
     cfg : the run.
     run_dir : folder for Qlib's console output (``qlib_output.log``) and the graph features (Parquet).
-    progress : tqdm bar over the fits.
+    progress : a progress bar over the fits.
     on_seed : called after each fitted and backtested model (e.g. to print a line).
     """
     from qlib.utils import init_instance_by_config
-    from tqdm import tqdm
+    from graphwiz_trader.core.progress import bar as progress_counter
 
     from graphwiz_trader.data.qlib_runtime import init_qlib
 
@@ -745,7 +745,7 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
 
     variants = ["alpha158"] + (["alpha158+graph"] if cfg.graph else [])
     runs: dict[str, list[SeedResult]] = {v: [] for v in variants}
-    bar = tqdm(total=len(variants) * len(cfg.seeds), desc="reproduce qlib-csi300", unit="model", disable=not progress)
+    bar = progress_counter(total=len(variants) * len(cfg.seeds), desc="reproduce qlib-csi300", unit="model", enabled=progress)
     try:
         for seed in cfg.seeds:
             r = _fit_and_record("alpha158", seed, dataset, workflow, cfg, sink)

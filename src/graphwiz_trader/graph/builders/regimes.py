@@ -57,7 +57,7 @@ from hmmlearn.hmm import GaussianHMM
 from scipy.special import ndtr
 from scipy.stats import multivariate_normal
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from graphwiz_trader.core.progress import progress as progress_bar
 
 from graphwiz_trader.errors import ConfigError, DataError
 from graphwiz_trader.graph.builders.panel import BarsOrPanel, close_panel, log_returns
@@ -294,7 +294,7 @@ def market_regimes(features: pd.DataFrame, params: RegimeSettings | None = None,
     probs = np.empty(n - p.min_train)
     prev: tuple[GaussianHMM, np.ndarray, np.ndarray] | None = None
     with threadpool_limits(limits=1), _quiet_hmmlearn():
-        for lo, f, _, stop in tqdm(fits, desc="regime fits", unit="fit", disable=not progress):
+        for lo, f, _, stop in progress_bar(fits, desc="regime fits", unit="fit", enabled=progress):
             train = x[lo:f]
             mu = train.mean(axis=0)
             sd = train.std(axis=0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from graphwiz_trader.core.progress import bar as progress_counter
 
 from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.graph.builders.communities import louvain_communities
@@ -104,7 +104,7 @@ def build_snapshots(data: BarsOrPanel, window: int, stride: int, min_periods: in
     chunk_size
         Windows per vectorised batch (memory ~ ``chunk_size * N * window * 8`` bytes per array).
     progress
-        Show a tqdm bar.
+        Show a progress bar (see :mod:`graphwiz_trader.core.progress`).
 
     Returns
     -------
@@ -150,7 +150,7 @@ def _build(data: BarsOrPanel, params: SnapshotSettings, symbols: Sequence[str] |
     times = rets.index
     mp = params.periods
     out: list[GraphSnapshot] = []
-    bar = tqdm(total=len(ends), desc=f"{params.method} snapshots", unit="snap", disable=not progress)
+    bar = progress_counter(total=len(ends), desc=f"{params.method} snapshots", unit="snap", enabled=progress)
     for start in range(0, len(ends), chunk_size):
         chunk_ends = ends[start:start + chunk_size]
         stack = window_stack(values, chunk_ends, params.window)

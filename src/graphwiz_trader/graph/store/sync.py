@@ -69,7 +69,7 @@ class GraphStore(_StoreBase):
 
     # ---------------------------------------------------------------------------------- runner
     def _run(self, op: Op, progress: bool = False) -> Any:
-        from tqdm.auto import tqdm
+        from graphwiz_trader.core.progress import bar as progress_counter
 
         bar = None
         step: Any = None
@@ -79,7 +79,7 @@ class GraphStore(_StoreBase):
                     step = next(op)
                     while True:
                         if isinstance(step, Progress):
-                            bar = tqdm(total=step.total, desc=step.desc, unit="row", disable=not progress)
+                            bar = progress_counter(total=step.total, desc=step.desc, unit="row", enabled=progress)
                             step = op.send(None)  # type: ignore[arg-type]
                             continue
                         res = self._execute_retrying(session, step)
