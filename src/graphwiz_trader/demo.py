@@ -55,7 +55,7 @@ def run_demo(out_dir: str | Path = "runs/demo", n_assets: int = 12, n_bars: int 
     _step(3, f"Parquet store: {len(store.symbols('1h'))} symbols -> {store.root}")
     summary = write_qlib_bins(market.bars, out / "qlib", "60min")
     _step(4, f"Qlib bins (60min): {summary['calendar_length']} calendar bars -> {summary['out']}")
-    extractor = AlphaFeatureExtractor(out / "qlib", freq="60min", mlflow_dir=out / "mlruns")
+    extractor = AlphaFeatureExtractor(out / "qlib", freq="60min")
     feats = extractor.extract(market.symbols)
     _step(5, f"Alpha158 + extras via Qlib: {feats.shape[0]} rows x {feats.shape[1]} features")
 

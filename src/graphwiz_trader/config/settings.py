@@ -53,7 +53,7 @@ class QlibSettings(StrictModel):
     provider_uri: Path = Path("data/qlib")
     region: Literal["cn", "us", "tw"] = "cn"
     freq: str = "60min"
-    mlflow_dir: Path = Path("runs/mlruns")
+    mlflow_dir: Path | None = None  # None: the runs root's mlruns/ (data.qlib_runtime.default_mlflow_dir)
     expression_cache: bool = True
     cache_max_size_mb: float = Field(default=2048.0, gt=0, le=1_000_000)
     cache_max_age_days: float = Field(default=30.0, gt=0, le=3650)

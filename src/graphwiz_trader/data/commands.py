@@ -107,11 +107,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _to_qlib(args: argparse.Namespace) -> int:
     store = _store(args)
-    timeframe = from_qlib_freq(args.freq)
+    freq = args.freq or settings_from(args).qlib.freq
+    timeframe = from_qlib_freq(freq)
     bars = store.read_many(parse_symbols(args.symbols), timeframe, args.start, args.end)
-    summary = write_qlib_bins(bars, args.out, args.freq)
+    summary = write_qlib_bins(bars, args.out, freq)
     print(f"Qlib bins: {len(bars)} instruments, {summary['calendar_length']} bars ({summary['start']} .. "
-          f"{summary['end']}) at {args.freq} -> {args.out}; vwap = {summary['vwap']}")
+          f"{summary['end']}) at {freq} -> {args.out}; vwap = {summary['vwap']}")
     open_run(args).write_summary(summary, args.json)
     return 0
 
@@ -154,8 +155,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_validate)
 
     p = dsub.add_parser("to-qlib", help="write stored bars as Qlib binary data")
-    p.add_argument("--freq", metavar="FREQ", default="60min", type=qlib_freq_arg,
-                   help="Qlib freq: day or <N>min (hourly = 60min)")
+    p.add_argument("--freq", metavar="FREQ", type=qlib_freq_arg,
+                   help="Qlib freq: day or <N>min, hourly = 60min (default: qlib.freq of the config, 60min)")
     p.add_argument("--out", metavar="DIR", required=True, help="folder for the Qlib bins")
     p.add_argument("--symbols", metavar="LIST", type=symbols_arg, help="comma-separated (default: all stored)")
     p.add_argument("--start", metavar="DATE", type=utc_arg, help="first bar, UTC (default: the data's start)")

@@ -58,7 +58,7 @@ def init_qlib(
         from graphwiz_trader.errors import DataError
 
         raise DataError(f"{provider} is not a Qlib data folder (no calendars/); write one with `graphwiz data to-qlib`")
-    mdir = Path(mlflow_dir or "runs/mlruns").resolve()
+    mdir = Path(mlflow_dir).resolve() if mlflow_dir else default_mlflow_dir()
     mdir.mkdir(parents=True, exist_ok=True)
     if tracking == "sqlite":
         uri = f"sqlite:///{mdir / 'mlflow.db'}"
@@ -94,6 +94,14 @@ def init_qlib(
     ensure_experiment("graphwiz")
     log.info("qlib initialised on %s (region %s, mlflow %s, disk expression cache %s)",
              provider, region, uri, "on" if use_disk_cache else "off: no redis, in-process cache only")
+
+
+def default_mlflow_dir() -> Path:
+    """The one mlflow store every command records into: ``<runs root>/mlruns`` (``runs/mlruns``, or under
+    ``$GRAPHWIZ_RUNS_DIR``). Browse it with ``mlflow ui --backend-store-uri runs/mlruns``."""
+    from graphwiz_trader.core.runs import runs_root
+
+    return (runs_root() / "mlruns").resolve()
 
 
 def ensure_experiment(name: str) -> None:

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from graphwiz_trader.core.runs import open_run
-from graphwiz_trader.core.commandline import add_data_options, add_json_option, resolve_format
+from graphwiz_trader.config.loader import load_config_or_default
+from graphwiz_trader.core.commandline import add_config_option, add_data_options, add_json_option, resolve_format
 from graphwiz_trader.data.qlib_bins import prepare_qlib_dir
 from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.core.timeframes import to_qlib_freq
@@ -19,9 +20,10 @@ def _features(args: argparse.Namespace) -> int:
     bars, label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end)
     print(f"data: {label}: {len(bars)} symbols")
     freq = to_qlib_freq(args.timeframe)
-    qdir = prepare_qlib_dir(bars, args.qlib_dir, freq)
+    qlib = load_config_or_default(args.config).qlib
+    qdir = prepare_qlib_dir(bars, args.qlib_dir or qlib.provider_uri, freq)
     extractor = AlphaFeatureExtractor(qdir, freq=freq, extras={} if args.no_extras else None,
-                                      mlflow_dir=args.mlflow_dir)
+                                      mlflow_dir=args.mlflow_dir or qlib.mlflow_dir)
     frame = extractor.extract(list(bars))
     n_alpha = frame.shape[1]
     if args.graph:
@@ -49,9 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "symbols; the frame goes to features.parquet in the run folder.")
     add_data_options(p)
     p.add_argument("--out", metavar="PATH", help="also write the feature frame to this Parquet file")
-    p.add_argument("--qlib-dir", metavar="DIR", default="data/qlib",
-                   help="where Qlib bins are written (content-addressed, reused across runs)")
-    p.add_argument("--mlflow-dir", metavar="DIR", default="runs/mlruns", help="the mlflow store Qlib records into")
+    p.add_argument("--qlib-dir", metavar="DIR",
+                   help="where Qlib bins are written, content-addressed and reused (default: qlib.provider_uri)")
+    p.add_argument("--mlflow-dir", metavar="DIR",
+                   help="the mlflow store Qlib records into (default: qlib.mlflow_dir, else runs/mlruns)")
+    add_config_option(p)
     p.add_argument("--no-extras", action="store_true", help="plain Alpha158 (158 columns)")
     p.add_argument("--graph", action="store_true",
                    help="append point-in-time graph features read back from the graph store")

@@ -19,7 +19,8 @@ def bars_timeframe(bars: dict[str, pd.DataFrame]) -> str:
 
 
 def alpha_features(bars: dict[str, pd.DataFrame], work_dir: str | Path = "data/qlib",
-                   extras: dict[str, str] | None = None, timeframe: str | None = None) -> pd.DataFrame:
+                   extras: dict[str, str] | None = None, timeframe: str | None = None,
+                   mlflow_dir: str | Path | None = None) -> pd.DataFrame:
     """Alpha158 (+ ``extras``; ``None`` = the default extras, ``{}`` = none) for ``bars``.
 
     Bins are written under ``work_dir`` keyed by the bars' content, and the computed frame is cached
@@ -27,5 +28,5 @@ def alpha_features(bars: dict[str, pd.DataFrame], work_dir: str | Path = "data/q
     """
     freq = to_qlib_freq(timeframe or bars_timeframe(bars))
     qdir = prepare_qlib_dir(bars, work_dir, freq)
-    ex = AlphaFeatureExtractor(qdir, freq=freq, extras=extras, mlflow_dir=Path(work_dir) / "mlruns")
+    ex = AlphaFeatureExtractor(qdir, freq=freq, extras=extras, mlflow_dir=mlflow_dir)
     return ex.extract(list(bars))

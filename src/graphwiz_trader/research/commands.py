@@ -7,7 +7,8 @@ import time
 
 from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.features.pipeline import alpha_features
-from graphwiz_trader.core.commandline import add_data_options, add_json_option, add_run_dir_option, resolve_format
+from graphwiz_trader.config.loader import load_config_or_default
+from graphwiz_trader.core.commandline import add_config_option, add_data_options, add_json_option, add_run_dir_option, resolve_format
 from graphwiz_trader.core.progress import progress_enabled
 from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.models.targets import LabelSpec, make_label
@@ -28,7 +29,8 @@ def _walkforward(args: argparse.Namespace) -> int:
     print(f"data: {data_label}: {len(bars)} symbols")
     run = open_run(args)
     out = run.path
-    feats = alpha_features(bars, args.qlib_dir)
+    qlib = load_config_or_default(args.config).qlib
+    feats = alpha_features(bars, args.qlib_dir or qlib.provider_uri, mlflow_dir=qlib.mlflow_dir)
     t_feat = time.perf_counter() - t0
     spec = _label(args, len(bars))
     label = make_label(bars, spec)
@@ -107,7 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--graph-stride", type=int, help=f"bars between snapshots (default: graph.corr_stride, "
                    f"{d.corr_stride})")
     p.add_argument("--seed", type=int, default=0, help="LightGBM and Optuna seed")
-    p.add_argument("--qlib-dir", metavar="DIR", default="data/qlib", help="Qlib bins (content-addressed, reused)")
+    p.add_argument("--qlib-dir", metavar="DIR",
+                   help="Qlib bins, content-addressed and reused (default: qlib.provider_uri of the config)")
+    add_config_option(p)
     add_run_dir_option(p)
     add_json_option(p)
     p.set_defaults(func=_walkforward)

@@ -18,6 +18,7 @@ from pathlib import Path
 from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.core.commandline import add_json_option, add_run_dir_option
 from graphwiz_trader.core.progress import progress_enabled
+from graphwiz_trader.data.qlib_runtime import default_mlflow_dir
 from graphwiz_trader.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _csi300(args: argparse.Namespace) -> int:
         exchange_codes=market if args.instruments else None, graph=not args.no_graph,
         graph_config=GraphFeatureSettings(window=args.graph_window, min_periods=max(2, 2 * args.graph_window // 3),
                                         stride=args.graph_stride),
-        mlflow_dir=Path(args.mlflow_dir), kernels=args.kernels,
+        mlflow_dir=Path(args.mlflow_dir) if args.mlflow_dir else None, kernels=args.kernels,
     )
     print(f"reproduce qlib-csi300: data {data.resolve()}, seeds {list(cfg.seeds)}, "
           f"{'baseline + graph' if cfg.graph else 'baseline only'}, run folder {run_dir}")
@@ -95,7 +96,8 @@ def _csi300(args: argparse.Namespace) -> int:
     table = format_table(result)
     print(table)
     print(f"runtime {secs:.0f}s ({', '.join(f'{k} {v:.0f}s' for k, v in result.timings.items())})")
-    print(f"run folder {run_dir.resolve()}; mlflow {Path(cfg.mlflow_dir).resolve()} "
+    mlflow_dir = Path(cfg.mlflow_dir).resolve() if cfg.mlflow_dir else default_mlflow_dir()
+    print(f"run folder {run_dir.resolve()}; mlflow {mlflow_dir} "
           f"(experiment {cfg.experiment_name})")
     payload = result.to_payload()
     payload["runtime_seconds"] = secs
@@ -117,7 +119,7 @@ def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentPars
     add_json_option(p)
     add_run_dir_option(p)
     p.add_argument("--no-graph", action="store_true", help="baseline only")
-    p.add_argument("--mlflow-dir", metavar="DIR", default="runs/mlruns", help="mlflow tracking folder (file store)")
+    p.add_argument("--mlflow-dir", metavar="DIR", help="mlflow tracking folder (default: the one store, runs/mlruns)")
     p.add_argument("--threads", type=int, default=2, help="LightGBM threads (published 20)")
     p.add_argument("--kernels", type=int, default=2, help="Qlib expression-engine processes")
     p.add_argument("--market", metavar="NAME", default="csi300", help="Qlib market (instruments file)")

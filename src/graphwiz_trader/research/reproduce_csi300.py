@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.backtest.qlib_bridge import CSI300_SETTINGS
+from graphwiz_trader.data.qlib_runtime import default_mlflow_dir
 from graphwiz_trader.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ class CSI300ReproductionSettings:
     exchange_codes: str | tuple[str, ...] | None = None
     graph: bool = True
     graph_config: GraphFeatureSettings = field(default_factory=GraphFeatureSettings)
-    mlflow_dir: Path = Path("runs/mlruns")
+    mlflow_dir: Path | None = None
     experiment_name: str = "reproduce_qlib_csi300"
     kernels: int = 2
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -783,7 +784,7 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
     timings["total"] = round(time.perf_counter() - t_all, 2)
     conf = asdict(cfg)
     conf["provider_uri"] = str(cfg.provider_uri)
-    conf["mlflow_dir"] = str(Path(cfg.mlflow_dir).resolve())
+    conf["mlflow_dir"] = str(Path(cfg.mlflow_dir).resolve() if cfg.mlflow_dir else default_mlflow_dir())
     conf["python_hash_seed"] = os.environ.get("PYTHONHASHSEED", "random")
     return ReproductionResult(conf, workflow, audit, runs, timings, None if run_dir is None else str(run_dir))
 
