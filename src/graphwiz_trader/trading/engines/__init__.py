@@ -1,0 +1,1 @@
+"""Trading engines behind one interface (:class:`~graphwiz_trader.trading.engines.base.TradingEngine`)."""
