@@ -1,6 +1,6 @@
 """Bars -> feature panel in one call: Qlib bins (content-addressed, reused) -> Alpha158 (+ extras).
 
-Graph features are appended by :func:`graphwiz_trader.features.graph_pipeline.append_graph_features`.
+Graph features are appended by :func:`graphwiz_trader.features.graph_pipeline.graph_features_for_bars` (joined by the caller).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Walk-forward experiments: per-fold out-of-sample metrics, importance and its stability, HPO.
 
-For each fold (see :mod:`walkforward`) the model is fitted on the fold's training bars only: the last
+For each fold (see :mod:`graphwiz_trader.research.walkforward`) the model is fitted on the fold's training bars only: the last
 ``stop_fraction`` of them (after a gap of the label horizon) drive early stopping, and, when
 ``hpo_trials > 0``, Optuna searches LightGBM parameters on an inner split of the same training bars
 (inner-fit | gap | inner-valid), never touching the test bars. Predictions on the test bars are
