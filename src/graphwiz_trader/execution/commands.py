@@ -29,6 +29,7 @@ import pandas as pd
 
 from graphwiz_trader.core.symbols import parse_symbols
 from graphwiz_trader.errors import ConfigError
+from graphwiz_trader.config.settings import ExecutionSettings
 from graphwiz_trader.core.commandline import add_json_option
 from graphwiz_trader.core.progress import progress_enabled
 from graphwiz_trader.core.runs import open_run
@@ -83,7 +84,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbols", metavar="LIST", default=None, help="comma-separated symbols (default: the source's split)")
     p.add_argument("--start", metavar="DATE", default=None, help="first bar time (UTC) of the window")
     p.add_argument("--end", metavar="DATE", default=None, help="end (exclusive, UTC) of the window")
-    p.add_argument("--horizon", type=int, default=6, help="execution horizon in 1h bars")
+    p.add_argument("--horizon", type=int, default=ExecutionSettings().horizon_bars,
+                   help="execution horizon in 1h bars (default: execution.horizon_bars of the settings)")
     p.add_argument("--risk-aversion", type=float, default=None,
                    help="risk aversion per bps (objective E[IS] + lambda Var[IS]); default 1e-5")
     p.add_argument("--seed", type=int, default=0, help="seed of the order sample and of PPO training")

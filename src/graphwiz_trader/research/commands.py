@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 from graphwiz_trader.data.sources import load_bars
@@ -92,14 +93,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-len", type=int, default=500, help="test bars per fold")
     p.add_argument("--stride", type=int, help="bars between fold starts (default: test length)")
     p.add_argument("--gap", type=int, help="bars between train and test (default: label horizon)")
-    p.add_argument("--embargo", type=int, default=0, help="bars dropped after each test part before later training")
+    defaults = {f.name: f.default for f in dataclasses.fields(WalkForwardSettings)}  # one source of defaults
+    p.add_argument("--embargo", type=int, default=defaults["embargo"], help="bars dropped after each test part before later training")
     p.add_argument("--max-folds", type=int, help="stop after this many folds (default: all)")
     p.add_argument("--label", choices=["regression", "direction", "drawdown"], default="direction",
                    help="target: forward log return, its sign, or a drawdown beyond --threshold")
     p.add_argument("--horizon", type=int, default=1, help="label horizon in bars")
     p.add_argument("--threshold", type=float, default=0.0, help="direction threshold / drawdown size (fraction)")
     p.add_argument("--absolute", action="store_true", help="absolute (not cross-sectional) label on universes")
-    p.add_argument("--hpo-trials", type=int, default=0, help="Optuna trials inside each fold's training part")
+    p.add_argument("--hpo-trials", type=int, default=defaults["hpo_trials"], help="Optuna trials inside each fold's training part")
     p.add_argument("--graph", action="store_true", help="also run Alpha158 + graph features and compare")
     from graphwiz_trader.config.settings import GraphSettings
 
@@ -108,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    f"{d.corr_window})")
     p.add_argument("--graph-stride", type=int, help=f"bars between snapshots (default: graph.corr_stride, "
                    f"{d.corr_stride})")
-    p.add_argument("--seed", type=int, default=0, help="LightGBM and Optuna seed")
+    p.add_argument("--seed", type=int, default=defaults["seed"], help="LightGBM and Optuna seed")
     p.add_argument("--qlib-dir", metavar="DIR",
                    help="Qlib bins, content-addressed and reused (default: qlib.provider_uri of the config)")
     add_config_option(p)
