@@ -59,3 +59,22 @@ def test_a_password_inside_the_graph_uri_never_appears_in_graph_errors():
         assert "Sup3rS3cret" not in str(exc)
         assert "bolt://graph.internal:7687" in str(exc)
     assert errors[0].uri == errors[1].uri == "bolt://graph.internal:7687"
+
+
+@pytest.mark.parametrize("scheme", ["bolt", "bolt+bad"])
+def test_a_traceback_of_a_failed_graph_connection_never_repeats_the_password_in_the_uri(scheme):
+    import traceback
+
+    from graphwiz_trader.config.settings import GraphSettings
+    from graphwiz_trader.graph.store import GraphStore
+    from graphwiz_trader.graph.store_errors import GraphStoreError
+
+    secret = "hunter2-Sup3r"
+    settings = GraphSettings(uri=f"{scheme}://neo4j:{secret}@127.0.0.1:1", user="neo4j", password=secret)
+    try:
+        GraphStore.connect(settings)
+    except GraphStoreError as exc:
+        text = "".join(traceback.format_exception(exc))
+    else:  # pragma: no cover
+        raise AssertionError("connecting to a bad URI must fail")
+    assert secret not in text and "127.0.0.1:1" in text

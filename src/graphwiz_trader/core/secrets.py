@@ -131,3 +131,18 @@ def redact_uris(text: str) -> str:
     if "://" not in text:
         return text
     return _URI_CREDENTIALS_RE.sub(lambda m: m.group("scheme"), text)
+
+
+def scrub_exception(exc: BaseException) -> BaseException:
+    """``exc`` (and the exceptions it chains) with secrets masked and URI credentials stripped from their args,
+    so a traceback that shows the cause never repeats a password. Returns ``exc`` for ``raise ... from``."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        try:
+            cur.args = tuple(mask_secrets(a) if isinstance(a, str) else a for a in cur.args)
+        except (AttributeError, TypeError):  # an exception type with read-only args keeps them
+            pass
+        cur = cur.__cause__ or cur.__context__
+    return exc

@@ -17,6 +17,7 @@ from graphwiz_trader.graph.store.connection import _DRIVER_CONFIG, _batch_size, 
 from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats, _translate, retry_merge
 from graphwiz_trader.graph.store.sync import _single_read
 from graphwiz_trader.graph.store_errors import GraphStoreError
+from graphwiz_trader.core.secrets import scrub_exception
 
 
 class AsyncGraphStore(_StoreBase):
@@ -26,6 +27,7 @@ class AsyncGraphStore(_StoreBase):
     async def connect(cls, settings: GraphSettings | None = None, *, data_dir: str | Path | None = None,
                       batch_size: int | None = None, ensure_schema: bool = True) -> "AsyncGraphStore":
         from neo4j import AsyncGraphDatabase
+        from neo4j.exceptions import ConfigurationError
 
         # Starting the embedded server blocks (subprocess + readiness polling): do it off the event loop.
         target = await asyncio.to_thread(_resolve_target, settings, data_dir)
@@ -33,8 +35,8 @@ class AsyncGraphStore(_StoreBase):
         auth = (target.user, target.password) if target.password is not None else None
         try:
             driver = AsyncGraphDatabase.driver(target.uri, auth=auth, **_DRIVER_CONFIG)
-        except ValueError as exc:
-            raise GraphStoreError(f"invalid graph URI {target.uri!r}: {exc}") from exc
+        except (ValueError, ConfigurationError) as exc:  # a malformed URI or an unsupported scheme
+            raise GraphStoreError(f"invalid graph URI {target.uri!r}: {exc}") from scrub_exception(exc)
         try:
             await driver.verify_connectivity()
             agent = (await driver.get_server_info()).agent
@@ -42,7 +44,7 @@ class AsyncGraphStore(_StoreBase):
                 await (await session.run("RETURN 1 AS ok")).consume()
         except Exception as exc:
             await driver.close()
-            raise _translate(exc, target.uri, target.user, "connect") from exc
+            raise _translate(exc, target.uri, target.user, "connect") from scrub_exception(exc)
         store = cls(driver, target, bs, agent)
         if ensure_schema:
             await store.ensure_schema()
@@ -83,7 +85,7 @@ class AsyncGraphStore(_StoreBase):
             translated = self._translate_failure(exc, step)
             if translated is exc:
                 raise
-            raise translated from exc
+            raise translated from scrub_exception(exc)
         finally:
             op.close()  # an operation cut short (a failed step) runs its cleanup now, not at garbage collection
             if bar is not None:

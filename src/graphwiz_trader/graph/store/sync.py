@@ -16,6 +16,7 @@ from graphwiz_trader.graph.snapshot import GraphSnapshot
 from graphwiz_trader.graph.store.connection import _DRIVER_CONFIG, _batch_size, _resolve_target, _StoreBase
 from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats, _translate, retry_merge
 from graphwiz_trader.graph.store_errors import GraphStoreError
+from graphwiz_trader.core.secrets import scrub_exception
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,15 @@ class GraphStore(_StoreBase):
         :class:`GraphAuthError` on bad credentials.
         """
         from neo4j import GraphDatabase
+        from neo4j.exceptions import ConfigurationError
 
         target = _resolve_target(settings, data_dir)
         bs = _batch_size(settings, batch_size)
         auth = (target.user, target.password) if target.password is not None else None
         try:
             driver = GraphDatabase.driver(target.uri, auth=auth, **_DRIVER_CONFIG)
-        except ValueError as exc:
-            raise GraphStoreError(f"invalid graph URI {target.uri!r}: {exc}") from exc
+        except (ValueError, ConfigurationError) as exc:  # a malformed URI or an unsupported scheme
+            raise GraphStoreError(f"invalid graph URI {target.uri!r}: {exc}") from scrub_exception(exc)
         try:
             driver.verify_connectivity()
             agent = driver.get_server_info().agent
@@ -51,7 +53,7 @@ class GraphStore(_StoreBase):
                 session.run("RETURN 1 AS ok").consume()
         except Exception as exc:
             driver.close()
-            raise _translate(exc, target.uri, target.user, "connect") from exc
+            raise _translate(exc, target.uri, target.user, "connect") from scrub_exception(exc)
         store = cls(driver, target, bs, agent)
         log.info("graph store connected: %s (%s)", target.uri, agent)
         if ensure_schema:
@@ -94,7 +96,7 @@ class GraphStore(_StoreBase):
             translated = self._translate_failure(exc, step)
             if translated is exc:
                 raise
-            raise translated from exc
+            raise translated from scrub_exception(exc)
         finally:
             op.close()  # an operation cut short (a failed step) runs its cleanup now, not at garbage collection
             if bar is not None:
