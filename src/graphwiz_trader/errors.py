@@ -53,3 +53,7 @@ class NoBarsInRangeError(DataError):
         self.window = window
         listed = "; ".join(f"{sym}: {why}" for sym, why in self.reasons.items())
         super().__init__(f"no bars in {window} for {len(self.reasons)} symbol(s): {listed}")
+
+
+class FoldError(ConfigError, ValueError):
+    """Walk-forward settings that cannot work: a gap shorter than the label horizon, no fold fits the data."""

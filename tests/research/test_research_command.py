@@ -34,3 +34,17 @@ def test_walkforward_command_writes_fold_metrics_reports_and_the_comparison(grap
     in_fold = preds.index.get_level_values("datetime")[preds["fold"] == first["fold"]]
     assert str(in_fold.min()) == first["test_start"] and str(in_fold.max()) == first["test_end"]
     assert res["outputs"]["predictions"] == str(out / "predictions.parquet")
+
+
+def test_a_walkforward_that_cannot_fit_one_fold_is_refused_before_any_feature_is_computed(tmp_path, monkeypatch,
+                                                                                           capsys):
+    import graphwiz_trader.research.commands as commands
+
+    def must_not_run(*a, **k):  # pragma: no cover - the check must come first
+        raise AssertionError("Alpha158 ran before the fold check")
+
+    monkeypatch.setattr(commands, "alpha_features", must_not_run)
+    code = main(["research", "walkforward", "--train-len", "100000", "--test-len", "500",
+                 "--qlib-dir", str(tmp_path / "q")])
+    err = capsys.readouterr().err
+    assert code == 1 and "one fold needs 100501 bars" in err and "Traceback" not in err

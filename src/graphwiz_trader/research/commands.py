@@ -6,16 +6,30 @@ import argparse
 import dataclasses
 import time
 
-from graphwiz_trader.data.sources import load_bars
-from graphwiz_trader.features.pipeline import alpha_features
+import pandas as pd
+
 from graphwiz_trader.config.loader import load_config_or_default
-from graphwiz_trader.core.commandline import add_config_option, add_data_options, add_json_option, add_run_dir_option, resolve_format
+from graphwiz_trader.core.commandline import (
+    add_config_option,
+    add_data_options,
+    add_json_option,
+    add_run_dir_option,
+    resolve_format,
+)
 from graphwiz_trader.core.progress import progress_enabled
 from graphwiz_trader.core.runs import open_run
+from graphwiz_trader.data.sources import load_bars
+from graphwiz_trader.features.pipeline import alpha_features
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.compare import compare_results
-from graphwiz_trader.research.experiment import WalkForwardSettings, config_dict, predictions_frame, run_walkforward
+from graphwiz_trader.research.experiment import (
+    WalkForwardSettings,
+    config_dict,
+    predictions_frame,
+    run_walkforward,
+)
 from graphwiz_trader.research.report import write_walkforward_outputs
+from graphwiz_trader.research.walkforward import walk_forward_folds
 
 
 def _label(args: argparse.Namespace, n_symbols: int) -> LabelSpec:
@@ -30,15 +44,19 @@ def _walkforward(args: argparse.Namespace) -> int:
     print(f"data: {data_label}: {len(bars)} symbols")
     run = open_run(args)
     out = run.path
+    spec = _label(args, len(bars))
+    cfg = WalkForwardSettings(train_len=args.train_len, test_len=args.test_len, stride=args.stride, gap=args.gap,
+                              embargo=args.embargo, label=spec, seed=args.seed, hpo_trials=args.hpo_trials,
+                              max_folds=args.max_folds)
+    calendar = pd.DatetimeIndex(sorted(set().union(*(df.index for df in bars.values()))))
+    # check the folds fit before the expensive Alpha158 step (the label horizon's last bars have no label)
+    walk_forward_folds(len(calendar) - spec.horizon, cfg.train_len, cfg.test_len, cfg.stride, cfg.effective_gap,
+                       cfg.embargo, spec.horizon, cfg.expanding, cfg.max_folds)
     qlib = load_config_or_default(args.config).qlib
     feats = alpha_features(bars, args.qlib_dir or qlib.provider_uri, mlflow_dir=qlib.mlflow_dir)
     t_feat = time.perf_counter() - t0
-    spec = _label(args, len(bars))
     label = make_label(bars, spec)
     fwd = make_label(bars, LabelSpec("regression", spec.horizon, relative=spec.relative))
-    cfg = WalkForwardSettings(train_len=args.train_len, test_len=args.test_len, stride=args.stride, gap=args.gap,
-                            embargo=args.embargo, label=spec, seed=args.seed, hpo_trials=args.hpo_trials,
-                            max_folds=args.max_folds)
     results = {"alpha158": run_walkforward(feats, label, cfg, fwd, name="alpha158", progress=progress_enabled())}
     comparison = None
     t_graph = 0.0

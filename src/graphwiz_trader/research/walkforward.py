@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from graphwiz_trader.errors import FoldError
+
 
 @dataclass(frozen=True)
 class Fold:
@@ -39,19 +41,19 @@ def walk_forward_folds(n_bars: int, train_len: int, test_len: int, stride: int |
 
     Raises
     ------
-    ValueError
-        when ``gap < label_horizon`` (labels would leak into the test period), when lengths are not
+    FoldError
+        (a ``ConfigError`` and ``ValueError``) when ``gap < label_horizon`` (labels would leak into the test period), when lengths are not
         positive, or when not even one fold fits in the data (the message gives both lengths).
     """
     stride = test_len if stride is None else stride
     if min(train_len, test_len, stride) <= 0:
-        raise ValueError("train_len, test_len and stride must be positive")
+        raise FoldError("train_len, test_len and stride must be positive")
     if gap < label_horizon:
-        raise ValueError(f"gap ({gap} bars) must be >= the label horizon ({label_horizon} bars) to purge "
+        raise FoldError(f"gap ({gap} bars) must be >= the label horizon ({label_horizon} bars) to purge "
                          "training labels that overlap the test period")
     need = train_len + gap + embargo + test_len
     if need > n_bars:
-        raise ValueError(f"one fold needs {need} bars (train {train_len} + gap {gap} + embargo {embargo} + "
+        raise FoldError(f"one fold needs {need} bars (train {train_len} + gap {gap} + embargo {embargo} + "
                          f"test {test_len}) but the data has {n_bars}")
     folds = []
     k = 0
