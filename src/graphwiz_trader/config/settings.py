@@ -120,11 +120,21 @@ class ExecutionSettings(StrictModel):
 
 
 class RiskSettings(StrictModel):
-    """Risk limits, all fractions of equity (0.2 = 20%).
+    """Risk limits of the trading layer (``trading.risk.RiskManager``); weights are fractions of equity
+    (0.2 = 20%), money in quote currency (``*_quote``), price distances in bps.
 
     Allowed ranges: ``max_position_weight`` (0, 1] and at most ``max_gross_leverage``;
     ``max_gross_leverage`` (0, 10]; ``cash_buffer`` [0, 0.5]; ``max_drawdown`` (0, 0.9];
     ``daily_loss_limit`` (0, 0.5].
+    ``max_order_notional_quote`` (0, 1000000000] quote per order;
+    ``price_band_bps`` (0, 5000] bps: a limit price further than this from the last price is rejected;
+    ``max_orders_per_cycle`` [1, 10000] orders;
+    ``stop_loss`` (0, 0.9] fraction below the entry price (None: off);
+    ``take_profit`` (0, 10] fraction above the entry price (None: off);
+    ``min_model_accuracy`` [0, 1] share of directions right over the trailing window (None: off);
+    ``min_model_ic`` [-1, 1] mean cross-sectional IC over the trailing window (None: off);
+    ``model_quality_window_bars`` [1, 100000] bars (the floor applies once the window is full).
+    ``allow_short``: sells beyond the held position (spot accounts: false).
     """
 
     max_position_weight: float = Field(default=0.25, gt=0, le=1)
@@ -132,6 +142,18 @@ class RiskSettings(StrictModel):
     cash_buffer: float = Field(default=0.02, ge=0, le=0.5)
     max_drawdown: float = Field(default=0.2, gt=0, le=0.9)
     daily_loss_limit: float = Field(default=0.05, gt=0, le=0.5)
+    max_order_notional_quote: float = Field(default=1_000_000.0, gt=0, le=1_000_000_000)
+    price_band_bps: float = Field(default=200.0, gt=0, le=5000)
+    max_orders_per_cycle: int = Field(default=50, ge=1, le=10_000)
+    stop_loss: float | None = Field(default=None, gt=0, le=0.9)
+    take_profit: float | None = Field(default=None, gt=0, le=10)
+    min_model_accuracy: float | None = Field(default=None, ge=0, le=1)
+    min_model_ic: float | None = Field(default=None, ge=-1, le=1)
+    model_quality_window_bars: int = Field(default=168, ge=1, le=100_000)
+    allow_short: bool = False
+
+    _none_if_empty = field_validator("stop_loss", "take_profit", "min_model_accuracy", "min_model_ic",
+                                     mode="before")(_empty_to_none)
 
     @model_validator(mode="after")
     def _position_within_gross(self) -> "RiskSettings":
