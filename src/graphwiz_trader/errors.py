@@ -57,3 +57,12 @@ class NoBarsInRangeError(DataError):
 
 class FoldError(ConfigError, ValueError):
     """Walk-forward settings that cannot work: a gap shorter than the label horizon, no fold fits the data."""
+
+
+class SettingError(ConfigError, ValueError):
+    """A value passed in code or on the command line is outside what the function accepts (a horizon of 0,
+    an unknown label kind, negative ensemble weights). A ``ValueError`` too, for callers that catch that."""
+
+
+class InsufficientDataError(DataError, ValueError):
+    """The data cannot support the computation (a constant training label, no overlapping rows)."""

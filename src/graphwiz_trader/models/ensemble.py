@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.errors import SettingError
 from graphwiz_trader.models import lgbm
 from graphwiz_trader.models.generator import QlibSignalGenerator, as_bars, time_split
 from graphwiz_trader.models.metrics import evaluate_predictions
@@ -64,10 +65,10 @@ class EnsembleSignalGenerator:
 
     def __post_init__(self) -> None:
         if not self.generators:
-            raise ValueError("an ensemble needs at least one generator")
+            raise SettingError("an ensemble needs at least one generator")
         w = np.ones(len(self.generators)) if self.weights is None else np.asarray(self.weights, float)
         if len(w) != len(self.generators) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError("weights must be non-negative, one per generator, with a positive sum")
+            raise SettingError("weights must be non-negative, one per generator, with a positive sum")
         self.weights = [float(x) for x in w / w.sum()]
         self.label = self.label or self.generators[0].label
 
@@ -120,7 +121,7 @@ class StackedSignalGenerator:
 
     def __post_init__(self) -> None:
         if not self.generators:
-            raise ValueError("stacking needs at least one generator")
+            raise SettingError("stacking needs at least one generator")
         self.label = self.label or self.generators[0].label
 
     def _meta_model(self) -> Any:

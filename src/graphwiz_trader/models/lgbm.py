@@ -8,6 +8,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.errors import InsufficientDataError
 from graphwiz_trader.models.targets import LabelSpec
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def fit_booster(x_train: pd.DataFrame, y_train: pd.Series, x_stop: pd.DataFrame 
          "data_random_seed": seed}
     p["objective"] = "binary" if spec.is_classification else "regression"
     if y_train.nunique() < 2:
-        raise ValueError("the training label has a single value; no model can be fitted")
+        raise InsufficientDataError("the training label has a single value; no model can be fitted")
     dtrain = lgb.Dataset(x_train, y_train.to_numpy(dtype="float64"), free_raw_data=True)
     callbacks = []
     valid_sets = []

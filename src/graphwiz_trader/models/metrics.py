@@ -21,11 +21,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.errors import InsufficientDataError
+
 
 def _aligned(score: pd.Series, label: pd.Series) -> pd.DataFrame:
     df = pd.concat({"score": score, "label": label}, axis=1, join="inner").dropna()
     if df.empty:
-        raise ValueError("score and label share no non-NaN rows")
+        raise InsufficientDataError("score and label share no non-NaN rows")
     return df
 
 
@@ -36,7 +38,7 @@ def ic_series(score: pd.Series, label: pd.Series, method: str = "pearson", min_c
         g = df.groupby(level="datetime")
         df = pd.DataFrame({"score": g["score"].rank(), "label": g["label"].rank()})
     elif method != "pearson":
-        raise ValueError(f"unknown method {method!r}")
+        raise InsufficientDataError(f"unknown method {method!r}")
     g = df.groupby(level="datetime")
     n = g["score"].count()
     sx, sy = g["score"].sum(), g["label"].sum()
@@ -91,7 +93,7 @@ def majority_class(train_label: pd.Series, classification: bool) -> int:
     """The most frequent direction class of the training rows (1 on a tie)."""
     cls = direction_classes(train_label, classification)
     if cls.empty:
-        raise ValueError("the training label has no direction (every value is NaN or zero)")
+        raise InsufficientDataError("the training label has no direction (every value is NaN or zero)")
     return int(cls.mean() >= 0.5)
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.core.symbols import to_qlib_instrument
+from graphwiz_trader.errors import SettingError
 
 LabelKind = Literal["regression", "direction", "drawdown"]
 
@@ -49,13 +50,13 @@ class LabelSpec:
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
-            raise ValueError(f"label horizon must be >= 1 bar, got {self.horizon}")
+            raise SettingError(f"label horizon must be >= 1 bar, got {self.horizon}")
         if self.kind not in ("regression", "direction", "drawdown"):
-            raise ValueError(f"unknown label kind {self.kind!r}")
+            raise SettingError(f"unknown label kind {self.kind!r}")
         if self.kind == "drawdown" and self.threshold <= 0:
-            raise ValueError("a drawdown label needs threshold > 0 (e.g. 0.05 for 5%)")
+            raise SettingError("a drawdown label needs threshold > 0 (e.g. 0.05 for 5%)")
         if self.kind == "drawdown" and self.relative:
-            raise ValueError("the drawdown label is absolute; relative=True applies to regression/direction")
+            raise SettingError("the drawdown label is absolute; relative=True applies to regression/direction")
 
     @property
     def is_classification(self) -> bool:

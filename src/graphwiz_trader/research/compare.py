@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from graphwiz_trader.errors import SettingError
 from graphwiz_trader.models.generator import QlibSignalGenerator, as_bars
 from graphwiz_trader.models.targets import LabelSpec, make_label
-from graphwiz_trader.research.experiment import WalkForwardSettings, WalkForwardResult, run_walkforward
+from graphwiz_trader.research.experiment import (
+    WalkForwardResult,
+    WalkForwardSettings,
+    run_walkforward,
+)
 from graphwiz_trader.research.stats import fold_statistics
 
 if TYPE_CHECKING:
@@ -41,7 +46,7 @@ def compare_results(baseline: WalkForwardResult, hybrid: WalkForwardResult, seed
     """
     b, h = baseline.folds.set_index("fold"), hybrid.folds.set_index("fold")
     if not b.index.equals(h.index) or not (b["test_start"] == h["test_start"]).all():
-        raise ValueError("baseline and hybrid were not run on the same folds")
+        raise SettingError("baseline and hybrid were not run on the same folds")
     rel = 100.0 * (h["accuracy"] - b["accuracy"]) / b["accuracy"]
     diffs = {"auc_difference": h["auc"] - b["auc"], "ic_difference": h["ic"] - b["ic"],
              "accuracy_improvement_pct": rel}

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.core.progress import progress as progress_bar
+from graphwiz_trader.errors import SettingError
 from graphwiz_trader.models import lgbm
 from graphwiz_trader.models.metrics import evaluate_predictions
 from graphwiz_trader.models.targets import LabelSpec
@@ -242,13 +243,13 @@ def predictions_frame(results: dict[str, WalkForwardResult]) -> pd.DataFrame:
     holds the row (the variants share folds, so the ids agree; a disagreement is an error).
     """
     if not results:
-        raise ValueError("no walk-forward results to collect")
+        raise SettingError("no walk-forward results to collect")
     frame = pd.concat({name: r.predictions for name, r in results.items()}, axis=1).sort_index()
     folds = [r.prediction_folds for r in results.values() if r.prediction_folds is not None]
     if folds:
         fold = pd.concat(folds, axis=1).reindex(frame.index)
         if (fold.nunique(axis=1, dropna=True) > 1).any():
-            raise ValueError("variants disagree on the fold of a prediction row; they must share folds")
+            raise SettingError("variants disagree on the fold of a prediction row; they must share folds")
         frame["fold"] = fold.bfill(axis=1).iloc[:, 0].astype("Int64")
     frame.index = frame.index.set_names(["datetime", "instrument"])
     return frame

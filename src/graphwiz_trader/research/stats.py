@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from graphwiz_trader.errors import SettingError
+
 MIN_FOLDS_FOR_BOOTSTRAP = 10
 
 
@@ -87,7 +89,7 @@ def moving_block_bootstrap_means(values: np.ndarray | list[float], n_resamples: 
     n = len(v)
     b = block_length(n) if block is None else int(block)
     if not 1 <= b <= n:
-        raise ValueError(f"block length {b} must be between 1 and the number of values ({n})")
+        raise SettingError(f"block length {b} must be between 1 and the number of values ({n})")
     k = math.ceil(n / b)
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, n - b + 1, size=(n_resamples, k))
