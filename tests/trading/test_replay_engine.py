@@ -158,6 +158,7 @@ def test_the_kill_path_cancel_all_cancels_every_open_order():
     run(eng.next_bars())
     run(eng.submit([order(eng, "AAA/USDT", Side.BUY, 30.0, execution="TWAP", horizon=6)]))
     run(eng.next_bars())
+    assert len(run(eng.poll_updates())[1]) == 1                 # the first slice
     cancelled = run(eng.cancel_all())
     assert [u.state for u in cancelled] == [OrderState.CANCELED] and run(eng.open_orders()) == []
     run(eng.next_bars())
