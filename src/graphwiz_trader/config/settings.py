@@ -26,6 +26,8 @@ class ExchangeSettings(StrictModel):
 
     ``api_key``/``secret`` come from the environment (``${BINANCE_API_KEY}``) and are never printed.
     ``rate_limit_ms`` overrides ccxt's own per-exchange rate limit (milliseconds between requests).
+    ``api_url`` (``http(s)://host[:port]``) sends every REST/websocket request there instead of the
+    exchange (a local mock exchange in tests, or a proxy); unset: the exchange's own URLs.
 
     Allowed ranges: ``rate_limit_ms`` [0, 60000] ms; ``timeout_ms`` (0, 600000] ms; ``max_retries``
     [0, 20]; ``retry_backoff_s`` (0, 60] s (the first retry's wait; it doubles per attempt).
@@ -38,8 +40,9 @@ class ExchangeSettings(StrictModel):
     timeout_ms: int = Field(default=30_000, gt=0, le=600_000)
     max_retries: int = Field(default=5, ge=0, le=20)
     retry_backoff_s: float = Field(default=1.0, gt=0, le=60)
+    api_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+/?$")
 
-    _none_if_empty = field_validator("api_key", "secret", "rate_limit_ms", mode="before")(_empty_to_none)
+    _none_if_empty = field_validator("api_key", "secret", "rate_limit_ms", "api_url", mode="before")(_empty_to_none)
 
 
 class QlibSettings(StrictModel):
