@@ -72,10 +72,22 @@ class QlibSettings(StrictModel):
 
 
 class StrategySettings(StrictModel):
-    """Which universe is traded and how signals are made.
+    """Which universe is traded and how signals become target weights (read by ``graphwiz_trader.strategies``).
+
+    ``model_path``: a saved model folder (``model.txt`` + ``meta.json``); empty: train at start on the warm-up
+    history only. ``optimization_method``: the optimiser's method (``portfolio.optimiser.optimise_weights``,
+    with ``risk.max_position_weight`` and ``risk.cash_buffer`` as caps); ``enable_portfolio_opt: false`` holds
+    the ``topk`` strongest positive signals at equal weight instead. ``signal_threshold``: a score's distance
+    from neutral (0.5 for a direction probability, 0 for a return forecast) below which it counts as no view.
 
     Allowed ranges: ``symbols`` 1 to 500 ``BASE/QUOTE`` pairs; ``timeframe`` a ccxt timeframe (``1h``);
-    ``horizon_bars`` [1, 1000] bars; ``retrain_every_bars`` [1, 100000] bars; ``topk`` [1, 500].
+    ``horizon_bars`` [1, 1000] bars; ``topk`` [1, 500];
+    ``retrain_interval_hours`` (0, 87600] hours (empty: never retrain);
+    ``signal_threshold`` [0, 0.5] of a score; ``score_ic`` (0, 1];
+    ``cov_window_bars`` [3, 100000] bars; ``train_window_bars`` [200, 100000] bars;
+    ``decision_every_bars`` [1, 1000] bars; ``stale_after_bars`` [1, 1000] bars;
+    ``initial_capital_quote`` (0, 1000000000000] quote (replay and paper);
+    ``cycle_retries`` [0, 20] attempts; ``cycle_retry_backoff_s`` (0, 600] s (doubles per attempt).
     """
 
     name: str = "qlib_hybrid_v2"
@@ -83,8 +95,22 @@ class StrategySettings(StrictModel):
     timeframe: str = "1h"
     horizon_bars: int = Field(default=1, ge=1, le=1000)
     use_graph_features: bool = True
-    retrain_every_bars: int = Field(default=720, ge=1, le=100_000)
     topk: int = Field(default=5, ge=1, le=500)
+    model_path: Path | None = None
+    retrain_interval_hours: float | None = Field(default=720.0, gt=0, le=87_600)
+    signal_threshold: float = Field(default=0.0, ge=0, le=0.5)
+    optimization_method: Literal["max_sharpe", "min_volatility", "efficient_risk", "hrp"] = "max_sharpe"
+    enable_portfolio_opt: bool = True
+    score_ic: float = Field(default=0.05, gt=0, le=1)
+    cov_window_bars: int = Field(default=720, ge=3, le=100_000)
+    train_window_bars: int = Field(default=2160, ge=200, le=100_000)
+    decision_every_bars: int = Field(default=1, ge=1, le=1000)
+    stale_after_bars: int = Field(default=2, ge=1, le=1000)
+    initial_capital_quote: float = Field(default=100_000.0, gt=0, le=1e12)
+    cycle_retries: int = Field(default=3, ge=0, le=20)
+    cycle_retry_backoff_s: float = Field(default=1.0, gt=0, le=600)
+
+    _none_if_empty = field_validator("model_path", "retrain_interval_hours", mode="before")(_empty_to_none)
 
     @field_validator("symbols")
     @classmethod
@@ -109,10 +135,21 @@ class StrategySettings(StrictModel):
 
 
 class ExecutionSettings(StrictModel):
-    """Default order-working settings. ``max_participation`` is a fraction of bar volume.
+    """Default order-working settings, the execution choice by order size, and the simulated costs.
+
+    Execution choice (``graphwiz_trader.strategies``): an order worth at most ``small_order_adv_fraction`` of the
+    trailing average quote volume per bar (ADV over ``impact_volume_window_bars``) goes ``small_strategy``; at
+    least ``large_order_adv_fraction`` goes ``large_strategy`` (``PPO`` when ``ppo_model`` is set); in between
+    ``default_strategy``; each over ``horizon_bars`` (MARKET: the next bar). ``max_participation`` is a fraction
+    of bar volume. Replay and paper fills charge the backtester's costs
+    (``backtest.settings.CostModel``): ``taker_fee_bps``, ``half_spread_bps`` + ``slippage_bps``,
+    ``impact_coef_bps`` x sqrt(notional / ADV); orders below ``min_order_notional_quote`` are not sent.
 
     Allowed ranges: ``horizon_bars`` [1, 1440] bars; ``max_participation`` (0, 0.5] of a bar's volume;
-    ``taker_fee_bps`` and ``maker_fee_bps`` [0, 500] bps.
+    ``taker_fee_bps`` and ``maker_fee_bps`` [0, 500] bps;
+    ``small_order_adv_fraction`` (0, 1] of ADV; ``large_order_adv_fraction`` (0, 100] of ADV;
+    ``half_spread_bps`` [0, 1000] bps; ``slippage_bps`` [0, 1000] bps; ``impact_coef_bps`` [0, 10000] bps;
+    ``impact_volume_window_bars`` [1, 100000] bars; ``min_order_notional_quote`` [0, 1000000] quote.
     """
 
     default_strategy: Literal["MARKET", "TWAP", "VWAP", "ALMGREN_CHRISS", "PPO"] = "TWAP"
@@ -120,6 +157,25 @@ class ExecutionSettings(StrictModel):
     max_participation: float = Field(default=0.1, gt=0, le=0.5)
     taker_fee_bps: float = Field(default=10.0, ge=0, le=500)
     maker_fee_bps: float = Field(default=10.0, ge=0, le=500)
+    small_order_adv_fraction: float = Field(default=0.01, gt=0, le=1)
+    large_order_adv_fraction: float = Field(default=0.1, gt=0, le=100)
+    small_strategy: Literal["MARKET", "TWAP"] = "MARKET"
+    large_strategy: Literal["VWAP", "ALMGREN_CHRISS"] = "VWAP"
+    ppo_model: Path | None = None
+    half_spread_bps: float = Field(default=1.0, ge=0, le=1000)
+    slippage_bps: float = Field(default=2.0, ge=0, le=1000)
+    impact_coef_bps: float = Field(default=10.0, ge=0, le=10_000)
+    impact_volume_window_bars: int = Field(default=24, ge=1, le=100_000)
+    min_order_notional_quote: float = Field(default=10.0, ge=0, le=1_000_000)
+
+    _none_if_empty = field_validator("ppo_model", mode="before")(_empty_to_none)
+
+    @model_validator(mode="after")
+    def _small_below_large(self) -> "ExecutionSettings":
+        if self.small_order_adv_fraction > self.large_order_adv_fraction:
+            raise ValueError(f"small_order_adv_fraction {self.small_order_adv_fraction} exceeds "
+                             f"large_order_adv_fraction {self.large_order_adv_fraction}")
+        return self
 
 
 class RiskSettings(StrictModel):
