@@ -23,12 +23,23 @@ from graphwiz_trader.backtest.benchmarks import (
 from graphwiz_trader.backtest.settings import BacktestRunSettings
 from graphwiz_trader.backtest.engine import BacktestResult, MarketPanel, rebalance_times, run_backtest
 from graphwiz_trader.backtest.report import metrics_table, regime_labels_for, write_report
-from graphwiz_trader.backtest.scores import point_in_time_scores, score_name
+from graphwiz_trader.backtest.scores import (
+    ScoreFileError,
+    ScorePanel,
+    choose_score_column,
+    point_in_time_scores,
+    score_name,
+    score_panel,
+    score_time_range,
+)
 from graphwiz_trader.backtest.settings import CostModel
+from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.core.timeframes import timeframe_delta
+from graphwiz_trader.core.utc import to_utc
+from graphwiz_trader.data.ranges import cut_to_range
 from graphwiz_trader.data.sources import load_universe
 from graphwiz_trader.data.synthetic import SyntheticMarketSettings, generate_synthetic_market
-from graphwiz_trader.errors import ConfigError, DataError
+from graphwiz_trader.errors import ConfigError, DataError, UnknownSymbolError
 from graphwiz_trader.portfolio.rolling import RollingResult, per_bar_returns, rolling_optimise
 from graphwiz_trader.portfolio.settings import OptimiserSettings
 from graphwiz_trader.portfolio.sizing import hedge_ratio
@@ -64,6 +75,7 @@ class BacktestRun:
     hedge_ratio: pd.Series
     report_path: Path | None
     seconds: dict[str, float] = field(default_factory=dict)
+    scores_info: dict[str, object] = field(default_factory=dict)
 
     def summary(self) -> dict[str, object]:
         """Plain figures for ``--json``."""
@@ -84,6 +96,7 @@ class BacktestRun:
                             "meaning": f"units of {self.hedge_symbol} notional to short per unit of strategy "
                                        "equity to remove its beta (rolling OLS over the cov window, bars <= t)"},
             "report_html": self.report_path,
+            "scores": self.scores_info or None,
             "seconds": self.seconds,
         }
 
@@ -105,19 +118,30 @@ def trim_to_common_end(bars: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]
     return {s: df[df.index <= end] for s, df in bars.items()}
 
 
-def load_market(cfg: BacktestRunSettings, source: str | Path | None, fmt: str = "freqtrade") -> MarketData:
-    """The synthetic default (``source=None``) or real bars from ``source``."""
+def load_market(cfg: BacktestRunSettings, source: str | Path | None, fmt: str = "freqtrade", *,
+                symbols: list[str] | None = None, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
+                instruments: list[str] | None = None) -> MarketData:
+    """The synthetic default (``source=None``) or real bars from ``source``.
+
+    ``symbols``, ``start`` and ``end`` (UTC) override ``data.source`` of the config for real data;
+    ``symbols`` also selects among the synthetic symbols. ``instruments`` (Qlib codes of a score panel)
+    pick the real files to load when no symbols are named: an instrument without a file is an error.
+    """
     if source is None:
         s = cfg.data.synthetic
         market = generate_synthetic_market(SyntheticMarketSettings(
             n_assets=s.n_assets, n_clusters=s.n_clusters, n_bars=s.n_bars, timeframe=s.timeframe, start=s.start,
             seed=s.seed, signal_strength=s.signal_strength))
-        return MarketData(dict(market.bars), market.label, s.timeframe, dict(market.clusters), market.signal,
-                          s.rebalance)
+        return MarketData(_select(dict(market.bars), symbols, "the synthetic market"), market.label, s.timeframe,
+                          dict(market.clusters), market.signal, s.rebalance)
     if fmt not in ("freqtrade", "csv", "store"):
         raise ConfigError(f"--format {fmt!r} is not supported for real data; use freqtrade, csv or store")
     src = cfg.data.source
-    loaded = load_universe(source, fmt, src.timeframe, list(src.symbols) if src.symbols else None, src.start, src.end)
+    wanted = list(symbols) if symbols else (list(src.symbols) if src.symbols else None)
+    if wanted is None and instruments is not None:
+        wanted = _files_for(instruments, source, fmt, src.timeframe)
+    loaded = load_universe(source, fmt, src.timeframe, wanted, start if start is not None else src.start,
+                           end if end is not None else src.end)
     bars = trim_to_common_end(loaded.bars)
     label = f"REAL DATA: {len(bars)} pairs, {src.timeframe} bars from {Path(source)}"
     if loaded.dropped:
@@ -125,18 +149,73 @@ def load_market(cfg: BacktestRunSettings, source: str | Path | None, fmt: str = 
     return MarketData(bars, label, src.timeframe)
 
 
+def _select(bars: dict[str, pd.DataFrame], symbols: list[str] | None, where: str) -> dict[str, pd.DataFrame]:
+    if not symbols:
+        return bars
+    missing = [s for s in symbols if s not in bars]
+    if missing:
+        raise UnknownSymbolError(missing, where, list(bars))
+    return {s: bars[s] for s in symbols}
+
+
+def _only_named(raw: pd.Series, symbols: list[str], where: str) -> tuple[pd.Series, list[str]]:
+    """The rows of ``raw`` whose instrument is one of ``symbols`` (by Qlib code or name), and the others."""
+    score_time_range(raw, where)  # checks the layout
+    keep = {to_qlib_instrument(s) for s in symbols} | {s.upper() for s in symbols}
+    inst = pd.Index([str(i).upper() for i in raw.index.get_level_values(1)])
+    mask = inst.isin(keep)
+    return raw[mask], sorted({str(i) for i in raw.index.get_level_values(1)[~mask]})
+
+
+def _files_for(instruments: list[str], source: str | Path, fmt: str, timeframe: str) -> list[str]:
+    """The real symbols whose Qlib codes are ``instruments`` (``BTCUSDT`` -> ``BTC/USDT``)."""
+    from graphwiz_trader.data.sources import available_symbols
+    from graphwiz_trader.data.store import ParquetStore
+
+    have = ParquetStore(source).symbols(timeframe) if fmt == "store" else available_symbols(source, timeframe, fmt)
+    lookup = {to_qlib_instrument(s): s for s in have}
+    codes = sorted(lookup)
+    lookup.update({s: s for s in have})
+    unknown = sorted({i for i in instruments if i.upper() not in lookup})
+    if unknown:
+        raise UnknownSymbolError(unknown, f"--source {source} ({timeframe} {fmt} bars; instruments are matched by "
+                                          "Qlib code, e.g. BTCUSDT for BTC/USDT)", codes)
+    return sorted({lookup[i.upper()] for i in instruments})
+
+
 def _bars_in(duration: str, bar: pd.Timedelta) -> int:
     return int(pd.Timedelta(duration) / bar)
+
+
+def _warmup(cfg: BacktestRunSettings, bar: pd.Timedelta, builtin_scores: bool) -> pd.Timedelta:
+    """History needed before the first decision: the covariance window, the built-in score's lookback,
+    the impact model's volume window, and two bars to spare."""
+    need = pd.Timedelta(cfg.portfolio.cov_window) + (cfg.backtest.costs.impact_volume_window_bars + 2) * bar
+    if builtin_scores:
+        need += pd.Timedelta(cfg.scores.lookback) + pd.Timedelta(cfg.scores.skip)
+    return need
 
 
 def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None = None, fmt: str = "freqtrade",
                             report_path: str | Path | None = None, progress: bool = True,
                             write_html: bool = True, data: MarketData | None = None,
-                            tearsheet: bool = False) -> BacktestRun:
+                            tearsheet: bool = False, *, scores: pd.DataFrame | pd.Series | None = None,
+                            score_column: str | None = None, center_scores: bool = False,
+                            start: object = None, end: object = None, symbols: list[str] | None = None,
+                            scores_where: str = "the score panel") -> BacktestRun:
     """Run the strategy the config describes, its benchmarks and (optionally) the HTML report.
 
     ``data`` skips loading (pass the :func:`load_market` result to run several configs on one market).
     ``tearsheet`` adds a quantstats tear sheet beside the HTML report.
+
+    ``scores``: a score panel in the ``predictions.parquet`` layout (``(datetime, instrument)`` index, one
+    column per model variant plus ``fold``; ``score_column`` picks one, see
+    :func:`~graphwiz_trader.backtest.scores.score_panel`) used instead of the built-in scores. The score at t
+    is known at bar t's close and drives the decision at t. The scores' first and last times set the
+    period of decisions (``start``/``end`` can only narrow it); earlier bars serve as the trailing history of
+    the covariance. Every instrument needs bars; symbols with bars but no scores are an error when named
+    in ``symbols`` and otherwise left out and reported (``BacktestRun.scores_info``).
+    ``start``/``end`` (UTC) and ``symbols`` also narrow runs on the built-in scores.
 
     The strategy's targets at decision time t come from :func:`rolling_optimise` on closes and
     scores at bars <= t and are filled at bar t+1's open by :func:`run_backtest`; benchmarks use
@@ -144,8 +223,46 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
     """
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    data = data if data is not None else load_market(cfg, source, fmt)
-    panel = MarketPanel.from_bars(data.bars, bar=timeframe_delta(data.timeframe))
+    lo = to_utc(start, "--start") if start is not None else None
+    hi = to_utc(end, "--end") if end is not None else None
+    raw = choose_score_column(scores, score_column, scores_where) if scores is not None else None
+    not_named: list[str] = []
+    if raw is not None and symbols:
+        raw, not_named = _only_named(raw, symbols, scores_where)
+    if raw is not None:
+        first, last = score_time_range(raw, scores_where)
+        lo = first if lo is None else max(lo, first)
+        hi = last if hi is None else min(hi, last)
+    if lo is not None and hi is not None and lo > hi:
+        raise DataError(f"no decision time left: start {lo} is after end {hi}"
+                        + (f" (the scores of {scores_where} run {first} .. {last})" if raw is not None else ""))
+    timeframe = data.timeframe if data is not None else (cfg.data.source.timeframe if source is not None
+                                                         else cfg.data.synthetic.timeframe)
+    warm = _warmup(cfg, timeframe_delta(timeframe), builtin_scores=raw is None)
+    load_lo = lo - warm if lo is not None else None
+    if data is None:
+        instruments = sorted({str(i) for i in raw.index.get_level_values(1)}) if raw is not None else None
+        data = load_market(cfg, source, fmt, symbols=symbols, start=load_lo, end=hi, instruments=instruments)
+    bars = _select(dict(data.bars), symbols, "the bars")
+    scores_info: dict[str, object] = {}
+    panel_scores: ScorePanel | None = None
+    if raw is not None:
+        panel_scores = score_panel(raw, list(bars), where=scores_where, center=center_scores)
+        unscored = [s for s in bars if s not in panel_scores.scores.columns]
+        if unscored and symbols:
+            raise ScoreFileError(f"--symbols {', '.join(unscored)} have bars but no scores in column "
+                                 f"{panel_scores.column!r} of {scores_where}")
+        if unscored:
+            log.warning("%d symbols have bars but no scores in %s and are left out: %s", len(unscored),
+                        scores_where, ", ".join(unscored))
+            bars = {s: df for s, df in bars.items() if s not in unscored}
+        scores_info = {"column": panel_scores.column, "from": scores_where, "centered": center_scores,
+                       "range": [panel_scores.start, panel_scores.end], "instruments": panel_scores.instruments,
+                       "symbols_without_scores_left_out": unscored,
+                       "instruments_not_in_symbols": not_named}
+    if load_lo is not None or hi is not None:
+        bars, _ = cut_to_range(bars, load_lo, hi, explicit=True)
+    panel = MarketPanel.from_bars(bars, bar=timeframe_delta(data.timeframe))
     close = panel.close_frame()
     seconds["load"] = time.perf_counter() - t0
 
@@ -154,12 +271,22 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
     window = _bars_in(cfg.portfolio.cov_window, bar)
     if window < 3:
         raise ConfigError(f"portfolio.cov_window {cfg.portfolio.cov_window} is {window} bars of {bar}; need >= 3")
-    if data.synthetic_signal is not None:
-        scores, sname = data.synthetic_signal, SYNTHETIC_SCORE_NAME
+    if panel_scores is not None:
+        sc = panel_scores.scores
+        sc = sc[(sc.index >= lo) & (sc.index <= hi)]
+        off = sc.index.difference(panel.index)
+        if len(off):
+            raise ScoreFileError(f"{scores_where}: {len(off)} score times are not bar times of the {data.timeframe} "
+                                 f"bars, e.g. {', '.join(map(str, off[:3]))}")
+        scores_frame = sc.reindex(columns=list(panel.symbols))
+        sname = (f"{panel_scores.column} from {scores_where} (known at t's close, used for the decision at t"
+                 f"{'; centred across symbols per time' if center_scores else ''})")
+    elif data.synthetic_signal is not None:
+        scores_frame, sname = data.synthetic_signal, SYNTHETIC_SCORE_NAME
     else:
         look = _bars_in(cfg.scores.lookback, bar)
         skip = _bars_in(cfg.scores.skip, bar)
-        scores = point_in_time_scores(close, cfg.scores.kind, look, skip)
+        scores_frame = point_in_time_scores(close, cfg.scores.kind, look, skip)
         sname = score_name(cfg.scores.kind, look, skip) + " (cross-sectional, closes <= t)"
     communities: Mapping[str, object] | None
     comm_cfg = cfg.portfolio.communities
@@ -180,11 +307,16 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
     rebalance = data.rebalance if data.rebalance is not None else cfg.backtest.rebalance
     t1 = time.perf_counter()
     decisions = rebalance_times(panel.index, bar, rebalance)
-    rolling = rolling_optimise(close, decisions, scores, settings, constraints, cfg.portfolio.sizing,
+    if lo is not None:
+        decisions = decisions[decisions >= lo]
+    rolling = rolling_optimise(close, decisions, scores_frame, settings, constraints, cfg.portfolio.sizing,
                                communities, progress=progress)
     seconds["optimise"] = time.perf_counter() - t1
     if rolling.weights.empty:
         raise DataError(f"no decision after the {window}-bar covariance warm-up; the data has {len(close)} bars")
+    if panel_scores is not None:
+        at = scores_frame.reindex(index=rolling.weights.index, columns=list(panel.symbols))
+        scores_info["decisions_without_a_score"] = {s: int(n) for s, n in at.isna().sum().items() if n}
 
     t2 = time.perf_counter()
     bt = cfg.backtest.model_copy(update={"periods_per_year": ppy, "rebalance": rebalance})
@@ -227,7 +359,7 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
         write_report(path, results, "graphwiz backtest", data.label, weights_of=STRATEGY, notes=notes,
                      metrics=metrics, regime=regime, regime_note=regime_note, tearsheet=tearsheet)
     seconds["total"] = time.perf_counter() - t0
-    return BacktestRun(data.label, sname, results, rolling, metrics, bh_symbol, hr, path, seconds)
+    return BacktestRun(data.label, sname, results, rolling, metrics, bh_symbol, hr, path, seconds, scores_info)
 
 
 def _from(r: BacktestResult, start: int) -> BacktestResult:
