@@ -155,6 +155,9 @@ def _graph_crypto(args: argparse.Namespace) -> int:
     print(f"time: alpha158 {t['alpha158']:.0f}s, graph {t['graph_total']:.0f}s, walk-forward "
           f"{t['walkforward']['alpha158']:.0f}s + {t['walkforward']['hybrid']:.0f}s, total {t['total']:.0f}s; "
           f"report {res['outputs'].get('html')}")
+    print(f"predictions: {res['outputs']['predictions']} (columns alpha158_seed<s>, hybrid_seed<s>, fold; "
+          f"backtest them with graphwiz backtest --source {data} --scores <file> --score-column hybrid_seed"
+          f"{cfg.seeds[0]} --center-scores)")
     open_run(args).write_summary(res, args.json)
     return 0
 

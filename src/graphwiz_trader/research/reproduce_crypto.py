@@ -12,6 +12,9 @@ The claim in circulation: graph features raise accuracy by 2-15%. The test, all 
 - per seed and fold: AUC, IC, Rank IC, and accuracy beside the majority rate (always the training fold's
   most frequent class) and balanced accuracy; bars whose next return is exactly zero have no direction
   and are dropped from the labels (their count is reported);
+- the out-of-sample scores of every variant and seed go to ``predictions.parquet`` in the run folder
+  (:func:`seed_predictions`: ``(datetime, instrument)`` index, columns ``alpha158_seed<s>`` and
+  ``hybrid_seed<s>``, and ``fold``), ready for ``graphwiz backtest --scores``;
 - the improvement ``100 * (acc_hybrid - acc_baseline) / acc_baseline`` and the AUC and IC differences
   per fold, averaged over seeds fold by fold (:func:`aggregate_folds`); their means with a HAC
   (Newey-West) interval across folds, the lag-1 autocorrelation of the fold differences and, from 10
@@ -30,13 +33,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.core.runs import atomic_write_bytes
 from graphwiz_trader.data.paths import MAJORS_20
 from graphwiz_trader.data.sources import load_bars
 from graphwiz_trader.features.graph_pipeline import graph_features_for_bars
 from graphwiz_trader.features.pipeline import alpha_features
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.compare import compare_results
-from graphwiz_trader.research.experiment import WalkForwardSettings, run_walkforward
+from graphwiz_trader.research.experiment import WalkForwardResult, WalkForwardSettings, predictions_frame, run_walkforward
 from graphwiz_trader.research.stats import fold_statistics
 
 log = logging.getLogger(__name__)
@@ -126,6 +130,25 @@ def aggregate_folds(folds: pd.DataFrame, seed_improvements: list[float] | None =
     return out
 
 
+def seed_predictions(runs: dict[int, dict[str, WalkForwardResult]]) -> pd.DataFrame:
+    """Out-of-sample scores of every variant and seed on one ``(datetime, instrument)`` index.
+
+    ``runs`` maps seed -> {variant: result}; the columns are ``<variant>_seed<seed>`` (in seed, then variant
+    order) plus ``fold``, the walk-forward fold whose test part holds the row (all runs share the folds).
+    """
+    return predictions_frame({f"{v}_seed{s}": r for s, by_variant in runs.items() for v, r in by_variant.items()})
+
+
+def write_predictions(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame`` as Parquet at ``path``, written atomically (temp file, fsync, rename)."""
+    import io
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
 def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> dict[str, Any]:
     """Run the comparison; returns every figure (per seed, per fold), timings and the verdict."""
     from graphwiz_trader.research.report import write_walkforward_outputs
@@ -151,6 +174,7 @@ def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> 
     fold_rows = []
     first_results: dict[str, Any] | None = None
     first_cmp: dict[str, Any] = {}
+    runs: dict[int, dict[str, WalkForwardResult]] = {}
     zero_rows = 0
     t_wf = {"alpha158": 0.0, "hybrid": 0.0}
     for seed in cfg.seeds:
@@ -162,6 +186,7 @@ def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> 
         h = run_walkforward(hybrid, label, wcfg, fwd, name=f"hybrid seed {seed}", progress=progress)
         t_wf["hybrid"] += time.perf_counter() - th
         cmp = compare_results(b, h, seed=seed)
+        runs[seed] = {"alpha158": b, "hybrid": h}
         zero_rows = int(b.folds["zero_return_rows"].sum())
         per_seed.append({"seed": seed, **{k: cmp[k] for k in ("auc_difference", "ic_difference",
                                                               "accuracy_improvement_pct",
@@ -179,6 +204,7 @@ def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     folds.to_csv(out / "folds_all_seeds.csv", index=False)
+    predictions = write_predictions(seed_predictions(runs), out / "predictions.parquet")
     paths = {}
     if first_results is not None:
         paths = write_walkforward_outputs(first_results, out, f"graph-crypto: {spec.describe()} (seed {cfg.seeds[0]})",
@@ -192,7 +218,7 @@ def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> 
         "graph_features": [c for c in gfeats.columns],
         "timings_s": {"load": t_load, "alpha158": t_alpha, "graph_total": t_graph, "graph": graph_timings,
                       "walkforward": t_wf, "total": time.perf_counter() - t0},
-        "outputs": {**paths, "folds_all_seeds": str(out / "folds_all_seeds.csv")},
+        "outputs": {**paths, "folds_all_seeds": str(out / "folds_all_seeds.csv"), "predictions": str(predictions)},
     }
 
 
