@@ -4,27 +4,32 @@ synthetic market -> validation -> Parquet store -> Qlib bins -> Alpha158 (+ extr
 with a walk-forward split (train | gap | valid | gap | test) -> out-of-sample IC against the planted
 signal's IC on the same test bars (the ceiling a perfect model of the simulator could reach)
 -> the correlation/regime graph built, written to the embedded Bolt graph server and read back ->
-Alpha158-only against Alpha158 + graph features on the same walk-forward folds.
+Alpha158-only against Alpha158 + graph features on the same walk-forward folds -> both models'
+out-of-sample scores -> max-Sharpe with caps -> each rebalance order worked as a TWAP by the execution
+engine -> net Sharpe with a block-bootstrap interval beside equal weight, all from one run.
 Needs no network and no external database (set NEO4J_URI to use a Neo4j 5 server instead).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from graphwiz_trader.data.qlib_bins import write_qlib_bins
 from graphwiz_trader.data.store import ParquetStore
-from graphwiz_trader.data.synthetic import generate_synthetic_market
+from graphwiz_trader.data.synthetic import SyntheticMarket, generate_synthetic_market
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor
 from graphwiz_trader.core.commandline import add_json_option, add_run_dir_option
 from graphwiz_trader.core.jsonout import write_json
-from graphwiz_trader.core.runs import open_run
+from graphwiz_trader.core.runs import atomic_write_bytes, open_run
+from graphwiz_trader.errors import DataError
 from graphwiz_trader.models import lgbm
 from graphwiz_trader.models.generator import QlibSignalGenerator
 from graphwiz_trader.models.metrics import evaluate_predictions, signal_metrics
@@ -93,27 +98,32 @@ def run_demo(out_dir: str | Path = "runs/demo", n_assets: int = 12, n_bars: int 
           f"({model_m['n_zero_label']} zero-return rows left out)")
     print(f"    planted signal on the same test bars (simulator ceiling): IC {planted_m['ic']:.4f}  "
           f"Rank IC {planted_m['rank_ic']:.4f}")
-    graph_result = _graph_steps(market.bars, out, seed)
+    graph_result, predictions = _graph_steps(market.bars, out, seed)
+    portfolio_result = _portfolio_step(market, predictions, out, seed)
     secs = time.perf_counter() - t0
     result = {
         "data": market.label, "seed": seed, "n_assets": n_assets, "n_bars": n_bars,
         "split": {"train": [str(train_d[0]), str(train_d[-1])], "valid": [str(valid_d[0]), str(valid_d[-1])],
                   "test": [str(test_d[0]), str(test_d[-1])], "gap_bars": gap},
         "features": int(feats.shape[1]), "trees": trees,
-        "model_oos": model_m, "planted_signal_oos": planted_m, "graph": graph_result, "seconds": secs,
+        "model_oos": model_m, "planted_signal_oos": planted_m, "graph": graph_result,
+        "portfolio": portfolio_result, "seconds": secs,
     }
     write_json(out / "demo.json", result)
     print(f"=== done in {secs:.1f}s; figures -> {out / 'demo.json'} ({market.label}) ===")
     return result
 
 
-def _graph_steps(bars: dict[str, pd.DataFrame], out: Path, seed: int) -> dict:
-    """Steps 7-8: graph into the store and back; hybrid against baseline on identical folds."""
+def _graph_steps(bars: dict[str, pd.DataFrame], out: Path, seed: int) -> tuple[dict, pd.DataFrame]:
+    """Steps 7-8: graph into the store and back; hybrid against baseline on identical folds.
+
+    Returns the figures and both models' out-of-sample scores (``alpha158``, ``hybrid``, ``fold``)."""
     from graphwiz_trader.config.settings import GraphSettings
     from graphwiz_trader.graph.pipeline import GraphBuildSettings
     from graphwiz_trader.graph.store import settings_from_env
     from graphwiz_trader.models.hybrid import HybridSignalGenerator
     from graphwiz_trader.models.targets import LabelSpec
+    from graphwiz_trader.research.compare import compare_hybrid_with_baseline
 
     env = settings_from_env()
     settings = env if env.uri else GraphSettings(data_dir=out / "graph")
@@ -128,7 +138,9 @@ def _graph_steps(bars: dict[str, pd.DataFrame], out: Path, seed: int) -> dict:
              f"{g.shape[1]} graph features")
     n = g.index.get_level_values("datetime").nunique()
     test_len = n // 8
-    res = gen.compare_with_baseline(bars, train_len=3 * test_len, test_len=test_len, max_folds=4)
+    res = compare_hybrid_with_baseline(gen, bars, train_len=3 * test_len, test_len=test_len, max_folds=4,
+                                       with_predictions=True)
+    predictions = res.pop("predictions")
     b, h = res["baseline"], res["hybrid"]
     _step(8, f"walk-forward, {res['n_folds']} folds (train {3 * test_len}, gap 1, test {test_len} bars), label: "
              f"beats the cross-sectional mean next bar ({b.get('zero_return_rows', 0)} tied test rows dropped)")
@@ -143,7 +155,94 @@ def _graph_steps(bars: dict[str, pd.DataFrame], out: Path, seed: int) -> dict:
     print(f"    accuracy improvement {res['accuracy_improvement_pct']:+.2f}% (95% HAC CI [{st['ci_low']:+.2f}, "
           f"{st['ci_high']:+.2f}], lag-1 autocorrelation {st['lag1_autocorr']:+.2f}), hybrid better in "
           f"{res['hybrid_better_folds']}/{res['n_folds']} folds; {res['bootstrap_note']}")
-    return {"graph_timings_s": timings, "comparison": res}
+    return {"graph_timings_s": timings, "comparison": res}, predictions
+
+
+TWAP_BARS = 4
+REBALANCE = "4h"
+
+
+def _portfolio_step(market: SyntheticMarket, predictions: pd.DataFrame, out: Path, seed: int) -> dict:
+    """Step 9: step 8's out-of-sample scores -> max-Sharpe with caps -> TWAP execution costs -> backtest.
+
+    Both models' scores (probabilities that an asset beats the cross-sectional mean next bar, centred per
+    time so their sign is the forecast) drive the same optimiser and backtest; equal weight is rebalanced
+    at the same decision times. Costs: :mod:`graphwiz_trader.backtest.execution_costs`.
+    """
+    from graphwiz_trader.backtest.execution_costs import COST_METHOD, price_free_costs, twap_costed
+    from graphwiz_trader.backtest.runner import MarketData, run_configured_backtest
+    from graphwiz_trader.backtest.settings import BacktestRunSettings, CostModel
+    from graphwiz_trader.execution.engine import ExecutionEngine
+    from graphwiz_trader.execution.simulator import IMPACT_MODEL
+
+    t0 = time.perf_counter()
+    path = out / "predictions.parquet"
+    buf = io.BytesIO()
+    predictions.to_parquet(buf)
+    atomic_write_bytes(path, buf.getvalue())
+    costs = CostModel()
+    cfg = BacktestRunSettings.model_validate({
+        "portfolio": {"cov_window": "10D", "communities": "synthetic",
+                      "optimiser": {"method": "max_sharpe", "expected_returns": "scores"},
+                      "constraints": {"max_position_weight": 0.25, "cash_buffer": 0.02, "no_trade_band": 0.05,
+                                      "community_cap": 0.5}},
+        "backtest": {"rebalance": REBALANCE, "costs": price_free_costs(costs).model_dump()},
+        "benchmarks": ["equal_weight"], "gross_of_costs_run": False})
+    data = MarketData(dict(market.bars), market.label, "1h", dict(market.clusters), None, REBALANCE)
+    runs = {v: run_configured_backtest(cfg, data=data, write_html=False, progress=False, scores=predictions,
+                                       score_column=v, center_scores=True,
+                                       scores_where=f"step 8's out-of-sample {v} scores")
+            for v in ("hybrid", "alpha158")}
+    if not runs["hybrid"].rolling.weights.index.equals(runs["alpha158"].rolling.weights.index):
+        raise DataError("the hybrid and Alpha158 scores gave different decision times; no like-for-like comparison")
+    engine = ExecutionEngine(dict(market.bars), timeframe="1h", data_label=market.label)
+    books = {"hybrid scores": runs["hybrid"].results["strategy"], "alpha158 scores": runs["alpha158"].results["strategy"],
+             "equal weight": runs["hybrid"].results["equal_weight"]}
+    costed = {name: twap_costed(r, engine, TWAP_BARS, costs.fee_bps, seed) for name, r in books.items()}
+    first = books["hybrid scores"].equity.index
+    decisions = runs["hybrid"].rolling.weights.index
+    _step(9, f"portfolio on the out-of-sample scores of step 8 ({market.label}): {first[0]} .. {first[-1]} "
+             f"({len(first)} bars, {len(decisions)} decisions every {REBALANCE})")
+    print(f"    max-Sharpe on the centred scores (alpha = IC 0.05 x sigma x score / rms), Ledoit-Wolf over 10 days; "
+          f"caps 25% per asset, 50% per planted cluster, 2% cash, 5% no-trade band; equal weight at the same times")
+    print(f"    costs: {COST_METHOD}: {TWAP_BARS}-bar TWAP, fee {costs.fee_bps:g} bps, impact {IMPACT_MODEL}")
+    print(f"    {'':<17}{'net Sharpe':>11}  {'95% CI (block bootstrap)':<25}{'gross Sharpe':>12}{'net return':>11}"
+          f"{'maxDD':>8}{'turnover/yr':>12}{'costs/yr':>10}{'shortfall bps':>14}{'orders':>8}")
+    rows = {}
+    for name, c in costed.items():
+        m = c.metrics
+        gross = books[name].metrics()["sharpe"]
+        ci = f"[{m['sharpe_ci_low']:+.2f}, {m['sharpe_ci_high']:+.2f}]"
+        print(f"    {name:<17}{m['sharpe']:>+11.2f}  {ci:<25}{gross:>+12.2f}{m['total_return']:>+11.2%}"
+              f"{m['max_drawdown']:>8.1%}{m['annual_turnover']:>11.0f}x{m['annual_cost_drag']:>10.1%}"
+              f"{c.shortfall_bps:>+14.2f}{c.parents:>8}")
+        rows[name] = {"net_sharpe": m["sharpe"], "net_sharpe_ci": [m["sharpe_ci_low"], m["sharpe_ci_high"]],
+                      "gross_sharpe": gross, "net_total_return": m["total_return"],
+                      "net_annualised_return": m["annualised_return"], "max_drawdown": m["max_drawdown"],
+                      "annual_turnover": m["annual_turnover"], "annual_cost_drag": m["annual_cost_drag"],
+                      "shortfall_bps": c.shortfall_bps, "orders": c.parents, "children": c.children,
+                      "children_unfilled": c.children_unfilled}
+    print(f"    Sharpe intervals: circular block bootstrap of the net per-bar returns (blocks of "
+          f"{max(1, round(len(first) ** (1 / 3)))} bars, 1000 resamples, seed 0); turnover per year in multiples "
+          f"of equity, costs per year as fractions of it; shortfall: notional-weighted, vs the arrival open (the "
+          f"open the backtest filled at), fees excluded")
+    cli_cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update={"costs": costs})})
+    cli = cli_cfg.model_dump(mode="json")
+    for derived in ("cov_window_bars", "periods_per_year"):  # set from portfolio.cov_window and the bar length
+        cli["portfolio"]["optimiser"].pop(derived)
+    s = market.config
+    cli["data"]["synthetic"] = {"n_assets": s.n_assets, "n_clusters": s.n_clusters, "n_bars": s.n_bars,
+                                "timeframe": s.timeframe, "start": s.start, "seed": s.seed,
+                                "signal_strength": s.signal_strength, "rebalance": REBALANCE}
+    cfg_path = out / "backtest_config.yaml"
+    atomic_write_bytes(cfg_path, yaml.safe_dump(cli, sort_keys=False).encode())
+    print(f"    scores -> {path}; the same scores with the backtester's own cost model instead of the TWAP: "
+          f"graphwiz backtest --config {cfg_path} --scores {path} --score-column hybrid --center-scores")
+    return {"data": market.label, "period": [first[0], first[-1]], "bars": len(first), "decisions": len(decisions),
+            "rebalance": REBALANCE, "twap_bars": TWAP_BARS, "fee_bps": costs.fee_bps, "cost_method": COST_METHOD,
+            "impact_model": IMPACT_MODEL, "sharpe_ci": "95% circular block bootstrap of per-bar net returns",
+            "runs": rows, "predictions": str(path), "backtest_config": str(cfg_path),
+            "seconds": time.perf_counter() - t0}
 
 
 def _cmd(args: argparse.Namespace) -> int:

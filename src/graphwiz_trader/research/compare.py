@@ -21,6 +21,7 @@ from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.experiment import (
     WalkForwardResult,
     WalkForwardSettings,
+    predictions_frame,
     run_walkforward,
 )
 from graphwiz_trader.research.stats import fold_statistics
@@ -75,7 +76,8 @@ def compare_results(baseline: WalkForwardResult, hybrid: WalkForwardResult, seed
 def compare_hybrid_with_baseline(generator: "HybridSignalGenerator", data: pd.DataFrame | dict[str, pd.DataFrame],
                                  symbol_or_universe: str | list[str] | None = None, train_len: int | None = None,
                                  test_len: int | None = None, stride: int | None = None, gap: int | None = None,
-                                 max_folds: int | None = None, seed: int | None = None) -> dict[str, Any]:
+                                 max_folds: int | None = None, seed: int | None = None,
+                                 with_predictions: bool = False) -> dict[str, Any]:
     """Walk-forward Alpha158-only vs ``generator``'s Alpha158 + graph features on identical folds.
 
     Defaults: test windows of 1/8 of the bars, training of 1/2, stride = test length, gap = label horizon.
@@ -83,7 +85,9 @@ def compare_hybrid_with_baseline(generator: "HybridSignalGenerator", data: pd.Da
 
     Returns
     -------
-    :func:`compare_results`' dict plus ``folds`` (lengths in bars, gap, count) and ``graph_features``.
+    :func:`compare_results`' dict plus ``folds`` (lengths in bars, gap, count) and ``graph_features``;
+    with ``with_predictions`` also ``predictions``: both runs' out-of-sample scores
+    (:func:`~graphwiz_trader.research.experiment.predictions_frame`: columns ``alpha158``, ``hybrid``, ``fold``).
     """
     bars = as_bars(data, symbol_or_universe)
     alpha = QlibSignalGenerator.build_features(generator, bars)
@@ -104,6 +108,8 @@ def compare_hybrid_with_baseline(generator: "HybridSignalGenerator", data: pd.Da
     out["folds"] = {"train_len": train_len, "test_len": test_len, "stride": cfg.stride or test_len,
                     "gap": cfg.effective_gap, "n_folds": int(len(base_res.folds))}
     out["graph_features"] = [c for c in hybrid.columns if c.startswith("G_")]
+    if with_predictions:
+        out["predictions"] = predictions_frame({"alpha158": base_res, "hybrid": hyb_res})
     lo, hi = out["ic_difference_ci_hac"]
     log.info("hybrid vs baseline: AUC difference %+.4f, IC difference %+.4f (HAC CI [%+.4f, %+.4f]), "
              "accuracy %+.3f%% (majority rate %.4f)", out["auc_difference"], out["ic_difference"], lo, hi,
