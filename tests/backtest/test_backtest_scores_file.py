@@ -192,3 +192,68 @@ def test_a_file_without_the_panel_layout_says_what_it_found(tmp_path):
     csv = tmp_path / "s.csv"
     csv.write_text("datetime,instrument,score\n2024-01-01 00:00,BTCUSDT,0.5\n")
     assert read_score_file(csv).index.names == ["datetime", "instrument"]
+
+
+def write_csv_source(folder: Path) -> dict[str, pd.DataFrame]:
+    """Synthetic bars saved as a real-data folder (``BTC_USDT-1h.csv``, ...) with one pair the scores lack."""
+    market = load_market_for_files()
+    names = {"SYN00/USDT": "BTC/USDT", "SYN01/USDT": "ETH/USDT", "SYN02/USDT": "SOL/USDT", "SYN03/USDT": "XRP/USDT"}
+    folder.mkdir(parents=True, exist_ok=True)
+    bars = {}
+    for syn, real in names.items():
+        df = market.bars[syn]
+        df.rename_axis("date").reset_index().to_csv(folder / f"{real.replace('/', '_')}-1h.csv", index=False)
+        bars[real] = df
+    return bars
+
+
+def load_market_for_files():
+    from graphwiz_trader.data.synthetic import generate_synthetic_market
+
+    return generate_synthetic_market(n_assets=4, n_clusters=2, n_bars=150, seed=11)
+
+
+def reversal_panel(bars: dict[str, pd.DataFrame], symbols: list[str]) -> pd.DataFrame:
+    from graphwiz_trader.backtest.scores import cross_sectional_reversal
+
+    close = pd.DataFrame({s: bars[s]["close"] for s in symbols})
+    wide = cross_sectional_reversal(close, 1)
+    wide.columns = [s.replace("/", "") for s in wide.columns]
+    return wide.stack().rename_axis(["datetime", "instrument"]).to_frame("reversal")
+
+
+def test_real_bars_are_loaded_for_the_scored_instruments_only_and_an_unknown_one_names_the_source(tmp_path):
+    cfg, cfg_path = small_config(tmp_path)
+    bars = write_csv_source(tmp_path / "bars")
+    panel = reversal_panel(bars, ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    f = tmp_path / "scores.parquet"
+    panel.to_parquet(f)
+    out = tmp_path / "out.json"
+    assert run_cli(["backtest", "--config", str(cfg_path), "--source", str(tmp_path / "bars"), "--format", "csv",
+                    "--scores", str(f), "--start", "2022-01-04", "--json", str(out), "--no-progress"]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["label"].startswith("REAL DATA: 3 pairs")  # XRP/USDT has a file but no scores: not loaded
+    assert set(payload["scores"]["instruments"].values()) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}
+    weights = pd.read_parquet(Path(payload["run_dir"]) / "weights.parquet")
+    assert list(weights.columns) == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    # daily decisions (backtest.rebalance 1D: the 23:00 bar) from --start on; the 3-day warm-up comes from
+    # the bars before it, and the last score (bar 149, 2022-01-07 05:00) ends the period
+    assert payload["period"]["start"].startswith("2022-01-05T00:00")
+    assert payload["period"]["end"].startswith("2022-01-07T05:00")
+    assert payload["period"]["decisions"] == 3  # 2022-01-04, -05 and -06 at 23:00
+    extra = reversal_panel(bars, ["BTC/USDT", "ETH/USDT"]).rename(index={"ETHUSDT": "DOGEUSDT"})
+    pd.concat([panel, extra]).to_parquet(f)
+    with pytest.raises(UnknownSymbolError, match=r"DOGEUSDT in --source .*bars.*available: BTCUSDT, ETHUSDT"):
+        run_cli(["backtest", "--config", str(cfg_path), "--source", str(tmp_path / "bars"), "--format", "csv",
+                 "--scores", str(f), "--no-progress"])
+
+
+def test_symbols_narrow_the_built_in_synthetic_run_and_the_scores_alike(tmp_path):
+    cfg, _ = small_config(tmp_path)
+    names = ["SYN00/USDT", "SYN02/USDT", "SYN03/USDT"]
+    built_in = run_configured_backtest(cfg, write_html=False, progress=False, symbols=names)
+    from_file = run_configured_backtest(cfg, write_html=False, progress=False, symbols=names,
+                                        scores=planted_panel(cfg), score_column="planted")
+    assert list(built_in.results["strategy"].weights.columns) == names
+    pd.testing.assert_series_equal(built_in.results["strategy"].equity, from_file.results["strategy"].equity)
+    assert from_file.scores_info["instruments_not_in_symbols"] == ["SYN01USDT", "SYN04USDT"]

@@ -257,7 +257,8 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
                         scores_where, ", ".join(unscored))
             bars = {s: df for s, df in bars.items() if s not in unscored}
         scores_info = {"column": panel_scores.column, "from": scores_where, "centered": center_scores,
-                       "range": [panel_scores.start, panel_scores.end], "instruments": panel_scores.instruments,
+                       "range": [panel_scores.start, panel_scores.end], "decision_period": [lo, hi],
+                       "instruments": panel_scores.instruments,
                        "symbols_without_scores_left_out": unscored,
                        "instruments_not_in_symbols": not_named}
     if load_lo is not None or hi is not None:
@@ -282,7 +283,8 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
         sname = (f"{panel_scores.column} from {scores_where} (known at t's close, used for the decision at t"
                  f"{'; centred across symbols per time' if center_scores else ''})")
     elif data.synthetic_signal is not None:
-        scores_frame, sname = data.synthetic_signal, SYNTHETIC_SCORE_NAME
+        scores_frame = data.synthetic_signal.reindex(columns=list(panel.symbols))  # --symbols may narrow it
+        sname = SYNTHETIC_SCORE_NAME
     else:
         look = _bars_in(cfg.scores.lookback, bar)
         skip = _bars_in(cfg.scores.skip, bar)
