@@ -12,9 +12,10 @@ Binance's semantics that the engines depend on are reproduced:
   sent.`` (ccxt raises ``InvalidOrder``); an id whose order is closed is accepted again, as on Binance;
 - filters: ``LOT_SIZE`` and ``NOTIONAL`` (``-1013 Filter failure: ...``); insufficient balance
   (``-2010 Account has insufficient balance for requested action.``, ccxt ``InsufficientFunds``);
-- market orders fill at the current price up to the available liquidity (``liquidity_frac`` of a bar's
-  volume; the rest EXPIRES, as a Binance market order that exhausts the book); limit orders rest and
-  fill at bar closes when the bar trades through the limit, at most ``liquidity_frac`` of the bar's
+- market orders (and marketable limit orders) fill at the current price up to the available liquidity
+  (``liquidity_frac`` of a bar's volume; the rest of a market order EXPIRES, as a Binance market order that
+  exhausts the book); resting limit orders fill at bar closes when the bar trades through the limit (at
+  the limit, or at the bar's open when it opened through it), at most ``liquidity_frac`` of the bar's
   volume each bar (partial fills);
 - the still-forming candle is served by ``klines`` (as Binance does) with its values so far.
 
@@ -38,8 +39,7 @@ import hmac
 import itertools
 import json
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -247,6 +247,15 @@ class MockBinance:
             loop.run_until_complete(runner.cleanup())
             loop.close()
 
+    def settings(self, **overrides: Any) -> Any:
+        """:class:`ExchangeSettings` for this server: its keys and URL, short timeouts and backoff (tests)."""
+        from graphwiz_trader.config.settings import ExchangeSettings
+
+        values: dict[str, Any] = {"api_key": self.api_key, "secret": self.secret, "api_url": self.base_url,
+                                  "timeout_ms": 1000, "max_retries": 2, "retry_backoff_s": 0.01, "rate_limit_ms": 1}
+        values.update(overrides)
+        return ExchangeSettings(**values)
+
     def point(self, exchange: Any) -> Any:
         """Point a ccxt binance (REST and, for ccxt.pro, websocket) at this server; returns it."""
         from graphwiz_trader.trading.engines.ccxt_venue import point_exchange_at
@@ -264,9 +273,11 @@ class MockBinance:
         low = np.minimum(open_, close) * (1 - wick)
         vol = m.bar_volume * rng.lognormal(0.0, 0.3, n)
         tick = m.price_tick
-        bars = np.column_stack([np.round(open_ / tick) * tick, np.round(high / tick) * tick,
-                                np.round(low / tick) * tick, np.round(close / tick) * tick, np.round(vol, 5)])
-        return bars
+
+        def on_tick(x: np.ndarray) -> np.ndarray:  # exactly the values served ("%.8f")
+            return np.round(np.round(x / tick) * tick, 8)
+
+        return np.column_stack([on_tick(open_), on_tick(high), on_tick(low), on_tick(close), np.round(vol, 5)])
 
     def _index(self, open_ms: int) -> int:
         return (open_ms - self.origin_ms) // self.step_ms
@@ -282,7 +293,8 @@ class MockBinance:
         frac = (now_ms - open_ms) / self.step_ms
         if frac >= 1:
             return [o, h, lo, c, v]
-        cp = round((o + (c - o) * frac) / self.markets[symbol].price_tick) * self.markets[symbol].price_tick
+        tick = self.markets[symbol].price_tick
+        cp = round(round((o + (c - o) * frac) / tick) * tick, 8)
         return [o, max(o, cp), min(o, cp), cp, round(v * frac, 5)]
 
     def closed_bars(self, symbol: str) -> pd.DataFrame:
@@ -587,10 +599,11 @@ class MockBinance:
         for order in self.orders.values():
             if order.type != "LIMIT" or order.status not in ("NEW", "PARTIALLY_FILLED") or order.time_ms >= open_ms + self.step_ms:
                 continue
-            _, high, low, _, _ = self._bar(order.market.symbol, open_ms, now_ms)
+            open_, high, low, _, _ = self._bar(order.market.symbol, open_ms, now_ms)
             through = low <= order.price if order.side == "BUY" else high >= order.price
-            if through:
-                self._execute(order, self._liquidity(order.market, open_ms), order.price, open_ms + self.step_ms - 1,
+            if through:  # at the limit, or better when the bar opened through it
+                price = min(order.price, open_) if order.side == "BUY" else max(order.price, open_)
+                self._execute(order, self._liquidity(order.market, open_ms), price, open_ms + self.step_ms - 1,
                               maker=True)
 
     def _find(self, params: dict[str, str], cancel: bool = False) -> _Order:

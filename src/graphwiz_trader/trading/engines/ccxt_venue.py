@@ -89,6 +89,7 @@ def build_exchange(exchange_id: str, settings: ExchangeSettings, *, pro: bool = 
         if value is not None:
             register_secret(value)
             params[attr] = value.get_secret_value()
+    _mask_ccxt_records()
     if settings.rate_limit_ms is not None:
         params["rateLimit"] = settings.rate_limit_ms
     exchange = getattr(module, exchange_id)(params)
@@ -98,6 +99,17 @@ def build_exchange(exchange_id: str, settings: ExchangeSettings, *, pro: bool = 
     if api_url:
         point_exchange_at(exchange, str(api_url))
     return exchange
+
+
+def _mask_ccxt_records() -> None:
+    """ccxt logs every request's headers (the API key among them) at DEBUG: mask secrets in its records where
+    they are created, whichever handler (a test's, a user's) receives them."""
+    from graphwiz_trader.core.logging import SecretMaskFilter
+
+    for name in ("ccxt", "ccxt.base.exchange"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, SecretMaskFilter) for f in logger.filters):
+            logger.addFilter(SecretMaskFilter())
 
 
 async def call_with_retries(fn: Callable[..., Awaitable[Any]], *args: Any, what: str, settings: ExchangeSettings,
