@@ -48,7 +48,7 @@ CONSTRAINTS: tuple[tuple[str, str], ...] = (
     ("regime_key", "CREATE CONSTRAINT regime_key IF NOT EXISTS FOR (n:Regime) REQUIRE n.key IS UNIQUE"),
     ("snapshot_key", "CREATE CONSTRAINT snapshot_key IF NOT EXISTS FOR (n:Snapshot) REQUIRE n.key IS UNIQUE"),
     ("community_key", "CREATE CONSTRAINT community_key IF NOT EXISTS FOR (n:Community) REQUIRE n.key IS UNIQUE"),
-    # Room for the trading layer: (:Signal {id, ...}) and (:Trade {id, ...}); see docs/graph.md.
+    # The trading mirror (store/ops_trades.py): (:Signal {id: run|cycle|symbol}), (:Trade {id: run|fill_id}).
     ("signal_id", "CREATE CONSTRAINT signal_id IF NOT EXISTS FOR (n:Signal) REQUIRE n.id IS UNIQUE"),
     ("trade_id", "CREATE CONSTRAINT trade_id IF NOT EXISTS FOR (n:Trade) REQUIRE n.id IS UNIQUE"),
 )
@@ -62,6 +62,8 @@ INDEXES: tuple[tuple[str, str], ...] = (
     ("regime_scope", "CREATE INDEX regime_scope IF NOT EXISTS FOR (n:Regime) ON (n.scope)"),
     ("corr_gen", "CREATE INDEX corr_gen IF NOT EXISTS FOR ()-[r:CORRELATED_WITH]-() ON (r.gen)"),
     ("leads_gen", "CREATE INDEX leads_gen IF NOT EXISTS FOR ()-[r:LEADS]-() ON (r.gen)"),
+    ("trade_run", "CREATE INDEX trade_run IF NOT EXISTS FOR (n:Trade) ON (n.run)"),
+    ("signal_run", "CREATE INDEX signal_run IF NOT EXISTS FOR (n:Signal) ON (n.run)"),
 )
 # One relationship index per edge type, on `gen`: reads and deletes of a generation are index lookups. Each
 # further relationship index slows edge deletion on ArcadeDB by ~0.1 ms per edge (measured: 42,760 edges
@@ -81,7 +83,8 @@ SHOW_INDEXES = "SHOW INDEXES YIELD name RETURN name ORDER BY name"
 
 NODE_LABELS: tuple[str, ...] = ("Snapshot", "Community", "Regime", "Generation", "Build", "Market", "Asset",
                                 "Exchange", "Signal", "Trade")
-REL_TYPES: tuple[str, ...] = ("CORRELATED_WITH", "LEADS", "MEMBER_OF", "IN_REGIME", "TRANSITIONS_TO", "LISTED_ON")
+REL_TYPES: tuple[str, ...] = ("CORRELATED_WITH", "LEADS", "MEMBER_OF", "IN_REGIME", "TRANSITIONS_TO", "LISTED_ON",
+                               "OF", "DURING", "FOR")
 
 # --------------------------------------------------------------------------------------------- assets
 # rows: [symbol, base, quote]
@@ -354,6 +357,57 @@ RETURN a.scope AS scope, a.name AS from_regime, b.name AS to_regime, t.count AS 
        t.mean_duration AS mean_duration
 ORDER BY scope, from_regime, to_regime
 """
+
+# --------------------------------------------------------------------------------------------- trading mirror
+# Run data (no generation): MERGE on the node id, so mirroring again never duplicates. Asset nodes resolved once
+# per batch ($syms); a missing asset makes the statement write nothing (count 0, detected by the caller).
+# rows: [id, fill_id, client_order_id, symbol_index, side, qty, price, fee_quote, ts, cycle, reason]
+UPSERT_TRADES = _NODES_PROLOGUE + """
+UNWIND $rows AS row
+MERGE (t:Trade {id: row[0]})
+SET t.run = $run, t.fill_id = row[1], t.client_order_id = row[2], t.symbol = $syms[row[3]], t.side = row[4],
+    t.qty = row[5], t.price = row[6], t.fee_quote = row[7], t.ts = row[8], t.cycle = row[9], t.reason = row[10]
+WITH t, nodes[row[3]] AS a
+MERGE (t)-[:OF]->(a)
+RETURN count(*) AS n
+"""
+# rows: [id, cycle, as_of, symbol_index, score, weight, model_version]
+UPSERT_SIGNALS = _NODES_PROLOGUE + """
+UNWIND $rows AS row
+MERGE (s:Signal {id: row[0]})
+SET s.run = $run, s.cycle = row[1], s.as_of = row[2], s.symbol = $syms[row[3]], s.score = row[4],
+    s.weight = row[5], s.model_version = row[6]
+WITH s, nodes[row[3]] AS a
+MERGE (s)-[:FOR]->(a)
+RETURN count(*) AS n
+"""
+# A trade's DURING links of one build point into that build's current regime generation only.
+DELETE_STALE_DURING = """
+UNWIND $ids AS id
+MATCH (t:Trade {id: id})-[d:DURING]->(g:Regime)
+WHERE d.build = $build AND g.gen <> $gen
+DELETE d
+"""
+# rows: [trade_id, regime_key, prob, from]
+LINK_DURING = """
+UNWIND $rows AS row
+MATCH (t:Trade {id: row[0]})
+MATCH (g:Regime {key: row[1]})
+MERGE (t)-[d:DURING]->(g)
+SET d.build = $build, d.prob = row[2], d.`from` = row[3]
+RETURN count(*) AS n
+"""
+DELETE_RUN_TRADES = "MATCH (t:Trade) WHERE t.run = $run WITH t LIMIT $limit DETACH DELETE t RETURN count(*) AS n"
+DELETE_RUN_SIGNALS = "MATCH (s:Signal) WHERE s.run = $run WITH s LIMIT $limit DETACH DELETE s RETURN count(*) AS n"
+READ_TRADES = """
+MATCH (t:Trade) WHERE t.run = $run
+OPTIONAL MATCH (t)-[d:DURING]->(g:Regime)
+WITH t, collect(CASE WHEN g IS NULL THEN null ELSE [d.build, g.scope, g.name] END) AS regimes
+RETURN t.fill_id AS fill_id, t.client_order_id AS client_order_id, t.symbol AS symbol, t.side AS side,
+       t.qty AS qty, t.price AS price, t.cycle AS cycle, regimes
+ORDER BY fill_id
+"""
+
 
 # --------------------------------------------------------------------------------------------- clear
 def delete_rels_query(rel_type: str) -> str:

@@ -6,7 +6,7 @@ One code path for both servers and both drivers: each operation is a generator t
 
 Modules, by job: ``frames`` (validation and canonical form of snapshots and regime frames, transition
 statistics), ``steps`` (the Step plumbing), ``generations`` (builds, generations, crash-safe switching),
-``ops_snapshots`` / ``ops_regimes`` / ``ops_base`` (the operations), ``connection`` (where to connect),
+``ops_snapshots`` / ``ops_regimes`` / ``ops_trades`` / ``ops_base`` (the operations), ``connection`` (where to connect),
 ``sync`` and ``aio`` (the two stores).
 
 Graph model (docs/graph.md has the diagram and exploration queries):
@@ -21,7 +21,8 @@ Graph model (docs/graph.md has the diagram and exploration queries):
 - ``(:Asset)-[:MEMBER_OF]->(:Community {key, id, build, gen, as_of, method, window, size})``
 - ``(:Market|:Asset)-[:IN_REGIME {from, to, prob}]->(:Regime {key, build, gen, scope, name})``
 - ``(:Regime)-[:TRANSITIONS_TO {count, prob, mean_duration}]->(:Regime)`` (within one generation)
-- ``(:Signal {id})``, ``(:Trade {id})``: uniqueness constraints only, for the trading layer
+- ``(:Trade {id, run, fill_id, ...})-[:OF]->(:Asset)``, ``(:Trade)-[:DURING {build, prob, from}]->(:Regime)``,
+  ``(:Signal {id, run, cycle, as_of, score, weight})-[:FOR]->(:Asset)``: a trading run mirrored (``ops_trades``)
 
 ``gen`` is ``<build id>:<token>``. Every write names a build and every read asks for one: results never mix
 runs, universes or settings. Times are native Cypher ``datetime`` values in UTC (nanoseconds kept).
@@ -45,11 +46,12 @@ from graphwiz_trader.graph.store.frames import (
     validate_regime_frame,
 )
 from graphwiz_trader.graph.store.generations import UnknownBuildError, check_build_id
+from graphwiz_trader.graph.store.ops_trades import SIGNAL_COLUMNS, TRADE_COLUMNS, TradeWriteStats
 from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats
 from graphwiz_trader.graph.store.sync import GraphStore
 
 __all__ = [
-    "MARKET_SCOPE", "TRANSITION_COLUMNS", "AsyncGraphStore", "GraphStore", "Op", "Progress", "Step", "StepResult",
-    "UnknownBuildError", "WriteStats", "canonical_snapshot", "check_build_id", "regime_key", "regime_transitions",
-    "settings_from_env", "snapshot_key", "validate_regime_frame",
+    "MARKET_SCOPE", "SIGNAL_COLUMNS", "TRADE_COLUMNS", "TRANSITION_COLUMNS", "AsyncGraphStore", "GraphStore", "Op",
+    "Progress", "Step", "StepResult", "TradeWriteStats", "UnknownBuildError", "WriteStats", "canonical_snapshot",
+    "check_build_id", "regime_key", "regime_transitions", "settings_from_env", "snapshot_key", "validate_regime_frame",
 ]

@@ -14,6 +14,7 @@ from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph.snapshot import GraphSnapshot
 from graphwiz_trader.graph.store.connection import _DRIVER_CONFIG, _batch_size, _resolve_target, _StoreBase
+from graphwiz_trader.graph.store.ops_trades import TradeWriteStats
 from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats, _translate, retry_merge
 from graphwiz_trader.graph.store.sync import _single_read
 from graphwiz_trader.graph.store_errors import GraphStoreError
@@ -156,6 +157,22 @@ class AsyncGraphStore(_StoreBase):
 
     async def read_transitions(self, build: str, scopes: Sequence[str] | str | None = None) -> pd.DataFrame:
         return await self._run(self._op_read_transitions(build, scopes))
+
+    async def write_trades(self, trades: pd.DataFrame, *, run: str, build: str | None = None,
+                           regime_scope: str = "market", batch_size: int | None = None,
+                           progress: bool = False) -> TradeWriteStats:
+        return await self._run(self._op_write_trades(trades, run, build, regime_scope, self._bs(batch_size)),
+                               progress)
+
+    async def write_signals(self, signals: pd.DataFrame, *, run: str, batch_size: int | None = None,
+                            progress: bool = False) -> TradeWriteStats:
+        return await self._run(self._op_write_signals(signals, run, self._bs(batch_size)), progress)
+
+    async def read_trades(self, run: str) -> pd.DataFrame:
+        return await self._run(self._op_read_trades(run))
+
+    async def delete_run(self, run: str, *, batch_size: int | None = None) -> int:
+        return await self._run(self._op_delete_run(run, self._bs(batch_size)))
 
     async def list_builds(self) -> pd.DataFrame:
         return await self._run(self._op_list_builds())

@@ -12,6 +12,7 @@ from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.graph import cypher as C
 from graphwiz_trader.graph.store.ops_regimes import _RegimeOps
 from graphwiz_trader.graph.store.ops_snapshots import _SnapshotOps
+from graphwiz_trader.graph.store.ops_trades import _TradeOps
 from graphwiz_trader.graph.store.steps import Step, _translate
 from graphwiz_trader.graph.store_errors import GraphStoreError
 
@@ -56,7 +57,7 @@ def _batch_size(settings: GraphSettings | None, batch_size: int | None) -> int:
     return batch_size or (settings.batch_size if settings is not None else GraphSettings().batch_size)
 
 
-class _StoreBase(_SnapshotOps, _RegimeOps):
+class _StoreBase(_SnapshotOps, _RegimeOps, _TradeOps):
     """State and helpers shared by :class:`GraphStore` and :class:`AsyncGraphStore` (every operation is inherited)."""
 
     def __init__(self, driver: Any, target: _Target, batch_size: int, server_agent: str) -> None:

@@ -14,6 +14,7 @@ from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph.snapshot import GraphSnapshot
 from graphwiz_trader.graph.store.connection import _DRIVER_CONFIG, _batch_size, _resolve_target, _StoreBase
+from graphwiz_trader.graph.store.ops_trades import TradeWriteStats
 from graphwiz_trader.graph.store.steps import Op, Progress, Step, StepResult, WriteStats, _translate, retry_merge
 from graphwiz_trader.graph.store_errors import GraphStoreError
 from graphwiz_trader.core.secrets import scrub_exception
@@ -193,6 +194,29 @@ class GraphStore(_StoreBase):
     def read_transitions(self, build: str, scopes: Sequence[str] | str | None = None) -> pd.DataFrame:
         """The build's ``TRANSITIONS_TO`` statistics (see :func:`regime_transitions`)."""
         return self._run(self._op_read_transitions(build, scopes))
+
+    def write_trades(self, trades: pd.DataFrame, *, run: str, build: str | None = None,
+                     regime_scope: str = "market", batch_size: int | None = None,
+                     progress: bool = False) -> TradeWriteStats:
+        """MERGE a run's trades (columns ``ops_trades.TRADE_COLUMNS``, one row per fill, ``ts`` UTC) as
+        ``(:Trade {run, ...})-[:OF]->(:Asset)``; with ``build``, link each to the regime record of that build
+        holding its time (``regime_scope`` ``market``, or ``asset``: the traded asset's own regime) by
+        ``-[:DURING]->(:Regime)``. Idempotent (MERGE on ``run|fill_id``)."""
+        return self._run(self._op_write_trades(trades, run, build, regime_scope, self._bs(batch_size)), progress)
+
+    def write_signals(self, signals: pd.DataFrame, *, run: str, batch_size: int | None = None,
+                      progress: bool = False) -> TradeWriteStats:
+        """MERGE a run's signals (columns ``ops_trades.SIGNAL_COLUMNS``: ``cycle, as_of, symbol, score, weight,
+        model_version``) as ``(:Signal {run, ...})-[:FOR]->(:Asset)``. Idempotent (MERGE on ``run|cycle|symbol``)."""
+        return self._run(self._op_write_signals(signals, run, self._bs(batch_size)), progress)
+
+    def read_trades(self, run: str) -> pd.DataFrame:
+        """A run's trades in the store with their ``regimes`` (``[build, scope, name]`` per DURING link)."""
+        return self._run(self._op_read_trades(run))
+
+    def delete_run(self, run: str, *, batch_size: int | None = None) -> int:
+        """Delete a run's trades and signals (and their links); returns the number of nodes deleted."""
+        return self._run(self._op_delete_run(run, self._bs(batch_size)))
 
     def list_builds(self) -> pd.DataFrame:
         """Every build in the store, newest first: ``build, updated`` (UTC), the current ``snapshots_gen`` and
