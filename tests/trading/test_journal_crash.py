@@ -10,20 +10,18 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from graphwiz_trader.trading.journal import TradeJournal
-from graphwiz_trader.trading.types import Fill, OrderRequest, Side, client_order_id, fill_id
+from graphwiz_trader.trading.types import Fill, OrderRequest
 
 RUN = "crash-run"
 N_ORDERS = 40
 N_BATCHES = 12
 BATCH = 4000            # fills per record_fills call (one transaction; several INSERT statements)
 KILLED_BATCH = 3        # "hook" mode: the process is killed inside this batch's transaction
-T0 = pd.Timestamp("2024-05-01", tz="UTC")
 
 # The batches are a pure function of the order ids, so the parent knows exactly what the child tried to write.
 _SHARED = textwrap.dedent(f"""

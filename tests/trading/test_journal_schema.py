@@ -116,3 +116,16 @@ def test_two_processes_open_a_new_sqlite_file_at_once_and_write_to_it_in_turns(t
     with TradeJournal.open(path) as j:
         assert set(j.runs()["run_id"]) == {"run-1", "run-2"}
         assert len(j.fills_frame("run-1")) == len(j.fills_frame("run-2")) == 200
+
+
+def test_a_journal_from_a_newer_version_is_refused_with_a_clear_error(tmp_path):
+    import sqlite3
+
+    from graphwiz_trader.trading.journal import JournalError
+
+    path = tmp_path / "j.sqlite"
+    TradeJournal.open(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'j9999'")
+    with pytest.raises(JournalError, match=r"migrate the schema .*j9999.*from a newer graphwiz_trader"):
+        TradeJournal.open(path)

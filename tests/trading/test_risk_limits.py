@@ -81,7 +81,7 @@ def test_the_model_quality_tracker_agrees_with_the_research_metrics_over_its_win
     for t in times:
         tr.add(t, scores.loc[t], realized.loc[t])
     last = times[-6:]
-    panel = lambda df: df.loc[last].stack().rename_axis(["datetime", "instrument"])  # noqa: E731
+    panel = lambda df: df.loc[last].stack().rename_axis(["datetime", "instrument"])
     ref = evaluate_predictions(panel(scores), panel(realized), classification=False)
     q = tr.quality()
     assert q["n_bars"] == 6
@@ -174,8 +174,8 @@ def test_every_decision_is_journaled_with_its_reason(tmp_path):
             ("order_rejected", "XRP/USDT: order notional 0.5 is below the exchange minimum notional 1",
              f"reject {small.client_order_id}"),
             ("orders_checked", "cycle 1: 0 accepted, 1 rejected of 1", "submit the accepted"),
-            ("breaker_tripped", "drawdown: drawdown 12.00% from the peak 1000 (equity 880) reached max_drawdown "
-                                "10.00%", "halt new orders")]
+            ("breaker_tripped", ("drawdown: drawdown 12.00% from the peak 1000 (equity 880) reached max_drawdown "
+                                 "10.00%"), "halt new orders")]
         assert list(ev["cycle"].iloc[:2]) == [1, 1] and pd.isna(ev["cycle"].iloc[2])
 
 

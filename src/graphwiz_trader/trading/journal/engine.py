@@ -152,17 +152,16 @@ def alembic_config(connection: Connection | None = None) -> Any:
 def upgrade_head(engine: Engine, shown: str) -> None:
     """Run ``alembic upgrade head`` in one transaction (serialised between processes; a no-op when current)."""
     from alembic import command
+    from alembic.util import CommandError
 
     with transaction(engine, shown, "migrate the schema (alembic upgrade head)") as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
         try:
             command.upgrade(alembic_config(conn), "head")
-        except SQLAlchemyError:
-            raise
-        except Exception as exc:  # alembic's own errors (an unknown revision in the database, ...)
+        except CommandError as exc:  # e.g. the database is at a revision this version does not know (newer)
             raise JournalError(shown, "migrate the schema (alembic upgrade head)",
-                               f"{type(exc).__name__}: {exc}") from None
+                               f"{exc}; is the journal from a newer graphwiz_trader?") from None
 
 
 def current_revision(conn: Connection) -> str | None:
