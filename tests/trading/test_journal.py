@@ -198,7 +198,8 @@ def test_updates_of_orders_never_journaled_are_refused(journal, run_id):
 # ---------------------------------------------------------------------------------------------- runs and cycles
 def test_a_run_restarted_under_its_id_is_kept_and_one_with_another_config_is_refused(journal, run_id):
     started(journal, run_id)
-    journal.start_run(run_id, "qlib_hybrid_v2", "replay", {"symbols": ["BTC/USDT"], "seed": 7}, T0 + pd.Timedelta(1, "D"))
+    later = T0 + pd.Timedelta(1, "D")
+    journal.start_run(run_id, "qlib_hybrid_v2", "replay", {"symbols": ["BTC/USDT"], "seed": 7}, later)
     assert journal.run_state(run_id)["started_utc"] == T0
     with pytest.raises(JournalError, match=r"exists with another config"):
         journal.start_run(run_id, "qlib_hybrid_v2", "replay", {"symbols": ["ETH/USDT"], "seed": 7}, T0)

@@ -11,7 +11,6 @@ import sys
 import textwrap
 import time
 
-import pandas as pd
 import pytest
 
 from graphwiz_trader.trading.journal import TradeJournal

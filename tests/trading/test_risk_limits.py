@@ -81,7 +81,10 @@ def test_the_model_quality_tracker_agrees_with_the_research_metrics_over_its_win
     for t in times:
         tr.add(t, scores.loc[t], realized.loc[t])
     last = times[-6:]
-    panel = lambda df: df.loc[last].stack().rename_axis(["datetime", "instrument"])
+
+    def panel(df: pd.DataFrame) -> pd.Series:
+        return df.loc[last].stack().rename_axis(["datetime", "instrument"])
+
     ref = evaluate_predictions(panel(scores), panel(realized), classification=False)
     q = tr.quality()
     assert q["n_bars"] == 6

@@ -223,8 +223,9 @@ class RiskManager:
         s = self.settings
         dd, loss = self._drawdown(), self._daily_loss()
         if dd is not None and dd >= s.max_drawdown - TOL:
-            self._trip("drawdown", t, dd, s.max_drawdown, f"drawdown {dd:.2%} from the peak {self._peak:.8g} "
-                                                           f"(equity {eq:.8g}) reached max_drawdown {s.max_drawdown:.2%}")
+            self._trip("drawdown", t, dd, s.max_drawdown,
+                       f"drawdown {dd:.2%} from the peak {self._peak:.8g} (equity {eq:.8g}) reached max_drawdown "
+                       f"{s.max_drawdown:.2%}")
         if loss is not None and loss >= s.daily_loss_limit - TOL:
             self._trip("daily_loss", t, loss, s.daily_loss_limit,
                        f"loss {loss:.2%} since the UTC day began ({self._day_ref:.8g} -> {eq:.8g}) reached "

@@ -1,6 +1,7 @@
 """Trading operations: a run's trades and signals mirrored into the graph, tagged with the run id.
 
-- ``(:Trade {id, run, fill_id, client_order_id, symbol, side, qty, price, fee_quote, ts, cycle, reason})-[:OF]->(:Asset)``
+- ``(:Trade {id, run, fill_id, client_order_id, symbol, side, qty, price, fee_quote, ts, cycle, reason})``
+  ``-[:OF]->(:Asset)``
 - ``(:Trade)-[:DURING {build, prob, from}]->(:Regime)``: the regime record of a build whose ``[from, to)`` holds
   the trade's time, in the build's current regime generation (market scope, or the traded asset's own scope)
 - ``(:Signal {id, run, cycle, as_of, symbol, score, weight, model_version})-[:FOR]->(:Asset)``
