@@ -54,11 +54,16 @@ def test_each_order_costs_its_twap_shortfall_plus_fee_charged_in_its_childrens_b
             typical = b[["open", "high", "low", "close"]].iloc[k].mean()
             q = abs(tr.units) / H
             expected[index.get_loc(b.index[k])] += side * q * (typical - arrival) + FEE_BPS / 1e4 * q * typical
-    np.testing.assert_allclose(run.costs.to_numpy(), expected, rtol=1e-9, atol=1e-9)
     prev = np.concatenate([[result.initial_capital], result.equity.to_numpy()[:-1]])
     net = result.equity.to_numpy() / prev - 1.0 - expected / prev
     np.testing.assert_allclose(run.returns.to_numpy(), net, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(run.equity.to_numpy(), result.initial_capital * np.cumprod(1 + net), rtol=1e-9)
+    net_equity = result.initial_capital * np.cumprod(1 + net)
+    np.testing.assert_allclose(run.equity.to_numpy(), net_equity, rtol=1e-9)
+    # costs in the net book's money: the same fraction of its equity as of the backtest's
+    prev_net = np.concatenate([[result.initial_capital], net_equity[:-1]])
+    np.testing.assert_allclose(run.costs.to_numpy(), expected / prev * prev_net, rtol=1e-9, atol=1e-9)
+    years = len(index) / result.periods_per_year
+    assert run.metrics["annual_cost_drag"] == pytest.approx((expected / prev).sum() / years)
     assert np.isfinite(run.metrics["sharpe"]) and run.metrics["sharpe_ci_low"] < run.metrics["sharpe_ci_high"]
 
 

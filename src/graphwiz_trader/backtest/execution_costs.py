@@ -57,7 +57,9 @@ class TwapCostedRun:
     name : the backtest's name.
     equity : net equity per bar (quote currency), compounding ``returns``.
     returns : net per-bar returns (fractions).
-    costs : execution cost per bar (quote currency: shortfall + fee of the children filled in the bar).
+    costs : execution cost per bar in quote currency of the net book: the drag ``cost[t] / equity[t-1]`` of the
+        children filled in the bar (shortfall + fee, sized on the backtest's equity) times the net equity at
+        the previous close, so ``metrics['annual_cost_drag']`` is the drag per year.
     parents, children, children_unfilled : orders worked, their children, and children without a fill.
     shortfall_bps : notional-weighted mean shortfall of the children vs their parent's arrival price (bps,
         positive = cost), fees excluded.
@@ -104,6 +106,7 @@ def twap_costed(result: BacktestResult, engine: ExecutionEngine, horizon_bars: i
                         "price_free_costs(...) so the TWAP costs are not counted twice")
     sim = engine.simulator(seed)
     index = result.equity.index
+    times_ns = index.asi8
     cost = np.zeros(len(index))
     trades = result.trades()
     children = unfilled = 0
@@ -119,8 +122,8 @@ def twap_costed(result: BacktestResult, engine: ExecutionEngine, horizon_bars: i
             if f.quantity_base <= 0 or not np.isfinite(f.price_quote):
                 unfilled += 1
                 continue
-            k = index.get_indexer([f.time_utc])[0]
-            if k < 0:  # a child after the backtest's last bar: charged in the last bar
+            k = min(int(np.searchsorted(times_ns, pd.Timestamp(f.time_utc).value)), len(index) - 1)
+            if times_ns[k] != pd.Timestamp(f.time_utc).value:  # after the backtest's last bar: charged there
                 k = len(index) - 1
             slip = sign * f.quantity_base * (f.price_quote - arrival)
             cost[k] += slip + fee_bps * 1e-4 * f.quantity_base * f.price_quote
@@ -128,10 +131,12 @@ def twap_costed(result: BacktestResult, engine: ExecutionEngine, horizon_bars: i
             notional += f.quantity_base * f.price_quote
     prev = np.concatenate([[result.initial_capital], result.equity.to_numpy()[:-1]])
     gross = result.equity.to_numpy() / prev - 1.0
-    net = gross - cost / prev
+    drag = cost / prev
+    net = gross - drag
     equity = result.initial_capital * np.cumprod(1.0 + net)
     eq = pd.Series(equity, index=index, name="equity")
-    costs = pd.Series(cost, index=index, name="execution_cost")
+    prev_net = np.concatenate([[result.initial_capital], equity[:-1]])
+    costs = pd.Series(drag * prev_net, index=index, name="execution_cost")
     metrics = compute_metrics(eq, result.periods_per_year, result.initial_capital,
                               gross_exposure=result.gross_exposure, turnover=result.turnover, costs=costs)
     return TwapCostedRun(result.name, eq, pd.Series(net, index=index, name="return"), costs, len(trades), children,
