@@ -120,7 +120,8 @@ class RiskManager:
     ``journal`` (a :class:`~graphwiz_trader.trading.journal.TradeJournal`) and ``run_id``: every decision is
     recorded there (``record_risk_event``), pause/kill flags are shared through the run's state (so
     ``graphwiz trading pause`` in another process halts this one at its next check), and the drawdown peak
-    and the day's reference equity are restored from the run's equity history after a restart.
+    and the day's reference equity are restored from the run's equity history after a restart. The run must be
+    started in the journal (``start_run``) before the first :meth:`update` or :meth:`check_orders`.
     """
 
     def __init__(self, settings: RiskSettings, journal: Any = None, run_id: str | None = None) -> None:
