@@ -336,7 +336,7 @@ class TradeJournal(JournalReads):
                    "equity_quote": V.finite(equity_quote, "equity_quote"),
                    "cash_quote": V.finite(cash_quote, "cash_quote"),
                    "gross_exposure": V.finite(gross_exposure, "gross_exposure", nonnegative=True),
-                   "drawdown": V.finite(drawdown, "drawdown", nonnegative=True)}
+                   "drawdown": V.finite(drawdown, "drawdown")}
             self._require_run(conn, run_id)
             stmt = self._insert(conn, EquityPoint)
             conn.execute(stmt.on_conflict_do_update(
