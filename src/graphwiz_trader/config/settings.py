@@ -79,11 +79,14 @@ class StrategySettings(StrictModel):
     with ``risk.max_position_weight`` and ``risk.cash_buffer`` as caps); ``enable_portfolio_opt: false`` holds
     the ``topk`` strongest positive signals at equal weight instead. ``signal_threshold``: a score's distance
     from neutral (0.5 for a direction probability, 0 for a return forecast) below which it counts as no view.
+    ``cash_buffer``: the share of equity the targets leave in cash (they sum to ``1 - cash_buffer``); keep it
+    above ``risk.cash_buffer`` (the floor the risk manager enforces on buys) by at least one rebalance's costs,
+    else buys are scaled down to the cash available.
 
     Allowed ranges: ``symbols`` 1 to 500 ``BASE/QUOTE`` pairs; ``timeframe`` a ccxt timeframe (``1h``);
     ``horizon_bars`` [1, 1000] bars; ``topk`` [1, 500];
     ``retrain_interval_hours`` (0, 87600] hours (empty: never retrain);
-    ``signal_threshold`` [0, 0.5] of a score; ``score_ic`` (0, 1];
+    ``signal_threshold`` [0, 0.5] of a score; ``score_ic`` (0, 1]; ``cash_buffer`` [0, 0.5] of equity;
     ``cov_window_bars`` [3, 100000] bars; ``train_window_bars`` [200, 100000] bars;
     ``decision_every_bars`` [1, 1000] bars; ``stale_after_bars`` [1, 1000] bars;
     ``initial_capital_quote`` (0, 1000000000000] quote (replay and paper);
@@ -101,6 +104,7 @@ class StrategySettings(StrictModel):
     signal_threshold: float = Field(default=0.0, ge=0, le=0.5)
     optimization_method: Literal["max_sharpe", "min_volatility", "efficient_risk", "hrp"] = "max_sharpe"
     enable_portfolio_opt: bool = True
+    cash_buffer: float = Field(default=0.03, ge=0, le=0.5)
     score_ic: float = Field(default=0.05, gt=0, le=1)
     cov_window_bars: int = Field(default=720, ge=3, le=100_000)
     train_window_bars: int = Field(default=2160, ge=200, le=100_000)
