@@ -163,6 +163,10 @@ def test_injected_faults_look_like_network_errors_and_a_lost_response_still_crea
         with pytest.raises(ccxt.RequestTimeout):
             await ex.create_order("BTC/USDT", "market", "buy", 0.01, None, {"newClientOrderId": "gw-t"})
         seen["timeout"] = mock.order_by_client_id("gw-t")
+        mock.inject("POST", "order", "disconnect")
+        with pytest.raises(ccxt.ExchangeNotAvailable):
+            await ex.create_order("BTC/USDT", "market", "buy", 0.01, None, {"newClientOrderId": "gw-d"})
+        seen["disconnect"] = mock.order_by_client_id("gw-d")
         mock.inject("POST", "order", "lost_response")
         with pytest.raises(ccxt.RequestTimeout):
             await ex.create_order("BTC/USDT", "market", "buy", 0.01, None, {"newClientOrderId": "gw-l"})
@@ -174,7 +178,7 @@ def test_injected_faults_look_like_network_errors_and_a_lost_response_still_crea
         return seen
 
     seen = run(mock, body, timeout_ms=500)
-    assert seen["timeout"] == []  # a request that never got through created nothing
+    assert seen["timeout"] == seen["disconnect"] == []  # requests that never got through created nothing
     assert [o["status"] for o in seen["lost"]] == ["FILLED"]  # the order exists although the client timed out
     assert seen["balance"] == pytest.approx(0.01)
 

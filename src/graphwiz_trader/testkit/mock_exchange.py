@@ -135,6 +135,7 @@ class _Fault:
     path: str
     mode: str
     remaining: int
+    after: int = 0  # matching requests to let through first
 
 
 def _s(x: float) -> str:
@@ -331,12 +332,13 @@ class MockBinance:
         if self._loop is not None and self._loop.is_running():
             asyncio.run_coroutine_threadsafe(self._broadcast(messages), self._loop).result(15)
 
-    def inject(self, method: str, path: str, mode: str, times: int = 1) -> None:
-        """The next ``times`` requests ``METHOD /api/v3/<path>`` fail with ``mode`` (see the module doc)."""
+    def inject(self, method: str, path: str, mode: str, times: int = 1, after: int = 0) -> None:
+        """After ``after`` more requests ``METHOD /api/v3/<path>`` pass, the next ``times`` fail with ``mode``
+        (see the module doc)."""
         if mode not in ("unavailable", "timeout", "lost_response", "disconnect"):
             raise ValueError(f"unknown fault mode {mode!r}")
         with self._lock:
-            self._faults.append(_Fault(method.upper(), path.strip("/"), mode, times))
+            self._faults.append(_Fault(method.upper(), path.strip("/"), mode, times, after))
 
     def reject_next(self, code: int = -2010, msg: str = "Market is closed.", times: int = 1) -> None:
         """The next ``times`` order creations are rejected with Binance error ``code``/``msg``."""
@@ -378,7 +380,10 @@ class MockBinance:
         with self._lock:
             self.requests.append((method, path, {k: v for k, v in params.items() if k not in ("signature",)}))
             fault = next((f for f in self._faults if f.method == method and f.path == path and f.remaining > 0), None)
-            if fault is not None:
+            if fault is not None and fault.after > 0:
+                fault.after -= 1
+                fault = None
+            elif fault is not None:
                 fault.remaining -= 1
                 self._faults = [f for f in self._faults if f.remaining > 0]
         if self.latency_s:

@@ -144,7 +144,10 @@ async def reconcile(engine: Any, journal: Any, run_id: str, *, baseline_position
                                                  "none: an order the journal does not expect; cancel it or look"))
 
     # 3. fills: of the orders above, and of journaled orders whose fills fall short of their filled qty
-    candidates = set(touched) | _short_of_fills(journal, run_id)
+    short = _short_of_fills(journal, run_id)
+    if short and hasattr(engine, "remember"):
+        engine.remember(sorted(short.items()))
+    candidates = set(touched) | set(short)
     if candidates and hasattr(engine, "fills_for"):
         fills: list[Fill] = await engine.fills_for(sorted(candidates))
         by_order: dict[str, list[Fill]] = {}
@@ -177,19 +180,20 @@ async def reconcile(engine: Any, journal: Any, run_id: str, *, baseline_position
     return report
 
 
-def _short_of_fills(journal: Any, run_id: str) -> set[str]:
-    """Journaled orders whose filled qty exceeds the sum of their journaled fills (needs the frame reads)."""
+def _short_of_fills(journal: Any, run_id: str) -> dict[str, str]:
+    """Journaled orders (client id -> symbol) whose filled qty exceeds the sum of their journaled fills (needs
+    the journal's frame reads)."""
     if not (hasattr(journal, "orders_frame") and hasattr(journal, "fills_frame")):
-        return set()
+        return {}
     orders = journal.orders_frame(run_id)
     if orders is None or not len(orders):
-        return set()
+        return {}
     fills = journal.fills_frame(run_id)
     got = fills.groupby("client_order_id")["qty"].sum() if len(fills) else pd.Series(dtype=float)
-    out = set()
-    for cid, filled in zip(orders["client_order_id"], orders["filled_qty"]):
+    out = {}
+    for cid, sym, filled in zip(orders["client_order_id"], orders["symbol"], orders["filled_qty"]):
         if float(filled or 0.0) > float(got.get(cid, 0.0)) * (1 + 1e-9) + 1e-12:
-            out.add(str(cid))
+            out[str(cid)] = str(sym)
     return out
 
 

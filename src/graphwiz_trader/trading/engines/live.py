@@ -333,10 +333,12 @@ class LiveTradingEngine:
                 out.append(self._track(cid, s, order) if cid else order_update(order, s))
         return out
 
-    def remember(self, orders: Sequence[OrderRequest]) -> None:
-        """Learn the symbols of client ids (from a journal) so that :meth:`order_status` can query them."""
+    def remember(self, orders: Sequence[OrderRequest | tuple[str, str]]) -> None:
+        """Learn the symbols of client ids (requests, or ``(client_id, symbol)`` pairs, from a journal) so that
+        :meth:`order_status` and :meth:`fills_for` can query them."""
         for o in orders:
-            self._orders.setdefault(o.client_order_id, {"symbol": o.symbol, "trades": set(), "since": None})
+            cid, symbol = (o.client_order_id, o.symbol) if isinstance(o, OrderRequest) else o
+            self._orders.setdefault(cid, {"symbol": symbol, "trades": set(), "since": None})
 
     async def order_status(self, client_order_ids: Sequence[str]) -> list[OrderUpdate]:
         """Fresh states of the orders among ``client_order_ids`` the exchange has (unknown ids are left out).
