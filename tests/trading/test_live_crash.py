@@ -116,7 +116,7 @@ def test_sigkill_after_sending_before_fills_are_journaled_loses_nothing_and_doub
                     # the cycle is retried with the same client ids: nothing is sent twice
                     resent = await eng.submit([o1, o2])
                     journal.record_updates(resent)
-                    ups, fills = await eng.poll_updates()
+                    _, fills = await eng.poll_updates()
                     new_fills = journal.record_fills(fills)
                     again = await reconcile(eng, journal, RUN)
                     return report, resent, new_fills, again, await eng.account()

@@ -17,7 +17,13 @@ from graphwiz_trader.testkit.mock_exchange import MockBinance, MockMarket, Virtu
 from graphwiz_trader.trading.engines.base import TradingEngine
 from graphwiz_trader.trading.engines.ccxt_venue import VenueAuthError, build_exchange
 from graphwiz_trader.trading.engines.live import LiveTradingEngine
-from graphwiz_trader.trading.types import MarketRules, OrderRequest, OrderState, Side, client_order_id
+from graphwiz_trader.trading.types import (
+    MarketRules,
+    OrderRequest,
+    OrderState,
+    Side,
+    client_order_id,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

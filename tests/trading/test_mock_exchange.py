@@ -112,11 +112,10 @@ def test_a_resting_limit_order_fills_partially_at_bar_closes_within_the_liquidit
         assert placed["status"] == "open" and placed["filled"] == 0.0
         # force the next bar through the limit: the mock fills at most 2% of the bar's volume per bar
         bar_open = clock.now().floor("1min")
-        k = mock._index(int(bar_open.value // 1_000_000))
-        mock._bars["BTC/USDT"][k, 1] = limit + 1.0
+        mock.bars.set_bar("BTC/USDT", bar_open, high=limit + 1.0)
         mock.advance(1)
         order = run(mock, status)
-        cap = int(0.02 * mock._bars["BTC/USDT"][k, 4] / 1e-5) * 1e-5
+        cap = int(0.02 * mock.closed_bars("BTC/USDT").loc[bar_open, "volume"] / 1e-5) * 1e-5
         assert order["status"] == "open" and order["info"]["status"] == "PARTIALLY_FILLED"
         assert order["filled"] == pytest.approx(cap) and order["average"] == limit
 

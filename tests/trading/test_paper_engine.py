@@ -18,7 +18,12 @@ from graphwiz_trader.errors import ConfigError, DataError
 from graphwiz_trader.testkit.mock_exchange import MockBinance, MockMarket, VirtualClock
 from graphwiz_trader.trading.engines.base import TradingEngine
 from graphwiz_trader.trading.engines.paper import PaperTradingEngine
-from graphwiz_trader.trading.types import OrderRequest, OrderState, Side, client_order_id
+from graphwiz_trader.trading.types import (
+    OrderRequest,
+    OrderState,
+    Side,
+    client_order_id,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,7 +20,13 @@ from graphwiz_trader.trading.engines.live import LiveTradingEngine
 from graphwiz_trader.trading.engines.paper import PaperTradingEngine
 from graphwiz_trader.trading.journal import TradeJournal
 from graphwiz_trader.trading.reconcile import reconcile
-from graphwiz_trader.trading.types import OrderRequest, OrderState, OrderUpdate, Side, client_order_id
+from graphwiz_trader.trading.types import (
+    OrderRequest,
+    OrderState,
+    OrderUpdate,
+    Side,
+    client_order_id,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -171,7 +177,7 @@ def test_a_paper_engine_stopped_before_its_fills_were_journaled_reconciles_them_
         await eng.start()
         try:
             report = await reconcile(eng, journal, RUN, baseline_cash=100_000.0)
-            ups, fills = await eng.poll_updates()  # the fills the engine still had to report
+            _, fills = await eng.poll_updates()  # the fills the engine still had to report
             return report, fills, journal.record_fills(fills), await eng.account()
         finally:
             await eng.close()

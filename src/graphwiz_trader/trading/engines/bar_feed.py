@@ -21,6 +21,7 @@ real (monotonic) seconds measured from the moment the clock passed a bar's close
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ import pandas as pd
 from graphwiz_trader.config.settings import ExchangeSettings
 from graphwiz_trader.core.timeframes import timeframe_delta
 from graphwiz_trader.data.validate import validate_bars
-from graphwiz_trader.errors import UnknownSymbolError
+from graphwiz_trader.errors import ConfigError, UnknownSymbolError
 from graphwiz_trader.trading.engines.ccxt_venue import call_with_retries, rows_to_frame
 
 log = logging.getLogger(__name__)
@@ -94,10 +95,8 @@ class BarFeed:
         self._closing = True
         if self._ws_task is not None:
             self._ws_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._ws_task
-            except (asyncio.CancelledError, Exception):  # the task's own errors were logged
-                pass
             self._ws_task = None
 
     @property
@@ -227,7 +226,7 @@ class BarFeed:
             self._ws_event.clear()
             try:
                 await asyncio.wait_for(self._ws_event.wait(), timeout=max(0.0, min(self.poll_interval_s, remaining)))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         passed = time.monotonic()
         grace = self.ws_grace_s if self.streaming else self.close_grace_s
@@ -240,7 +239,7 @@ class BarFeed:
             try:
                 await asyncio.wait_for(self._ws_event.wait(),
                                        timeout=min(self.poll_interval_s, grace - (time.monotonic() - passed)))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _new_bars(self, symbol: str, latest_open: pd.Timestamp) -> pd.DataFrame:
@@ -351,7 +350,7 @@ async def open_feed(exchange_id: str, settings: ExchangeSettings, symbols: Seque
         public = settings.model_copy(update={"api_key": None, "secret": None})
         try:
             ws = build_exchange(exchange_id, public, pro=True)
-        except Exception as exc:  # no ccxt.pro class for this exchange: REST polling
+        except ConfigError as exc:  # no ccxt.pro class for this exchange: REST polling
             log.info("%s: no websocket client (%s); polling REST", exchange_id, exc)
         if ws is not None and not (ws.has.get("watchOHLCVForSymbols") or False):
             if use_websocket:

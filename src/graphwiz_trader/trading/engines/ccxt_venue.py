@@ -25,13 +25,34 @@ import pandas as pd
 from graphwiz_trader.config.settings import ExchangeSettings
 from graphwiz_trader.core.secrets import mask_secrets, register_secret
 from graphwiz_trader.data.bars import OHLCV
-from graphwiz_trader.errors import ConfigError, ExchangeUnavailableError, GraphwizError, UnknownSymbolError
-from graphwiz_trader.trading.types import Fill, MarketRules, OrderState, OrderUpdate, Side, fill_id
+from graphwiz_trader.errors import (
+    ConfigError,
+    ExchangeUnavailableError,
+    GraphwizError,
+    UnknownSymbolError,
+)
+from graphwiz_trader.trading.types import (
+    Fill,
+    MarketRules,
+    OrderState,
+    OrderUpdate,
+    Side,
+    fill_id,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VenueError", "VenueAuthError", "build_exchange", "call_with_retries", "market_rules",
-           "order_update", "point_exchange_at", "rows_to_frame", "trade_fill"]
+__all__ = [
+    "VenueAuthError",
+    "VenueError",
+    "build_exchange",
+    "call_with_retries",
+    "market_rules",
+    "order_update",
+    "point_exchange_at",
+    "rows_to_frame",
+    "trade_fill",
+]
 
 
 class VenueError(GraphwizError):

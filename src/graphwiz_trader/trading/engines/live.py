@@ -34,8 +34,17 @@ import pandas as pd
 
 from graphwiz_trader.config.settings import ExchangeSettings
 from graphwiz_trader.core.runs import atomic_write_bytes
-from graphwiz_trader.errors import ConfigError, ExchangeUnavailableError, UnknownSymbolError
-from graphwiz_trader.trading.engines.bar_feed import BarFeed, close_feed, open_feed, utc_now
+from graphwiz_trader.errors import (
+    ConfigError,
+    ExchangeUnavailableError,
+    UnknownSymbolError,
+)
+from graphwiz_trader.trading.engines.bar_feed import (
+    BarFeed,
+    close_feed,
+    open_feed,
+    utc_now,
+)
 from graphwiz_trader.trading.engines.ccxt_venue import (
     _short,
     build_exchange,
@@ -45,7 +54,14 @@ from graphwiz_trader.trading.engines.ccxt_venue import (
     trade_fill,
     venue_error,
 )
-from graphwiz_trader.trading.types import AccountSnapshot, Fill, MarketRules, OrderRequest, OrderState, OrderUpdate
+from graphwiz_trader.trading.types import (
+    AccountSnapshot,
+    Fill,
+    MarketRules,
+    OrderRequest,
+    OrderState,
+    OrderUpdate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +335,7 @@ class LiveTradingEngine:
         if symbol not in feed.last_prices:
             try:
                 await feed.fetch_closed(symbol, None, limit=1)
-            except Exception as exc:  # only for a message: never fail the rejection on it
+            except GraphwizError as exc:  # only for a message: never fail the rejection on it
                 log.debug("no price for %s: %s", symbol, exc)
         return feed.last_prices.get(symbol)
 

@@ -33,7 +33,12 @@ from graphwiz_trader.backtest.settings import CostModel
 from graphwiz_trader.config.settings import ExchangeSettings
 from graphwiz_trader.core.runs import atomic_write_bytes
 from graphwiz_trader.errors import ConfigError, DataError, UnknownSymbolError
-from graphwiz_trader.trading.engines.bar_feed import BarFeed, close_feed, open_feed, utc_now
+from graphwiz_trader.trading.engines.bar_feed import (
+    BarFeed,
+    close_feed,
+    open_feed,
+    utc_now,
+)
 from graphwiz_trader.trading.engines.ccxt_venue import market_rules
 from graphwiz_trader.trading.engines.fills import (
     BarQuote,
@@ -44,7 +49,15 @@ from graphwiz_trader.trading.engines.fills import (
     simulate_fills,
     trailing_adv_quote,
 )
-from graphwiz_trader.trading.types import AccountSnapshot, Fill, MarketRules, OrderRequest, OrderState, OrderUpdate, Side
+from graphwiz_trader.trading.types import (
+    AccountSnapshot,
+    Fill,
+    MarketRules,
+    OrderRequest,
+    OrderState,
+    OrderUpdate,
+    Side,
+)
 
 log = logging.getLogger(__name__)
 
