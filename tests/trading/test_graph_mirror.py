@@ -172,3 +172,35 @@ def test_the_async_store_mirrors_the_same_run(graph_settings, graph_store: Graph
     stats = asyncio.run(go())
     assert (stats.trades, stats.linked) == (14, 12)
     assert counts(graph_store)["during"] == 12
+
+
+def test_mirroring_cycle_by_cycle_picks_up_late_fills_of_earlier_orders_and_ends_equal_to_a_full_mirror(
+        graph_store: GraphStore, tmp_path: Path) -> None:
+    from graphwiz_trader.trading.graph_mirror import GraphMirror
+
+    graph_store.write_regimes(regimes(MARKET), build=B)
+    j = TradeJournal.open(tmp_path / "live.sqlite")
+    j.start_run(RUN, "qlib_hybrid_v2", "paper", {}, T0)
+    mirror = GraphMirror(j, graph_store, build=lambda: B)
+    btc = OrderRequest(client_order_id(RUN, 1, "BTC/USDT"), RUN, 1, "BTC/USDT", Side.BUY, 1.0, T0, execution="TWAP",
+                       horizon_bars=3)
+    seen = []
+    for cycle in (1, 2, 3):
+        as_of = T0 + pd.Timedelta(hours=cycle)
+        j.begin_cycle(RUN, cycle, as_of)
+        j.record_signals(RUN, cycle, as_of, pd.Series({"BTC/USDT": 0.1 * cycle}), pd.Series({"BTC/USDT": 0.2}))
+        if cycle == 1:
+            j.record_orders([btc])
+        # one TWAP child of the cycle-1 order fills on each following bar
+        j.record_fills([Fill(fill_id(btc.client_order_id, cycle), btc.client_order_id, "BTC/USDT", Side.BUY, 1 / 3,
+                             100.0 + cycle, 0.01, as_of + pd.Timedelta(hours=1))])
+        j.finish_cycle(RUN, cycle, "ok", {}, {})
+        stats = mirror.mirror_cycle(RUN, cycle)
+        seen.append((stats.signals, counts(graph_store)["trades"], counts(graph_store)["signals"]))
+    assert [s[1:] for s in seen] == [(1, 1), (2, 2), (3, 3)] and all(s[0] == 1 for s in seen)
+    before = counts(graph_store)
+    full = mirror.mirror_run(RUN)
+    assert (full.trades, full.signals) == (3, 3) and counts(graph_store) == before
+    assert graph_regimes(graph_store) == expected_regimes(journal_trades(j, RUN), regimes(MARKET),
+                                                          lambda t: "market").to_dict()
+    j.close()

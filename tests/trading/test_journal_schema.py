@@ -39,7 +39,7 @@ def test_the_migrations_create_exactly_the_models_schema(url):
     from alembic.runtime.migration import MigrationContext
 
     with TradeJournal.open(url) as j, j.engine.connect() as conn:
-        assert current_revision(conn) == head_revision() == "j0001"
+        assert current_revision(conn) == head_revision() == "j0002"
         tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
         assert tables == EXPECTED_TABLES == set(Base.metadata.tables)
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -129,3 +129,23 @@ def test_a_journal_from_a_newer_version_is_refused_with_a_clear_error(tmp_path):
         conn.execute("UPDATE alembic_version SET version_num = 'j9999'")
     with pytest.raises(JournalError, match=r"migrate the schema .*j9999.*from a newer graphwiz_trader"):
         TradeJournal.open(path)
+
+
+def test_a_journal_at_the_first_revision_is_upgraded_on_open_and_keeps_its_rows(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from graphwiz_trader.trading.journal.engine import alembic_config
+
+    path = tmp_path / "old.sqlite"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "j0001")
+        conn.exec_driver_sql("INSERT INTO runs (run_id, strategy, engine, config, started_utc, paused, killed, "
+                             "state_reason) VALUES ('old', 's', 'replay', '{}', '2024-01-01 00:00:00.000000', 0, 0, "
+                             "'')")
+    engine.dispose()
+    with TradeJournal.open(path) as j, j.engine.connect() as conn:
+        assert current_revision(conn) == "j0002"
+        assert "ix_fills_run_id_recorded_utc" in {i["name"] for i in inspect(conn).get_indexes("fills")}
+        assert j.run_state("old")["started_utc"] == pd.Timestamp("2024-01-01", tz="UTC")

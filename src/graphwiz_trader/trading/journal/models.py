@@ -189,6 +189,7 @@ class FillRow(Base):
         CheckConstraint(_in("side", ("buy", "sell")), name="side"),
         CheckConstraint("qty > 0", name="qty_positive"),
         Index(None, "run_id", "symbol"),
+        Index(None, "run_id", "recorded_utc"),  # incremental reads (the graph mirror), migration j0002
     )
 
     fill_id: Mapped[str] = mapped_column(String(200), primary_key=True)

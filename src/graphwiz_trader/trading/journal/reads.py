@@ -102,18 +102,25 @@ class JournalReads:
     def cycles_frame(self, run_id: str) -> pd.DataFrame:
         return self._table(run_id, Cycle, (Cycle.cycle,))
 
-    def signals_frame(self, run_id: str) -> pd.DataFrame:
-        return self._table(run_id, SignalRow, (SignalRow.cycle, SignalRow.symbol))
+    def signals_frame(self, run_id: str, cycle: int | None = None) -> pd.DataFrame:
+        """The run's signals (of one ``cycle`` when given), by cycle and symbol."""
+        where = () if cycle is None else (SignalRow.cycle == int(cycle),)
+        return self._table(run_id, SignalRow, (SignalRow.cycle, SignalRow.symbol), where)
 
     def orders_frame(self, run_id: str) -> pd.DataFrame:
         return self._table(run_id, OrderRow, (OrderRow.cycle, OrderRow.symbol, OrderRow.leg))
 
-    def fills_frame(self, run_id: str) -> pd.DataFrame:
-        """The run's fills with their order's cycle and reason, oldest first."""
+    def fills_frame(self, run_id: str, recorded_since: Any = None) -> pd.DataFrame:
+        """The run's fills with their order's cycle and reason, oldest first; with ``recorded_since`` (UTC) only
+        those recorded at or after it (``recorded_utc`` is the journal's wall clock at recording)."""
         with self._tx(f"fills_frame({run_id!r})", read=True) as conn:
             q = (select(FillRow.__table__, OrderRow.cycle, OrderRow.reason)
                  .join(OrderRow, OrderRow.client_order_id == FillRow.client_order_id)
                  .where(FillRow.run_id == run_id).order_by(FillRow.ts_utc, FillRow.fill_id))
+            if recorded_since is not None:
+                from graphwiz_trader.trading.journal.values import utc
+
+                q = q.where(FillRow.recorded_utc >= utc(recorded_since, "recorded_since"))
             return _frame(conn, q)
 
     def equity_frame(self, run_id: str) -> pd.DataFrame:
@@ -125,9 +132,9 @@ class JournalReads:
     def model_versions_frame(self, run_id: str) -> pd.DataFrame:
         return self._table(run_id, ModelVersion, (ModelVersion.recorded_utc,))
 
-    def _table(self, run_id: str, model: Any, order: tuple[Any, ...]) -> pd.DataFrame:
+    def _table(self, run_id: str, model: Any, order: tuple[Any, ...], where: tuple[Any, ...] = ()) -> pd.DataFrame:
         with self._tx(f"read {model.__tablename__} of {run_id!r}", read=True) as conn:
-            return _frame(conn, select(model.__table__).where(model.run_id == run_id).order_by(*order))
+            return _frame(conn, select(model.__table__).where(model.run_id == run_id, *where).order_by(*order))
 
 
 def order_request(r: Any) -> OrderRequest:
