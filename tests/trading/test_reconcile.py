@@ -188,3 +188,17 @@ def test_a_paper_engine_stopped_before_its_fills_were_journaled_reconciles_them_
     assert report.fills_recorded == 2 and new_again == 0  # recorded once
     assert journal.positions_from_fills(RUN) == {"BTC/USDT": pytest.approx(0.4)} == account.positions
     assert 100_000.0 + sum(cash_change(f) for f in fills) == pytest.approx(account.cash_quote, rel=1e-12)
+
+
+def test_reconcile_before_the_run_is_journaled_reports_without_failing(mock, tmp_path):
+    fresh = TradeJournal.open(tmp_path / "fresh.sqlite")  # a first start: the run is not journaled yet
+
+    async def act(ex):
+        await ex.create_order("ETH/USDT", "limit", "buy", 0.05, 1_000.0, {"newClientOrderId": "left-open"})
+
+    around(mock, act)
+    try:
+        report = reconciled(mock, fresh, baseline_positions={"BTC/USDT": 0.3})
+    finally:
+        fresh.close()
+    assert [(d.kind, d.client_order_id) for d in report.differences] == [("order_not_in_journal", "left-open")]

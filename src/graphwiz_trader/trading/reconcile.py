@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from graphwiz_trader.errors import GraphwizError
 from graphwiz_trader.trading.types import Fill, OrderState, OrderUpdate, Side
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,11 @@ def _report(journal: Any, run_id: str, report: ReconcileReport, record_events: b
     if not report.differences:
         log.info("reconcile %s: journal and venue agree", run_id)
         return
+    if record_events and hasattr(journal, "run_state"):
+        try:
+            journal.run_state(run_id)
+        except GraphwizError:  # the run is not journaled yet (a first start): the log has the differences
+            record_events = False
     cycle = journal.last_cycle(run_id) if hasattr(journal, "last_cycle") else None
     for d in report.differences:
         log.warning("reconcile %s: %s", run_id, d.describe())
