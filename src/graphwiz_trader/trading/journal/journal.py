@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from graphwiz_trader.trading.journal import values as V
@@ -278,10 +278,12 @@ class TradeJournal(JournalReads):
             if history:
                 conn.execute(self._insert(conn, OrderUpdateRow).on_conflict_do_nothing(
                     index_elements=["client_order_id", "state", "filled_qty"]), history)
-            for cid, new in changed.items():
-                conn.execute(update(OrderRow).where(OrderRow.client_order_id == cid).values(
-                    state=new["state"], filled_qty=new["filled_qty"], avg_price=new["avg_price"],
-                    venue_order_id=new["venue_order_id"], state_reason=new["state_reason"], updated_utc=now))
+            if changed:
+                t = OrderRow.__table__
+                cols = ("state", "filled_qty", "avg_price", "venue_order_id", "state_reason")
+                stmt = update(t).where(t.c.client_order_id == bindparam("b_id")).values(
+                    {**{c: bindparam(f"b_{c}") for c in cols}, "updated_utc": now})
+                conn.execute(stmt, [{"b_id": cid, **{f"b_{c}": new[c] for c in cols}} for cid, new in changed.items()])
             return len(changed)
 
     # ------------------------------------------------------------------------------------------ fills
