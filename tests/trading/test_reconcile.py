@@ -202,3 +202,23 @@ def test_reconcile_before_the_run_is_journaled_reports_without_failing(mock, tmp
     finally:
         fresh.close()
     assert [(d.kind, d.client_order_id) for d in report.differences] == [("order_not_in_journal", "left-open")]
+
+
+def test_an_order_reconcile_found_never_sent_can_still_be_sent_once(mock, journal, tmp_path):
+    o = order("ETH/USDT", 0.01)
+    journal.record_orders([o])
+
+    async def main():
+        eng = LiveTradingEngine(["BTC/USDT", "ETH/USDT"], settings=mock.settings(), timeframe="1m",
+                                clock=mock.clock, use_websocket=False, journal=journal, run_id=RUN,
+                                state_path=tmp_path / "live.json")  # baseline: the 0.3 BTC held before
+        await eng.start()  # reconciles: the order is remembered, looked up, not found
+        try:
+            return eng.last_reconcile, await eng.submit([o]), await eng.submit([o])
+        finally:
+            await eng.close()
+
+    report, first, second = asyncio.run(main())
+    assert [d.kind for d in report.differences] == ["order_missing"]
+    assert first[0].state is second[0].state is OrderState.FILLED
+    assert mock.create_calls() == 1

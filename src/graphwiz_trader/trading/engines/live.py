@@ -233,8 +233,10 @@ class LiveTradingEngine:
         import ccxt
 
         cid = o.client_order_id
-        if cid in self._orders:
-            return (await self.order_status([cid]))[0]
+        if self._orders.get(cid, {}).get("update") is not None:  # seen on the exchange: only re-query it
+            known = await self.order_status([cid])
+            if known:
+                return known[0]
         if o.symbol not in self.symbols or o.symbol not in (self.exchange.markets or {}):
             return OrderUpdate(cid, o.symbol, OrderState.REJECTED, ts_utc=self.clock(),
                                reason=f"unknown symbol {o.symbol} (this engine trades {', '.join(self.symbols)})")
