@@ -29,7 +29,6 @@ from graphwiz_trader.errors import (
     ConfigError,
     ExchangeUnavailableError,
     GraphwizError,
-    UnknownSymbolError,
 )
 from graphwiz_trader.trading.types import (
     Fill,
@@ -142,7 +141,7 @@ async def call_with_retries(fn: Callable[..., Awaitable[Any]], *args: Any, what:
     ------
     ExchangeUnavailableError
         after ``settings.max_retries`` retries, naming ``what`` and the last error.
-    VenueAuthError, VenueError, UnknownSymbolError
+    VenueAuthError, VenueError
         for refusals a retry cannot fix (message masked of secrets).
     """
     import ccxt
@@ -172,8 +171,6 @@ def venue_error(exc: Exception, exchange_id: str, what: str) -> GraphwizError:
     msg = f"exchange {exchange_id} refused {what}: {type(exc).__name__}: {_short(exc)}"
     if isinstance(exc, (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)):
         return VenueAuthError(msg + " (check the API key, secret and their permissions; keys are never shown)")
-    if isinstance(exc, ccxt.BadSymbol):
-        return UnknownSymbolError([what], f"exchange {exchange_id}")
     return VenueError(msg)
 
 
