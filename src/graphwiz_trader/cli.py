@@ -37,6 +37,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "execution": ("graphwiz_trader.execution.commands",
                   "execution engines: train PPO, evaluate against MARKET/TWAP/VWAP/AC"),
     "demo": ("graphwiz_trader.demo", "offline end-to-end demo on the synthetic market (no network, no database)"),
+    "paper": ("graphwiz_trader.strategies.commands",
+              "paper trading: replay history (--replay DIR) or live bars with simulated fills"),
+    "live": ("graphwiz_trader.strategies.commands",
+             "live trading through ccxt (--sandbox, or real money with --confirm-real-money)"),
+    "trading": ("graphwiz_trader.trading.commands",
+                "status, pause, resume or kill a running strategy (through its trade journal)"),
 }
 
 

@@ -48,11 +48,28 @@ from graphwiz_trader.strategies.planning import (
     topk_weights,
     trailing_adv,
 )
+from graphwiz_trader.trading.commands import FLATTEN_PREFIX
 from graphwiz_trader.trading.types import AccountSnapshot, Fill, OrderRequest, OrderUpdate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Strategy"]
+__all__ = ["Strategy", "warmup_bars_for"]
+
+
+def warmup_bars_for(strategy: Any, graph_spec: Any = None, model_bars: int | None = None) -> int:
+    """Bars a strategy loads before its first decision: the longest of Alpha158's look-back (62 bars), the
+    covariance window + 1, the model's training window (when trained at start: ``model_bars``, default
+    ``strategy.train_window_bars`` without a ``model_path``), and with a graph its window + 1 and the regime fit
+    (``min_train`` + 2 bars; the timeframe's defaults when the spec has none)."""
+    if model_bars is None:
+        model_bars = strategy.train_window_bars if strategy.model_path is None else ALPHA_LOOKBACK + 1
+    need = [ALPHA_LOOKBACK + 1, strategy.cov_window_bars + 1, int(model_bars)]
+    if graph_spec is not None:
+        from graphwiz_trader.graph.pipeline import regime_params_for
+
+        regimes = graph_spec.regimes or regime_params_for(strategy.timeframe)
+        need += [graph_spec.window + 1, regimes.min_train + 2]
+    return max(need)
 
 
 class Strategy:
@@ -120,15 +137,15 @@ class Strategy:
         self.stats = {"cycles": 0, "orders": 0, "fills": 0, "rejected": 0, "failed_attempts": 0, "skipped": 0,
                       "breaker_events": 0}
         self.last_result: dict[str, Any] | None = None
+        self._flattened = False
+        self._pos: dict[str, float] = {}
         self.reconcile_report: Any = None
 
     # ------------------------------------------------------------------------------------------ start
     def warmup_bars(self) -> int:
         """Bars loaded before the first decision (see the module docstring)."""
-        need = [ALPHA_LOOKBACK + 1, self.cfg.cov_window_bars + 1, int(getattr(self.scores, "warmup_bars", 1))]
-        if self.graph is not None:
-            need += [self.graph.spec.window + 1, self.graph.params.min_train + 2]
-        return max(need)
+        return warmup_bars_for(self.cfg, self.graph.spec if self.graph is not None else None,
+                               int(getattr(self.scores, "warmup_bars", 1)))
 
     async def start(self) -> dict[str, Any]:
         """Start the engine, load the warm-up history, load or train the model, reconcile (see the module docstring)."""
@@ -154,6 +171,7 @@ class Strategy:
         model = self.scores.prepare(self.buffer)
         timings["model"] = time.perf_counter() - t2
         self.rules = await self.engine.market_rules(self.symbols)
+        self._pos = {s: float(q) for s, q in (await self.engine.account()).positions.items() if q}
         if self.journal is not None:
             self.journal.start_run(self.run_id, self.name, self.engine.name, self._config_record(),
                                    self.engine.now())
@@ -320,17 +338,24 @@ class Strategy:
         buy_scale = 1.0
         cancelled: list[OrderUpdate] = []
         t2 = time.perf_counter()
+        orders: list[OrderRequest] = []
         if risk_state.get("killed"):
             cancelled = await self.engine.cancel_all()
             self._apply(cancelled, [])
             status, reasons = "skipped", ["kill switch: open orders cancelled"]
+            if not self._flattened and any(FLATTEN_PREFIX in r for r in risk_state.get("reasons", [])):
+                held = {s: q for s, q in account.positions.items() if q}
+                orders = self.risk.kill(True, positions=held, cycle=cycle, ts=t + self.bar,
+                                        reason=next(r for r in risk_state["reasons"] if FLATTEN_PREFIX in r))
+                self._flattened = True
+                reasons.append(f"flatten: {len(orders)} position(s) closed")
         elif stale:
             detail = "; ".join(f"{s}: {w}" for s, w in sorted(stale.items()))
             self._event(cycle, t, "stale_data", detail, "no new orders this cycle")
             status, reasons = "skipped", [f"stale data: {detail}"]
         if status == "ok":
             exits = self._exits(account, prices, cycle, t)
-            orders: list[OrderRequest] = list(exits)
+            orders = list(exits)
             if targets is not None and d["decide"]:
                 tg = targets.copy()
                 for o in exits:
@@ -351,11 +376,11 @@ class Strategy:
                     cancelled = await self.engine.cancel_all(plan.cancel)
                     self._apply(cancelled, [])
                 orders += plan.orders
-            if orders:
-                decision = self.risk.check_orders(orders, account, prices, self.rules, cycle)
-                accepted, rejected = decision.accepted, decision.rejected
             if risk_state.get("halted"):
                 status, reasons = "skipped", list(risk_state.get("reasons", []))
+        if orders:
+            decision = self.risk.check_orders(orders, account, prices, self.rules, cycle)
+            accepted, rejected = decision.accepted, decision.rejected
         timings["plan_check"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         acks: list[OrderUpdate] = []
@@ -423,7 +448,7 @@ class Strategy:
 
     def _entry(self, f: Fill) -> None:
         """Average entry price of the position (quote per unit); reset when the position closes or flips."""
-        pos = getattr(self, "_pos", {})
+        pos = self._pos
         q0 = pos.get(f.symbol, 0.0)
         q1 = q0 + f.side.sign * f.qty
         if q0 == 0 or np.sign(q0) != np.sign(q1) and q1 != 0:
@@ -433,7 +458,6 @@ class Strategy:
         if abs(q1) <= 1e-12:
             self.entry_price.pop(f.symbol, None)
         pos[f.symbol] = q1
-        self._pos = pos
 
     def _pending(self) -> dict[str, float]:
         out: dict[str, float] = {}
