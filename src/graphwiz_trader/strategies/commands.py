@@ -71,6 +71,12 @@ def _strategy(engine: Any, symbols: list[str], settings: Any, args: argparse.Nam
     return s
 
 
+def _close_store(strategy: Any) -> None:
+    store = getattr(strategy.graph, "store", None) if strategy.graph is not None else None
+    if store is not None:
+        store.close()
+
+
 def _replay_bars(args: argparse.Namespace, settings: Any, warmup: int) -> tuple[dict[str, pd.DataFrame], str]:
     from graphwiz_trader.core.timeframes import timeframe_delta
     from graphwiz_trader.data.sources import load_universe
@@ -126,8 +132,11 @@ def _paper(args: argparse.Namespace) -> int:
             scores = _score_panel(read_score_file(args.scores), symbols, args.score_column)
         strategy = _strategy(engine, symbols, settings, args, journal, run_id, folder, scores)
         print(label)
-        run = asyncio.run(run_strategy(strategy, args.cycles, progress=progress_enabled()))
-        summary = replay_summary(strategy, run, bars)
+        try:
+            run = asyncio.run(run_strategy(strategy, args.cycles, progress=progress_enabled()))
+            summary = replay_summary(strategy, run, bars)
+        finally:
+            _close_store(strategy)
         if len(run["cycles"]):
             folder.write_frame("cycles", run["cycles"])
         _print_summary(summary)
@@ -171,7 +180,10 @@ def _paper_live(args: argparse.Namespace, settings: Any, folder: Any, journal: A
     strategy = _strategy(engine, symbols, settings, args, journal, run_id, folder)
     print(f"paper trading {', '.join(symbols)} on live {exchange_id} bars, run {run_id} (Ctrl-C stops; "
           f"resume with --run-id {run_id} --journal {args.journal or folder.path / 'journal.sqlite'})")
-    run = asyncio.run(run_strategy(strategy, args.cycles))
+    try:
+        run = asyncio.run(run_strategy(strategy, args.cycles))
+    finally:
+        _close_store(strategy)
     folder.write_summary({"run_id": run_id, "engine": "paper", "cycles": len(run["cycles"]),
                           "stats": strategy.stats}, args.json)
     return 0
@@ -218,7 +230,10 @@ def _live(args: argparse.Namespace) -> int:
         strategy = _strategy(engine, symbols, settings, args, journal, run_id, folder)
         print(f"LIVE trading {', '.join(symbols)} on {exchange_id} ({'sandbox' if sandbox else 'REAL MONEY'}), "
               f"run {run_id}")
-        run = asyncio.run(run_strategy(strategy, args.cycles))
+        try:
+            run = asyncio.run(run_strategy(strategy, args.cycles))
+        finally:
+            _close_store(strategy)
         folder.write_summary({"run_id": run_id, "engine": "live", "sandbox": sandbox, "cycles": len(run["cycles"]),
                               "stats": strategy.stats}, args.json)
         return 0
