@@ -87,6 +87,7 @@ class StrategySettings(StrictModel):
     ``horizon_bars`` [1, 1000] bars; ``topk`` [1, 500];
     ``retrain_interval_hours`` (0, 87600] hours (empty: never retrain);
     ``signal_threshold`` [0, 0.5] of a score; ``score_ic`` (0, 1]; ``cash_buffer`` [0, 0.5] of equity;
+    ``no_trade_band`` [0, 2] of equity (keep the current weights when the targets differ by less, summed);
     ``cov_window_bars`` [3, 100000] bars; ``train_window_bars`` [200, 100000] bars;
     ``decision_every_bars`` [1, 1000] bars; ``stale_after_bars`` [1, 1000] bars;
     ``initial_capital_quote`` (0, 1000000000000] quote (replay and paper);
@@ -105,6 +106,7 @@ class StrategySettings(StrictModel):
     optimization_method: Literal["max_sharpe", "min_volatility", "efficient_risk", "hrp"] = "max_sharpe"
     enable_portfolio_opt: bool = True
     cash_buffer: float = Field(default=0.03, ge=0, le=0.5)
+    no_trade_band: float = Field(default=0.0, ge=0, le=2)
     score_ic: float = Field(default=0.05, gt=0, le=1)
     cov_window_bars: int = Field(default=720, ge=3, le=100_000)
     train_window_bars: int = Field(default=2160, ge=200, le=100_000)

@@ -300,13 +300,24 @@ class Strategy:
         if decide_now:
             close = buf.field("close", self.cfg.cov_window_bars + 1)
             if self.cfg.enable_portfolio_opt:
-                res = optimised_weights(close, view, self.opt, self.constraints)
+                res = optimised_weights(close, view, self.opt, self.constraints, self._current_weights())
                 out["weights"] = None if res is None else res.weights
                 out["optimiser"] = None if res is None else {"method": res.method, "fallbacks": list(res.fallbacks)}
             else:
                 out["weights"] = topk_weights(view, self.cfg.topk, self.settings.risk, self.cfg.cash_buffer)
         timings["optimise"] = time.perf_counter() - t1
         return out
+
+    def _current_weights(self) -> pd.Series | None:
+        """Weights held at the last closes (positions from the fills seen, cash of the last cycle); None before."""
+        if self.last_result is None or self.constraints.no_trade_band <= 0:
+            return None
+        prices = self.buffer.last_close()
+        value = {s: q * prices.get(s, 0.0) for s, q in self._pos.items() if q}
+        equity = float(self.last_result.get("cash") or 0.0) + sum(value.values())
+        if not equity > 0:
+            return None
+        return pd.Series({s: value.get(s, 0.0) / equity for s in self.symbols})
 
     def _track_quality(self, t: pd.Timestamp, raw: pd.Series) -> None:
         """Feed the model-quality tracker with the scores whose outcome (``horizon`` bars on) is known at ``t``."""

@@ -13,7 +13,8 @@ still have to fill to ``w x equity / close`` (base units, all at t's close). A s
 other way has them cancelled first (the caller does it) and is planned from its position. Orders worth less than
 ``execution.min_order_notional_quote`` are not sent (as in the backtester). When the buys would need more than
 the cash available to them (given by the caller: cash less the risk manager's cash floor, plus the sells), every
-buy is scaled down by the same factor (spot cannot borrow). How each is worked is chosen by its
+buy is scaled down by the same factor (spot cannot borrow); only sells worked as MARKET count (their proceeds arrive
+at the next bar's open, with the buys; a TWAP sell's arrive later). How each is worked is chosen by its
 size against the trailing ADV (mean quote volume per bar over ``impact_volume_window_bars`` bars ending at t):
 ``<= small_order_adv_fraction``: ``small_strategy`` (MARKET: the next bar's open); ``>= large_order_adv_fraction``:
 PPO when a PPO model is configured, else ``large_strategy``; in between ``default_strategy``; all but MARKET over
@@ -50,7 +51,8 @@ def optimiser_settings(strategy: StrategySettings, periods_per_year: float) -> O
 def constraints_of(strategy: StrategySettings, risk: RiskSettings) -> PortfolioConstraints:
     """Long-only constraints (spot): the risk section's position and gross caps, the strategy's cash buffer."""
     return PortfolioConstraints(max_position_weight=risk.max_position_weight, cash_buffer=strategy.cash_buffer,
-                                max_gross_leverage=max(risk.max_gross_leverage, 1.0 - strategy.cash_buffer))
+                                max_gross_leverage=max(risk.max_gross_leverage, 1.0 - strategy.cash_buffer),
+                                no_trade_band=strategy.no_trade_band)
 
 
 def optimised_weights(close: pd.DataFrame, scores: pd.Series, settings: OptimiserSettings,
@@ -155,7 +157,9 @@ def plan_orders(targets: pd.Series, positions: Mapping[str, float], pending: Map
         (buys if delta > 0 else sells).append((sym, delta, float(p)))
     if cash_available_quote is not None and buys:
         need = sum(d * p for _, d, p in buys)
-        have = max(cash_available_quote + sum(-d * p for _, d, p in sells), 0.0)
+        now = sum(-d * p for sym, d, p in sells
+                  if choose_execution(-d * p, float(adv_quote.get(sym, 0.0)), ex)[0] == "MARKET")
+        have = max(cash_available_quote + now, 0.0)
         if need > have:
             plan.buy_scale = have / need
             log.info("cycle %d: buys of %.6g scaled by %.6f to the %.6g cash available", cycle, need, plan.buy_scale,
