@@ -97,7 +97,15 @@ def _nanreduce(x: np.ndarray, d: int, fn: Callable[..., np.ndarray]) -> np.ndarr
 
 
 def _quantile(x: np.ndarray, d: int, q: float) -> np.ndarray:
-    return _nanreduce(x, d, lambda w, axis: np.nanquantile(w, q, axis=axis, method="linear"))
+    w = _win(x, d)
+    full = ~np.isnan(w).any(axis=1)
+    out = np.full(len(w), np.nan)
+    if full.any():                      # complete windows in one vectorised call (the usual case)
+        out[full] = np.quantile(w[full], q, axis=1, method="linear")
+    part = ~full & (_count(w) > 0)
+    if part.any():
+        out[part] = np.nanquantile(w[part], q, axis=1, method="linear")
+    return out
 
 
 def _rank(x: np.ndarray, d: int) -> np.ndarray:

@@ -68,9 +68,11 @@ class BarBuffer:
             idx = df.index
             if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None:
                 raise DataError(f"{s}: bars need a tz-aware UTC DatetimeIndex")
-            keep = idx.asi8 > cutoff if cutoff is not None else np.ones(len(idx), bool)
+            t = idx.asi8
+            keep = t > cutoff if cutoff is not None else np.ones(len(t), bool)
             if keep.any():
-                parts.append((s, idx.asi8[keep], df.loc[keep, list(FIELDS)].to_numpy(np.float64)))
+                vals = np.column_stack([df[f].to_numpy(np.float64) for f in FIELDS])
+                parts.append((s, t[keep], vals[keep]))
         if not parts:
             return pd.DatetimeIndex([], tz="UTC")
         new_t = np.unique(np.concatenate([p[1] for p in parts]))

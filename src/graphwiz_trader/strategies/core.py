@@ -85,7 +85,8 @@ class Strategy:
     journal, run_id : the trade journal and this run's id (``None``: nothing is journaled; paper and live need one).
     risk_manager : defaults to ``trading.risk.RiskManager(settings.risk, journal, run_id)``.
     graph : the :class:`~graphwiz_trader.strategies.live_graph.LiveGraph` (v2 with graph features), else None.
-    mirror : mirrors journaled trades and signals into the graph store (``trading.graph_mirror``), or None.
+    mirror : a :class:`~graphwiz_trader.trading.graph_mirror.GraphMirror`: the journaled trades and signals are
+        mirrored into its store in batches, each time the live graph writes a snapshot (and at :meth:`close`).
     name : the strategy's name in the journal.
     sleep : awaited between retries (tests pass a recorder).
     """
@@ -138,6 +139,8 @@ class Strategy:
                       "breaker_events": 0}
         self.last_result: dict[str, Any] | None = None
         self._flattened = False
+        self._unmirrored: list[int] = []
+        self._mirrored_builds = 0
         self._pos: dict[str, float] = {}
         self.reconcile_report: Any = None
 
@@ -204,8 +207,29 @@ class Strategy:
             self.orders[req.client_order_id] = [req, 0.0]
 
     async def close(self) -> None:
-        """Close the engine (the journal stays open: its owner closes it)."""
-        await self.engine.close()
+        """Mirror what is left into the graph store and close the engine (the journal stays open: its owner closes it)."""
+        try:
+            self._mirror(final=True)
+        finally:
+            await self.engine.close()
+
+    def _mirror(self, final: bool) -> None:
+        """Mirror the cycles not yet mirrored (their signals and fills) into the graph store, in one batch, once the
+        live graph has written the snapshot build whose regime records cover their fills (or at the end)."""
+        if self.mirror is None or self.journal is None or not self._unmirrored:
+            return
+        builds = len(self.graph.build_ids) if self.graph is not None else 0
+        if not final and self.graph is not None and builds == self._mirrored_builds:
+            return
+        from graphwiz_trader.trading.graph_mirror import mirror_run
+
+        build = self.mirror.build() if callable(self.mirror.build) else self.mirror.build
+        # orders of earlier cycles still filling (TWAP/VWAP over horizon_bars) are re-read: MERGE makes repeats no-ops
+        first = max(0, self._unmirrored[0] - self.settings.execution.horizon_bars - 1)
+        mirror_run(self.journal, self.mirror.store, self.run_id, build=build, regime_scope=self.mirror.regime_scope,
+                   from_cycle=first, batch_size=self.mirror.batch_size)
+        self._unmirrored.clear()
+        self._mirrored_builds = builds
 
     # ------------------------------------------------------------------------------------------ cycle
     async def run_cycle(self) -> dict[str, Any]:
@@ -424,8 +448,8 @@ class Strategy:
                                {s: prices[s] for s in account.positions if s in prices})
             j.finish_cycle(self.run_id, cycle, "ok" if status == "ok" else "skipped", _jsonable(summary),
                            _round(timings))
-            if self.mirror is not None:
-                self.mirror.mirror_cycle(self.run_id, cycle)
+            self._unmirrored.append(cycle)
+            self._mirror(final=False)
         timings["journal"] = time.perf_counter() - t4
         self.stats["orders"] += len(accepted)
         self.stats["rejected"] += len(rejected)
