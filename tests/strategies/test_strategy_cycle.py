@@ -192,3 +192,28 @@ def test_a_limit_outside_its_allowed_range_is_a_clear_config_error(override, mes
     eng = ReplayEngine(m.bars, start=m.bars["SYN00/USDT"].index[200])
     with pytest.raises(ConfigError, match=message):
         create_qlib_strategy_v2(eng, sorted(m.bars), config=override, scores=m.signal, graph_store=False)
+
+
+def test_kill_with_flatten_cancels_open_orders_then_closes_every_position_and_trades_no_more(tmp_path):
+    from graphwiz_trader.trading.commands import FLATTEN_PREFIX
+
+    m = market()
+    strat, j = make(m, tmp_path)
+
+    async def go():
+        await strat.start()
+        for _ in range(5):
+            last = await strat.run_cycle()
+        held = {s: q for s, q in last["positions"].items() if q}
+        request_kill(j, "r1", FLATTEN_PREFIX + "operator", ts=last["as_of"] + pd.Timedelta("1h"))
+        after = [await strat.run_cycle() for _ in range(3)]
+        return held, after
+
+    before, after = asyncio.run(go())
+    held = {s: q for s, q in after[0]["positions"].items() if q}   # after the last rebalance's fills came in
+    assert before and held
+    flatten = after[0]["orders"]
+    assert {o["symbol"] for o in flatten} == set(held) and all(o["reason"] == "kill" for o in flatten)
+    assert all(o["side"] == "sell" for o in flatten)
+    assert not any(after[-1]["positions"].get(s) for s in held)                 # closed at the next open
+    assert after[1]["orders"] == [] and after[2]["orders"] == []                # and nothing new afterwards
