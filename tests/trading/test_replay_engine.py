@@ -164,3 +164,15 @@ def test_the_kill_path_cancel_all_cancels_every_open_order():
     run(eng.next_bars())
     assert run(eng.poll_updates())[1] == []          # nothing fills after the cancel
     assert eng.positions["AAA/USDT"] == pytest.approx(5.0)   # the one slice filled before the cancel stays
+
+
+def test_final_orders_are_forgotten_after_the_retention_window_so_long_replays_stay_flat():
+    eng = ReplayEngine(bars_of(n=80), start="2024-01-01 05:00", costs=COSTS, keep_final_orders_bars=10)
+    run(eng.next_bars())
+    o = order(eng, "AAA/USDT", Side.BUY, 5.0)
+    run(eng.submit([o]))
+    run(eng.next_bars())
+    assert [u.state for u in run(eng.order_status([o.client_order_id]))] == [OrderState.FILLED]
+    for _ in range(40):
+        run(eng.next_bars())
+    assert run(eng.order_status([o.client_order_id])) == []

@@ -59,6 +59,8 @@ class ReplayEngine:
     timeframe : bar size (default: inferred from the bars).
     rules : per-symbol market rules (default: the cost model's minimum notional, no quantity step).
     ppo_model : a saved PPO execution policy (``models/<name>.zip``) for PPO orders.
+    keep_final_orders_bars : a final order is remembered (idempotent resubmit, ``order_status``) for this many bars
+        after its last update, then forgotten, so memory stays flat over long replays.
     """
 
     name = "replay"
@@ -66,7 +68,8 @@ class ReplayEngine:
     def __init__(self, bars: Mapping[str, pd.DataFrame], *, start: Any = None, end: Any = None,
                  initial_cash_quote: float = 100_000.0, costs: CostModel | None = None,
                  max_participation: float | None = None, quote: str = "USDT", timeframe: str | None = None,
-                 rules: Mapping[str, MarketRules] | None = None, ppo_model: str | None = None) -> None:
+                 rules: Mapping[str, MarketRules] | None = None, ppo_model: str | None = None,
+                 keep_final_orders_bars: int = 48) -> None:
         if not bars:
             raise DataError("the replay engine needs bars for at least one symbol")
         if not (initial_cash_quote > 0):
@@ -94,6 +97,8 @@ class ReplayEngine:
         self.initial_cash_quote = float(initial_cash_quote)
         self.positions: dict[str, float] = {s: 0.0 for s in self.panel.symbols}
         self._orders: dict[str, WorkingOrder] = {}
+        self._active: dict[str, WorkingOrder] = {}   # not final
+        self.keep_final_orders_bars = int(keep_final_orders_bars)
         self._pending_updates: list[OrderUpdate] = []
         self._pending_fills: list[Fill] = []
         self._rules = dict(rules or {})
@@ -143,15 +148,25 @@ class ReplayEngine:
         self._i += 1
         i = self._i
         t = self.panel.index[i]
-        open_orders = [w for w in self._orders.values() if not w.state.is_final]
-        if open_orders:
-            self._work(open_orders, i, t)
+        if self._active:
+            self._work(list(self._active.values()), i, t)
+            self._active = {c: w for c, w in self._active.items() if not w.state.is_final}
+        if i % 16 == 0:
+            self._prune(t)
         out: dict[str, pd.DataFrame] = {}
         for s in self.panel.symbols:
             r = self._row_of[s][i]
             if r >= 0:
                 out[s] = self._bars[s].iloc[r:r + 1]
         return out
+
+    def _prune(self, t: pd.Timestamp) -> None:
+        """Forget final orders last updated more than ``keep_final_orders_bars`` bars before ``t``."""
+        horizon = t - self.keep_final_orders_bars * self.bar
+        old = [c for c, w in self._orders.items() if c not in self._active and w.last_ts is not None
+               and w.last_ts < horizon]
+        for c in old:
+            del self._orders[c]
 
     def _work(self, orders: list[WorkingOrder], i: int, t: pd.Timestamp) -> None:
         quotes: dict[str, BarQuote] = {}
@@ -221,6 +236,8 @@ class ReplayEngine:
             if reason:
                 w.state, w.reason = OrderState.REJECTED, reason
                 log.info("replay rejected %s: %s", o.client_order_id, reason)
+            else:
+                self._active[o.client_order_id] = w
             self._orders[o.client_order_id] = w
             out.append(w.update(now))
         return out
@@ -228,8 +245,8 @@ class ReplayEngine:
     def _sellable(self, symbol: str) -> float:
         """Position minus what open sell orders still have to sell."""
         held = self.positions.get(symbol, 0.0)
-        pending = sum(w.remaining_qty for w in self._orders.values()
-                      if not w.state.is_final and w.request.symbol == symbol and w.request.side.sign < 0)
+        pending = sum(w.remaining_qty for w in self._active.values()
+                      if w.request.symbol == symbol and w.request.side.sign < 0)
         return held - pending
 
     def _planner_for(self, order: OrderRequest) -> Any:
@@ -243,7 +260,7 @@ class ReplayEngine:
         return self._planner
 
     async def open_orders(self) -> list[OrderUpdate]:
-        return [w.update() for w in self._orders.values() if not w.state.is_final]
+        return [w.update() for w in self._active.values()]
 
     async def order_status(self, client_order_ids: Sequence[str]) -> list[OrderUpdate]:
         """Updates of the orders the venue knows among ``client_order_ids`` (unknown ids are left out)."""
@@ -258,11 +275,13 @@ class ReplayEngine:
     async def cancel_all(self, symbols: Sequence[str] | None = None) -> list[OrderUpdate]:
         """Cancel every open order (of ``symbols``); what already filled stays filled."""
         out = []
-        for w in self._orders.values():
-            if w.state.is_final or (symbols is not None and w.request.symbol not in symbols):
+        for c, w in list(self._active.items()):
+            if symbols is not None and w.request.symbol not in symbols:
                 continue
             w.state, w.reason = OrderState.CANCELED, "canceled by request"
+            w.last_ts = self.now()
             out.append(w.update(self.now()))
+            del self._active[c]
         self._pending_updates.extend(out)
         return out
 
