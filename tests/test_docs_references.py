@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 from pathlib import Path
@@ -28,6 +29,12 @@ def _index() -> set[str]:
             if inspect.isclass(obj) and getattr(obj, "__module__", "").startswith("graphwiz_trader"):
                 for attr in dir(obj):
                     names |= {attr, f"{key}.{attr}"}
+        for node in ast.walk(ast.parse(path.read_text())):  # instance attributes: ``self.x = ...`` in a class
+            if isinstance(node, ast.ClassDef):
+                for sub in ast.walk(node):
+                    if (isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store)
+                            and isinstance(sub.value, ast.Name) and sub.value.id == "self"):
+                        names |= {sub.attr, f"{node.name}.{sub.attr}"}
     return names
 
 
