@@ -149,6 +149,8 @@ def main() -> int:
         store.close()
         journal.close()
     n = len(cyc)
+    cyc.to_parquet(work / "cycles.parquet")
+    print(f"per-cycle seconds, stages and RSS: {work / 'cycles.parquet'}")
     retrain = cyc["retrain"] > 0
     per = cyc.loc[~retrain, "seconds"]
     p95 = float(per.quantile(0.95))

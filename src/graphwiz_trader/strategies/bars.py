@@ -71,7 +71,10 @@ class BarBuffer:
             t = idx.asi8
             keep = t > cutoff if cutoff is not None else np.ones(len(t), bool)
             if keep.any():
-                vals = np.column_stack([df[f].to_numpy(np.float64) for f in FIELDS])
+                if tuple(df.columns[:5]) == FIELDS:      # canonical bars: one block copy
+                    vals = df.to_numpy(np.float64)[:, :5]
+                else:
+                    vals = np.column_stack([df[f].to_numpy(np.float64) for f in FIELDS])
                 parts.append((s, t[keep], vals[keep]))
         if not parts:
             return pd.DatetimeIndex([], tz="UTC")

@@ -140,6 +140,7 @@ class Strategy:
         self.last_result: dict[str, Any] | None = None
         self._flattened = False
         self._unmirrored: list[int] = []
+        self._mirror_since: pd.Timestamp | None = None
         self._mirrored_builds = 0
         self._pos: dict[str, float] = {}
         self.reconcile_report: Any = None
@@ -221,13 +222,23 @@ class Strategy:
         builds = len(self.graph.build_ids) if self.graph is not None else 0
         if not final and self.graph is not None and builds == self._mirrored_builds:
             return
-        from graphwiz_trader.trading.graph_mirror import mirror_run
+        from graphwiz_trader.graph.store import TRADE_COLUMNS
+        from graphwiz_trader.trading.graph_mirror import journal_signals
 
         build = self.mirror.build() if callable(self.mirror.build) else self.mirror.build
-        # orders of earlier cycles still filling (TWAP/VWAP over horizon_bars) are re-read: MERGE makes repeats no-ops
-        first = max(0, self._unmirrored[0] - self.settings.execution.horizon_bars - 1)
-        mirror_run(self.journal, self.mirror.store, self.run_id, build=build, regime_scope=self.mirror.regime_scope,
-                   from_cycle=first, batch_size=self.mirror.batch_size)
+        # fills recorded since the last batch (by the journal's clock, a second of overlap: MERGE makes repeats
+        # no-ops), late TWAP fills of earlier orders included; the signals of the cycles not yet mirrored
+        fills = self.journal.fills_frame(self.run_id, recorded_since=self._mirror_since)
+        if len(fills):
+            self.mirror.store.write_trades(fills.rename(columns={"ts_utc": "ts"})[TRADE_COLUMNS], run=self.run_id,
+                                           build=build, regime_scope=self.mirror.regime_scope,
+                                           batch_size=self.mirror.batch_size)
+            self._mirror_since = fills["recorded_utc"].max() - pd.Timedelta(seconds=1)
+        sig = [journal_signals(self.journal, self.run_id, cycle=c) for c in self._unmirrored]
+        sig = [x for x in sig if len(x)]
+        if sig:
+            self.mirror.store.write_signals(pd.concat(sig, ignore_index=True), run=self.run_id,
+                                            batch_size=self.mirror.batch_size)
         self._unmirrored.clear()
         self._mirrored_builds = builds
 
