@@ -222,7 +222,7 @@ class Strategy:
         builds = len(self.graph.build_ids) if self.graph is not None else 0
         if not final and self.graph is not None and builds == self._mirrored_builds:
             return
-        from graphwiz_trader.graph.store import TRADE_COLUMNS
+        from graphwiz_trader.graph.store import SIGNAL_COLUMNS, TRADE_COLUMNS
         from graphwiz_trader.trading.graph_mirror import journal_signals
 
         build = self.mirror.build() if callable(self.mirror.build) else self.mirror.build
@@ -234,10 +234,9 @@ class Strategy:
                                            build=build, regime_scope=self.mirror.regime_scope,
                                            batch_size=self.mirror.batch_size)
             self._mirror_since = fills["recorded_utc"].max() - pd.Timedelta(seconds=1)
-        sig = [journal_signals(self.journal, self.run_id, cycle=c) for c in self._unmirrored]
-        sig = [x for x in sig if len(x)]
-        if sig:
-            self.mirror.store.write_signals(pd.concat(sig, ignore_index=True), run=self.run_id,
+        rows = [r for c in self._unmirrored for r in journal_signals(self.journal, self.run_id, cycle=c).to_dict("records")]
+        if rows:
+            self.mirror.store.write_signals(pd.DataFrame(rows, columns=SIGNAL_COLUMNS), run=self.run_id,
                                             batch_size=self.mirror.batch_size)
         self._unmirrored.clear()
         self._mirrored_builds = builds
