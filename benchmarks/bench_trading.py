@@ -6,7 +6,8 @@ Rows (targets from the issue, on the 2-core machine):
   memory over the cycles: flat, <= 10% RSS growth after the first 500 cycles
 
 The strategy is the shipped configuration (config/trading_config.yaml) with 20 symbols, a one-bar label and a
-decision at every bar (every cycle optimises and plans), TWAP execution for every order, the hybrid model trained on the warm-up before the first cycle (and retrained every
+decision at every bar (every cycle optimises and plans), TWAP execution for every order, breakers wide open (so
+the strategy trades all year and no cycle is spared the work), the hybrid model trained on the warm-up before the first cycle (and retrained every
 ``retrain_interval_hours`` on data up to then), the live graph written to an embedded graph store, the trade journal
 in SQLite and its mirror into the store. Same-run peer: the vectorised backtester run on the targets the replay
 decided (same bars, costs and capital), and equal weight through it.
@@ -53,6 +54,10 @@ def settings_for(symbols: list[str], work: Path):
                                                     "horizon_bars": 1, "optimization_method": "max_sharpe"}),
         "execution": cfg.execution.model_copy(update={"default_strategy": "TWAP", "small_strategy": "TWAP",
                                                       "large_order_adv_fraction": 100.0}),
+        # breakers wide open: the strategy keeps trading all year, so every cycle does the full work (a tripped
+        # drawdown breaker would leave most cycles without orders or fills and flatter the timing)
+        "risk": cfg.risk.model_copy(update={"max_drawdown": 0.9, "daily_loss_limit": 0.5, "min_model_accuracy": None,
+                                            "min_model_ic": None, "stop_loss": None}),
     })
 
 
@@ -201,8 +206,9 @@ def main() -> int:
     sm, ew = summary.get("strategy_metrics", {}), summary.get("equal_weight_metrics", {})
     print(f"  replay: equity {sm.get('final_equity', float('nan')):.2f}, Sharpe {sm.get('sharpe', float('nan')):.2f} "
           f"[{sm.get('sharpe_ci_low', float('nan')):.2f}, {sm.get('sharpe_ci_high', float('nan')):.2f}]; equal weight "
-          f"{ew.get('final_equity', float('nan')):.2f}, Sharpe {ew.get('sharpe', float('nan')):.2f}; backtest of the "
-          f"replay's targets: equity {float(res.equity.iloc[-1]):.2f}")
+          f"{ew.get('final_equity', float('nan')):.2f}, Sharpe {ew.get('sharpe', float('nan')):.2f}; the backtester on "
+          f"the replay's targets (each filled whole at the next open, no TWAP smoothing): equity "
+          f"{float(res.equity.iloc[-1]):.2f}")
     print(f"  counts: {summary.get('counts')}")
     payload = {"label": label, "symbols": symbols, "cycles": n, "start_seconds": out["start_seconds"],
                "loop_seconds": loop, "mean_cycle_seconds": mean_cycle, "p50_cycle_seconds": float(per.median()),
