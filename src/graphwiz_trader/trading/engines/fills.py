@@ -29,8 +29,9 @@ Quantities are base units, prices quote per base unit, money quote currency, tim
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,16 @@ import pandas as pd
 from graphwiz_trader.backtest.settings import CostModel
 from graphwiz_trader.errors import ConfigError, GraphwizError
 from graphwiz_trader.execution.schedules import twap_fractions
-from graphwiz_trader.trading.types import Fill, OrderRequest, OrderState, OrderUpdate, Side, fill_id
+from graphwiz_trader.trading.types import (
+    Fill,
+    OrderRequest,
+    OrderState,
+    OrderUpdate,
+    Side,
+    fill_id,
+)
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BarQuote", "FillSimulationError", "WorkingOrder", "cash_change", "schedule_fractions",
            "simulate_fills", "trailing_adv_quote"]
@@ -134,6 +144,23 @@ def schedule_fractions(request: OrderRequest, planner: Any = None) -> np.ndarray
     if not (total > 0):
         raise FillSimulationError(f"order {request.client_order_id}: the {ex} plan has no quantity")
     return q / total
+
+
+def open_working_order(request: OrderRequest, reason: str, planner_for: Callable[[OrderRequest], Any],
+                       now: pd.Timestamp, engine: str) -> WorkingOrder:
+    """The working order for an accepted ``request`` (its schedule from :func:`schedule_fractions`), or a
+    REJECTED one when ``reason`` (the engine's own check) or the schedule says no. Logged by ``engine`` name."""
+    fractions = np.array([1.0])
+    if not reason:
+        try:
+            fractions = schedule_fractions(request, planner_for(request))
+        except FillSimulationError as exc:
+            reason = str(exc)
+    w = WorkingOrder(request, fractions, last_ts=now)
+    if reason:
+        w.state, w.reason = OrderState.REJECTED, reason
+        log.info("%s rejected %s: %s", engine, request.client_order_id, reason)
+    return w
 
 
 def trailing_adv_quote(volume: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:

@@ -36,6 +36,7 @@ from graphwiz_trader.config.settings import ExchangeSettings
 from graphwiz_trader.core.runs import atomic_write_bytes
 from graphwiz_trader.errors import (
     ConfigError,
+    GraphwizError,
     ExchangeUnavailableError,
     UnknownSymbolError,
 )

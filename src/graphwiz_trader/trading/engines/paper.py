@@ -42,10 +42,9 @@ from graphwiz_trader.trading.engines.bar_feed import (
 from graphwiz_trader.trading.engines.ccxt_venue import market_rules
 from graphwiz_trader.trading.engines.fills import (
     BarQuote,
-    FillSimulationError,
     WorkingOrder,
     cash_change,
-    schedule_fractions,
+    open_working_order,
     simulate_fills,
     trailing_adv_quote,
 )
@@ -287,16 +286,7 @@ class PaperTradingEngine:
                 out.append(known.update())
                 continue
             reason = self._venue_check(o, now)
-            fractions = np.array([1.0])
-            if not reason:
-                try:
-                    fractions = schedule_fractions(o, self._planner_for(o))
-                except FillSimulationError as exc:
-                    reason = str(exc)
-            w = WorkingOrder(o, fractions, last_ts=now)
-            if reason:
-                w.state, w.reason = OrderState.REJECTED, reason
-                log.info("paper rejected %s: %s", o.client_order_id, reason)
+            w = open_working_order(o, reason, self._planner_for, now, "paper")
             self._orders[o.client_order_id] = w
             self._eligible[o.client_order_id] = max(pd.Timestamp(o.decided_utc), now)
             out.append(w.update(now))

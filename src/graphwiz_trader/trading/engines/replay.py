@@ -30,14 +30,20 @@ from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 from graphwiz_trader.trading.engines.fills import (
     BarQuote,
-    FillSimulationError,
     WorkingOrder,
     cash_change,
-    schedule_fractions,
+    open_working_order,
     simulate_fills,
     trailing_adv_quote,
 )
-from graphwiz_trader.trading.types import AccountSnapshot, Fill, MarketRules, OrderRequest, OrderState, OrderUpdate
+from graphwiz_trader.trading.types import (
+    AccountSnapshot,
+    Fill,
+    MarketRules,
+    OrderRequest,
+    OrderState,
+    OrderUpdate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -226,17 +232,8 @@ class ReplayEngine:
             elif o.side.sign < 0 and o.qty > self._sellable(o.symbol) * (1 + 1e-9) + 1e-12:
                 reason = (f"sell of {o.qty:.10g} {o.symbol} exceeds the free position {self._sellable(o.symbol):.10g} "
                           "(spot: no short selling)")
-            fractions = np.array([1.0])
-            if not reason:
-                try:
-                    fractions = schedule_fractions(o, self._planner_for(o))
-                except FillSimulationError as exc:
-                    reason = str(exc)
-            w = WorkingOrder(o, fractions, last_ts=now)
-            if reason:
-                w.state, w.reason = OrderState.REJECTED, reason
-                log.info("replay rejected %s: %s", o.client_order_id, reason)
-            else:
+            w = open_working_order(o, reason, self._planner_for, now, "replay")
+            if w.state is not OrderState.REJECTED:
                 self._active[o.client_order_id] = w
             self._orders[o.client_order_id] = w
             out.append(w.update(now))
