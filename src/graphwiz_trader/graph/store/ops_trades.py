@@ -101,6 +101,22 @@ def _indexed(symbols: list[str]) -> tuple[list[str], dict[str, int]]:
 class _TradeOps(_GenerationOps):
     """Trade and signal operations as step generators."""
 
+    def _op_merge_run_rows(self, rows_all: list[list[Any]], symbols: list[str], query: str, run: str, what: str,
+                           batch_size: int) -> Op:
+        """MERGE ``rows_all`` (column 3 is the symbol, sent as an index into ``syms``) in batches, after the
+        assets they point at; returns the number of transactions."""
+        n_tx = 0
+        if rows_all:
+            n_tx += yield from self._op_upsert_assets(symbols, None, batch_size)
+        for a, b in _chunks(len(rows_all), batch_size):
+            syms, index = _indexed([r[3] for r in rows_all[a:b]])
+            rows = [[*r[:3], index[r[3]], *r[4:]] for r in rows_all[a:b]]
+            res = yield Step(query, {"run": run, "syms": syms, "rows": rows}, label=f"merge {what}",
+                             rows=b - a, merge=True)
+            n_tx += 1
+            self._check_count(res, b - a, what)
+        return n_tx
+
     def _op_write_trades(self, frame: pd.DataFrame, run: str, build: str | None, regime_scope: str,
                          batch_size: int) -> Op:
         t0 = time.perf_counter()
@@ -123,16 +139,8 @@ class _TradeOps(_GenerationOps):
                              _num(r.qty, f"{w}: qty", positive=True), _num(r.price, f"{w}: price", positive=True),
                              _num(r.fee_quote, f"{w}: fee_quote"), ts[i], int(r.cycle), str(r.reason)])
         yield Progress(total=len(rows_all), desc="trades write")
-        n_tx = 0
-        if rows_all:
-            n_tx += yield from self._op_upsert_assets(list(df["symbol"]), None, batch_size)
-        for a, b in _chunks(len(rows_all), batch_size):
-            syms, index = _indexed([r[3] for r in rows_all[a:b]])
-            rows = [[*r[:3], index[r[3]], *r[4:]] for r in rows_all[a:b]]
-            res = yield Step(C.UPSERT_TRADES, {"run": run, "syms": syms, "rows": rows}, label="merge trades",
-                             rows=b - a, merge=True)
-            n_tx += 1
-            self._check_count(res, b - a, "trades")
+        n_tx = yield from self._op_merge_run_rows(rows_all, list(df["symbol"]), C.UPSERT_TRADES, run, "trades",
+                                                  batch_size)
         linked = unlinked = 0
         gen = None
         if build is not None and rows_all:
@@ -206,16 +214,8 @@ class _TradeOps(_GenerationOps):
                              None if r.model_version is None or r.model_version != r.model_version
                              else str(r.model_version)])
         yield Progress(total=len(rows_all), desc="signals write")
-        n_tx = 0
-        if rows_all:
-            n_tx += yield from self._op_upsert_assets(list(df["symbol"]), None, batch_size)
-        for a, b in _chunks(len(rows_all), batch_size):
-            syms, index = _indexed([r[3] for r in rows_all[a:b]])
-            rows = [[*r[:3], index[r[3]], *r[4:]] for r in rows_all[a:b]]
-            res = yield Step(C.UPSERT_SIGNALS, {"run": run, "syms": syms, "rows": rows}, label="merge signals",
-                             rows=b - a, merge=True)
-            n_tx += 1
-            self._check_count(res, b - a, "signals")
+        n_tx = yield from self._op_merge_run_rows(rows_all, list(df["symbol"]), C.UPSERT_SIGNALS, run, "signals",
+                                                  batch_size)
         return TradeWriteStats(run=run, signals=len(rows_all), transactions=n_tx, seconds=time.perf_counter() - t0)
 
     def _op_delete_run(self, run: str, batch_size: int) -> Op:
