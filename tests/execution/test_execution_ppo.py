@@ -114,3 +114,19 @@ def test_ppo_on_an_exchange_connection_decides_like_in_the_simulator(trained, ba
     live = engine.execute(plan, ExchangeVenue(ex, sleep=clock.sleep, clock=clock))
     np.testing.assert_allclose([f.quantity_base for f in live.fills], [f.quantity_base for f in sim.fills], rtol=1e-5)
     assert [o[4] for o in ex.orders] == [f.time_utc for f in sim.fills]
+
+
+def test_training_writes_nothing_into_the_temp_folder(bars, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where SB3's default logger would make SB3-<time>/
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    cfg = PPOTrainingSettings(total_timesteps=128, seed=0, n_envs=1, n_steps=64, batch_size=64, n_epochs=1,
+                              torch_threads=1)
+    train_ppo({SYM: build_market_arrays(bars[SYM], SYM)}, tmp_path / "m.zip", symbols=[SYM], train_start=None,
+              train_end=pd.Timestamp("2022-02-10", tz="UTC"), time_horizon_bars=4, volume_fraction_range=(1.0, 1.0),
+              impact=IMPACT, risk_aversion_per_bps=0.0, config=cfg, data_source="synthetic",
+              data_label="SYNTHETIC", progress=False)
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("SB3-")] == []

@@ -117,6 +117,7 @@ def train_ppo(markets: dict[str, MarketArrays], out_path: str | Path, *, symbols
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.utils import set_random_seed
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     cfg = config or PPOTrainingSettings()
@@ -132,6 +133,8 @@ def train_ppo(markets: dict[str, MarketArrays], out_path: str | Path, *, symbols
                 learning_rate=cfg.learning_rate, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
                 clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, seed=cfg.seed, device="cpu", verbose=0,
                 policy_kwargs={"net_arch": list(cfg.net_arch)})
+    # SB3's default logger makes an empty SB3-<time> folder in the temp folder at every learn(); ours writes nowhere
+    model.set_logger(Logger(folder=None, output_formats=[]))
 
     class _Progress(BaseCallback):
         def __init__(self) -> None:
