@@ -83,6 +83,41 @@ def test_recording_the_same_orders_twice_writes_them_once(journal, run_id):
     assert set(frame["state"]) == {"new"}
 
 
+def test_a_batch_commits_its_calls_together_and_another_reader_sees_none_of_them_before(journal, journal_url, run_id):
+    started(journal, run_id)
+    other = TradeJournal.open(journal_url)
+    try:
+        with journal.batch("cycle 1 records"):
+            journal.record_orders([order(run_id, 1, "BTC/USDT")])
+            journal.record_equity(run_id, T0 + pd.Timedelta(hours=2), 100.0, 100.0, 0.0, 0.0)
+            assert len(journal.orders_frame(run_id)) == 1          # the batch reads its own writes
+            assert len(other.orders_frame(run_id)) == 0            # nobody else does yet
+        assert len(other.orders_frame(run_id)) == 1
+        assert len(other.equity_frame(run_id)) == 1
+    finally:
+        other.close()
+
+
+def test_an_exception_leaving_a_batch_writes_none_of_its_calls(journal, run_id):
+    started(journal, run_id)
+    with pytest.raises(RuntimeError, match="exchange down"):
+        with journal.batch("cycle 1 records"):
+            journal.record_orders([order(run_id, 1, "BTC/USDT")])
+            raise RuntimeError("exchange down")
+    assert len(journal.orders_frame(run_id)) == 0
+
+
+def test_a_refused_call_inside_a_batch_writes_nothing_and_the_rest_of_the_batch_commits(journal, run_id):
+    started(journal, run_id, cycles=2)
+    first = order(run_id, 1, "BTC/USDT", qty=1.0)
+    with journal.batch("cycle 1 records"):
+        journal.record_orders([first])
+        with pytest.raises(JournalError, match="names one order only"):
+            journal.record_orders([order(run_id, 2, "ETH/USDT"), order(run_id, 1, "BTC/USDT", qty=2.0)])
+        journal.record_orders([order(run_id, 2, "XRP/USDT")])
+    assert sorted(journal.orders_frame(run_id)["symbol"]) == ["BTC/USDT", "XRP/USDT"]
+
+
 def test_a_client_order_id_journaled_with_another_quantity_is_refused_and_nothing_is_written(journal, run_id):
     started(journal, run_id, cycles=2)
     first = order(run_id, 1, qty=1.0)

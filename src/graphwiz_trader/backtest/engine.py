@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from graphwiz_trader.backtest.metrics import compute_metrics
 from graphwiz_trader.backtest.settings import BacktestSettings
+from graphwiz_trader.core.threads import single_threaded
 from graphwiz_trader.errors import DataError, GraphwizError, UnknownSymbolError
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def run_backtest(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.D
         when a decision breaks the market's rules (spot: negative weights or sum above 1;
         futures: gross above ``max_leverage``).
     """
-    with threadpool_limits(limits=1, user_api="blas"):  # tiny per-bar vectors: threads only add overhead
+    with single_threaded("blas"):  # tiny per-bar vectors: threads only add overhead
         return _run(market, targets, settings, name)
 
 

@@ -60,10 +60,10 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
-from graphwiz_trader.core.progress import progress as progress_bar
 
+from graphwiz_trader.core.progress import progress as progress_bar
 from graphwiz_trader.core.symbols import to_qlib_instrument
+from graphwiz_trader.core.threads import single_threaded
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 from graphwiz_trader.graph.builders.panel import BarsOrPanel, close_panel
 from graphwiz_trader.graph.builders.regimes import ASSET_REGIMES, MARKET_SCOPE, market_regime_names
@@ -223,7 +223,7 @@ def snapshot_metrics(snapshots: Sequence[GraphSnapshot], symbols: Sequence[str],
     clust = np.where(member, weighted_clustering(absw), np.nan)
     eig = np.full((s_count, n), np.nan)
     pr = np.full((s_count, n), np.nan)
-    with threadpool_limits(limits=1):
+    with single_threaded():
         for k in progress_bar(range(s_count), desc="snapshot metrics", unit="snap", enabled=progress):
             eig[k], pr[k] = _graph_metrics(absw[k], member[k])
     # community size and mean correlation to the rest of the community
@@ -381,7 +381,7 @@ def graph_features(snapshots: Sequence[GraphSnapshot], regimes: pd.DataFrame | N
     member_t = np.where(has[:, None], metrics.in_snapshot[si], False) if len(metrics.as_of) else \
         np.zeros((t_count, n), dtype=bool)
     segs = _segments(snap_idx)
-    with threadpool_limits(limits=1):
+    with single_threaded():
         for h in horizons:
             mom = np.full_like(logp, np.nan)
             mom[h:] = logp[h:] - logp[:-h]

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
-from graphwiz_trader.core.progress import progress as progress_bar
 
+from graphwiz_trader.core.progress import progress as progress_bar
+from graphwiz_trader.core.threads import single_threaded
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.portfolio.optimiser import optimise_weights
 from graphwiz_trader.portfolio.settings import OptimiserSettings, PortfolioConstraints, SizingSettings
@@ -84,7 +84,7 @@ def rolling_optimise(
     matrices are small (<= a few thousand x tens) and multi-threaded BLAS made each Ledoit-Wolf call
     ~60x slower in wall time on a busy 2-core machine.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_threaded("blas"):
         return _rolling(close, decision_times, scores, settings, constraints, sizing, communities, progress,
                         drawdown_probability)
 

@@ -30,6 +30,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -234,9 +235,10 @@ class Strategy:
                                            build=build, regime_scope=self.mirror.regime_scope,
                                            batch_size=self.mirror.batch_size)
             self._mirror_since = fills["recorded_utc"].max() - pd.Timedelta(seconds=1)
-        rows = [r for c in self._unmirrored for r in journal_signals(self.journal, self.run_id, cycle=c).to_dict("records")]
-        if rows:
-            self.mirror.store.write_signals(pd.DataFrame(rows, columns=SIGNAL_COLUMNS), run=self.run_id,
+        sig = journal_signals(self.journal, self.run_id, from_cycle=min(self._unmirrored))
+        sig = sig[sig["cycle"].isin(self._unmirrored)]
+        if len(sig):
+            self.mirror.store.write_signals(sig[SIGNAL_COLUMNS].reset_index(drop=True), run=self.run_id,
                                             batch_size=self.mirror.batch_size)
         self._unmirrored.clear()
         self._mirrored_builds = builds
@@ -367,7 +369,8 @@ class Strategy:
                              timings: dict[str, float]) -> dict[str, Any]:
         t1 = time.perf_counter()
         ups, fills = await self.engine.poll_updates()
-        self._apply(ups, fills)
+        with self._batch(f"cycle {cycle}: fills and updates since the last cycle"):
+            self._apply(ups, fills)
         account = await self.engine.account()
         prices = self.buffer.last_close()
         held = {s: q for s, q in account.positions.items() if q}
@@ -423,19 +426,19 @@ class Strategy:
                 orders += plan.orders
             if risk_state.get("halted"):
                 status, reasons = "skipped", list(risk_state.get("reasons", []))
-        if orders:
-            decision = self.risk.check_orders(orders, account, prices, self.rules, cycle)
-            accepted, rejected = decision.accepted, decision.rejected
+        with self._batch(f"cycle {cycle}: risk decisions and orders"):
+            if orders:
+                decision = self.risk.check_orders(orders, account, prices, self.rules, cycle)
+                accepted, rejected = decision.accepted, decision.rejected
+            if accepted and self.journal is not None:
+                self.journal.record_orders(accepted)          # write-ahead: committed before they are sent
         timings["plan_check"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         acks: list[OrderUpdate] = []
         if accepted:
-            if self.journal is not None:
-                self.journal.record_orders(accepted)          # write-ahead: journaled before they are sent
             acks = await self.engine.submit(accepted)
             for o in accepted:
                 self.orders.setdefault(o.client_order_id, [o, 0.0])
-            self._apply(acks, [])
         timings["submit"] = time.perf_counter() - t3
         t4 = time.perf_counter()
         weights = targets if targets is not None else pd.Series(dtype=np.float64)
@@ -446,18 +449,11 @@ class Strategy:
                    "rejected": len(rejected), "fills": len(fills), "skipped_orders": skipped,
                    "cancelled": len(cancelled), "equity": equity, "retrained": bool(d.get("retrained")),
                    "buy_scale": buy_scale}
+        with self._batch(f"cycle {cycle}: acknowledgements, signals, equity, positions, end of cycle"):
+            self._apply(acks, [])
+            if self.journal is not None:
+                self._record_cycle_end(cycle, t, d, weights, account, prices, equity, gross, dd, summary, timings)
         if self.journal is not None:
-            j = self.journal
-            j.record_signals(self.run_id, cycle, t, d["raw"], weights if len(weights) else None,
-                             getattr(self.scores, "version", None))
-            if d.get("retrained"):
-                j.record_model_version(self.run_id, d["retrained"]["version"], _jsonable(d["retrained"]))
-            j.record_equity(self.run_id, t + self.bar, equity, account.cash_quote, gross / equity if equity else 0.0,
-                            dd)
-            j.record_positions(self.run_id, t + self.bar, dict(account.positions),
-                               {s: prices[s] for s in account.positions if s in prices})
-            j.finish_cycle(self.run_id, cycle, "ok" if status == "ok" else "skipped", _jsonable(summary),
-                           _round(timings))
             self._unmirrored.append(cycle)
             self._mirror(final=False)
         timings["journal"] = time.perf_counter() - t4
@@ -475,6 +471,26 @@ class Strategy:
                 "risk_state": _jsonable(risk_state), "fills": [f.to_dict() for f in fills]}
 
     # ------------------------------------------------------------------------------------------ helpers
+    def _record_cycle_end(self, cycle: int, t: pd.Timestamp, d: dict[str, Any], weights: pd.Series,
+                          account: AccountSnapshot, prices: dict[str, float], equity: float, gross: float, dd: float,
+                          summary: dict[str, Any], timings: dict[str, float]) -> None:
+        """Signals, model version, equity, positions and the cycle's end, journaled (inside the caller's batch)."""
+        j = self.journal
+        assert j is not None
+        j.record_signals(self.run_id, cycle, t, d["raw"], weights if len(weights) else None,
+                         getattr(self.scores, "version", None))
+        if d.get("retrained"):
+            j.record_model_version(self.run_id, d["retrained"]["version"], _jsonable(d["retrained"]))
+        j.record_equity(self.run_id, t + self.bar, equity, account.cash_quote, gross / equity if equity else 0.0, dd)
+        j.record_positions(self.run_id, t + self.bar, dict(account.positions),
+                           {s: prices[s] for s in account.positions if s in prices})
+        j.finish_cycle(self.run_id, cycle, "ok" if summary["status"] == "ok" else "skipped", _jsonable(summary),
+                       _round(timings))
+
+    def _batch(self, operation: str) -> AbstractContextManager[Any]:
+        """One journal transaction for the block (nothing when there is no journal)."""
+        return self.journal.batch(operation) if self.journal is not None else nullcontext()
+
     def _apply(self, updates: list[OrderUpdate], fills: list[Fill]) -> None:
         """Journal order updates and fills, and keep the open-order book and entry prices."""
         if self.journal is not None:

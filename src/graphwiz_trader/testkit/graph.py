@@ -15,8 +15,8 @@ import json
 import networkx as nx
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
+from graphwiz_trader.core.threads import single_threaded
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph.snapshot import EDGE_COLUMNS, LEAD_COLUMNS, GraphSnapshot
 
@@ -65,7 +65,7 @@ def demo_snapshots(closes: pd.DataFrame, *, window: int, stride: int, top_k: int
     BLAS runs single-threaded here: on 46 x 720 matrices a multi-threaded OpenBLAS is up to ~17x slower on
     a busy 2-core machine (thread hand-off dominates; measured 5 ms vs 0.3 ms per ``corrcoef``).
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_threaded("blas"):
         return _demo_snapshots(closes, window=window, stride=stride, top_k=top_k, max_lag=max_lag,
                                leaders_per_asset=leaders_per_asset, communities=communities, seed=seed,
                                method=method)

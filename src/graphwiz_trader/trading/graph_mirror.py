@@ -66,11 +66,9 @@ def _trade_rows(fills: pd.DataFrame, from_cycle: int | None = None) -> pd.DataFr
 def journal_signals(journal: Any, run_id: str, from_cycle: int | None = None,
                     cycle: int | None = None) -> pd.DataFrame:
     """The run's signals as the store's signal rows (:data:`~graphwiz_trader.graph.store.SIGNAL_COLUMNS`)."""
-    sig = journal.signals_frame(run_id) if cycle is None else journal.signals_frame(run_id, cycle)
+    sig = journal.signals_frame(run_id, cycle, from_cycle)
     if sig.empty:
         return pd.DataFrame(columns=SIGNAL_COLUMNS)
-    if from_cycle is not None:
-        sig = sig[sig["cycle"] >= int(from_cycle)]
     return sig.rename(columns={"target_weight": "weight"})[SIGNAL_COLUMNS].reset_index(drop=True)
 
 

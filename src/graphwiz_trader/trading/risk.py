@@ -31,6 +31,7 @@ from graphwiz_trader.errors import GraphwizError
 from graphwiz_trader.trading.types import AccountSnapshot, MarketRules, OrderRequest, Side, client_order_id
 
 log = logging.getLogger(__name__)
+_ROUTINE_EVENTS = frozenset({"orders_checked", "order_rounded"})
 
 EXIT_REASONS: tuple[str, ...] = ("stop_loss", "take_profit", "kill")
 EXIT_LEG = 900      # client order id leg of a stop-loss / take-profit exit (never a rebalance leg)
@@ -175,7 +176,8 @@ class RiskManager:
     def _event(self, cycle: int | None, ts: Any, kind: str, detail: str, action: str) -> None:
         t = _now(ts)
         self.events.append({"cycle": cycle, "ts": t, "kind": kind, "detail": detail, "action": action})
-        log.info("risk %s: %s -> %s", kind, detail, action)
+        # the routine per-cycle summaries and roundings at DEBUG; rejections, breakers and switches at INFO
+        log.log(logging.DEBUG if kind in _ROUTINE_EVENTS else logging.INFO, "risk %s: %s -> %s", kind, detail, action)
         if self.journal is not None:
             self.journal.record_risk_event(self.run_id, cycle, t, kind, detail, action)
 
@@ -365,6 +367,8 @@ class RiskManager:
         """
         self._sync()
         s = self.settings
+        if any(c < cycle for c in self._cycle_counts):  # counts of earlier cycles are never read again
+            self._cycle_counts = {c: n for c, n in self._cycle_counts.items() if c >= cycle}
         ts = account.ts_utc if account.ts_utc is not None else max((o.decided_utc for o in orders), default=None)
         try:
             equity = account.equity_quote(dict(prices))

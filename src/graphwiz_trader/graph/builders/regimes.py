@@ -56,9 +56,9 @@ import pandas as pd
 from hmmlearn.hmm import GaussianHMM
 from scipy.special import ndtr
 from scipy.stats import multivariate_normal
-from threadpoolctl import threadpool_limits
-from graphwiz_trader.core.progress import progress as progress_bar
 
+from graphwiz_trader.core.progress import progress as progress_bar
+from graphwiz_trader.core.threads import single_threaded
 from graphwiz_trader.errors import ConfigError, DataError
 from graphwiz_trader.graph.builders.panel import BarsOrPanel, close_panel, log_returns
 from graphwiz_trader.graph.snapshot import REGIME_COLUMNS
@@ -293,7 +293,7 @@ def market_regimes(features: pd.DataFrame, params: RegimeSettings | None = None,
     labels = np.empty(n - p.min_train, dtype=np.int64)
     probs = np.empty(n - p.min_train)
     prev: tuple[GaussianHMM, np.ndarray, np.ndarray] | None = None
-    with threadpool_limits(limits=1), _quiet_hmmlearn():
+    with single_threaded(), _quiet_hmmlearn():
         for lo, f, _, stop in progress_bar(fits, desc="regime fits", unit="fit", enabled=progress):
             train = x[lo:f]
             mu = train.mean(axis=0)

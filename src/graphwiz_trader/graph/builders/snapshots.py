@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
-from graphwiz_trader.core.progress import bar as progress_counter
 
+from graphwiz_trader.core.progress import bar as progress_counter
+from graphwiz_trader.core.threads import single_threaded
 from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.graph.builders.communities import louvain_communities
 from graphwiz_trader.graph.builders.correlation import METHODS, correlation_chunk, prune_edges, window_stack
@@ -133,7 +133,7 @@ def build_snapshots_from(data: BarsOrPanel, params: SnapshotSettings, symbols: S
     BLAS runs single-threaded here: the products are small (N x window), where OpenBLAS threads only
     add synchronisation cost (and stall badly on a busy machine).
     """
-    with threadpool_limits(limits=1):
+    with single_threaded():
         return _build(data, params, symbols, chunk_size, progress)
 
 

@@ -117,7 +117,7 @@ def transaction(engine: Engine, shown: str, operation: str, *, read: bool = Fals
     try:
         conn = engine.connect()
     except SQLAlchemyError as exc:
-        raise JournalError(shown, operation, _db_detail(exc)) from None
+        raise JournalError(shown, operation, db_detail(exc)) from None
     try:
         if read:
             conn = conn.execution_options(**{READ_ONLY: True})
@@ -126,12 +126,12 @@ def transaction(engine: Engine, shown: str, operation: str, *, read: bool = Fals
     except JournalError:
         raise
     except SQLAlchemyError as exc:
-        raise JournalError(shown, operation, _db_detail(exc)) from None
+        raise JournalError(shown, operation, db_detail(exc)) from None
     finally:
         conn.close()
 
 
-def _db_detail(exc: SQLAlchemyError) -> str:
+def db_detail(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     msg = str(orig) if orig is not None else str(exc).split("\n", 1)[0]
     return f"{type(orig or exc).__name__}: {msg}"

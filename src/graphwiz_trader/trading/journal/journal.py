@@ -9,6 +9,7 @@ there or all absent, and the restarted process records the rest without duplicat
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,12 +18,14 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from graphwiz_trader.trading.journal import values as V
 from graphwiz_trader.trading.journal.engine import (
     DEFAULT_BUSY_TIMEOUT_S,
     JournalError,
     create_journal_engine,
+    db_detail,
     resolve_url,
     transaction,
     upgrade_head,
@@ -57,12 +60,14 @@ class TradeJournal(JournalReads):
     """The journal of one database (SQLite file or PostgreSQL). Open with :meth:`open`; close with :meth:`close`.
 
     Every method is one transaction and raises :class:`JournalError` (naming the journal without credentials
-    and the operation) on bad input or a database failure; a failed call writes nothing.
+    and the operation) on bad input or a database failure; a failed call writes nothing. Inside
+    :meth:`batch`, the calls of one thread share one transaction (each call a savepoint in it).
     """
 
     def __init__(self, engine: Engine, shown_url: str) -> None:
         self._engine = engine
         self.url = shown_url
+        self._local = threading.local()
 
     # ------------------------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -99,8 +104,36 @@ class TradeJournal(JournalReads):
         return f"TradeJournal({self.url})"
 
     @contextmanager
+    def batch(self, operation: str) -> Iterator["TradeJournal"]:
+        """One transaction for every call this thread makes inside the block: one commit, all or nothing.
+
+        A cycle writes a dozen small records; one commit for them instead of one each is what keeps the loop
+        fast. Each call inside still writes nothing when it fails (it runs in a savepoint), so a caller may
+        catch its :class:`JournalError` and go on. An exception leaving the block rolls the whole batch back.
+        A batch inside a batch joins the outer one. Keep exchange calls out of a batch whose records must
+        survive their failure.
+        """
+        if getattr(self._local, "conn", None) is not None:
+            yield self
+            return
+        with self._tx(operation) as conn:
+            self._local.conn = conn
+            try:
+                yield self
+            finally:
+                self._local.conn = None
+
+    @contextmanager
     def _tx(self, operation: str, *, read: bool = False) -> Iterator[Connection]:
+        outer: Connection | None = getattr(self._local, "conn", None)
         try:
+            if outer is not None:
+                try:
+                    with outer.begin_nested():
+                        yield outer
+                except SQLAlchemyError as exc:
+                    raise JournalError(self.url, operation, db_detail(exc)) from None
+                return
             with transaction(self._engine, self.url, operation, read=read) as conn:
                 yield conn
         except V.InvalidValue as exc:

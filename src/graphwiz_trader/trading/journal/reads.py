@@ -102,9 +102,11 @@ class JournalReads:
     def cycles_frame(self, run_id: str) -> pd.DataFrame:
         return self._table(run_id, Cycle, (Cycle.cycle,))
 
-    def signals_frame(self, run_id: str, cycle: int | None = None) -> pd.DataFrame:
-        """The run's signals (of one ``cycle`` when given), by cycle and symbol."""
-        where = () if cycle is None else (SignalRow.cycle == int(cycle),)
+    def signals_frame(self, run_id: str, cycle: int | None = None, from_cycle: int | None = None) -> pd.DataFrame:
+        """The run's signals (of one ``cycle``, or of the cycles from ``from_cycle`` on, when given), by cycle and
+        symbol."""
+        where = (() if cycle is None else (SignalRow.cycle == int(cycle),)) + \
+            (() if from_cycle is None else (SignalRow.cycle >= int(from_cycle),))
         return self._table(run_id, SignalRow, (SignalRow.cycle, SignalRow.symbol), where)
 
     def orders_frame(self, run_id: str) -> pd.DataFrame:
