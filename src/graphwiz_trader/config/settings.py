@@ -255,6 +255,30 @@ class GraphSettings(StrictModel):
     _none_if_empty = field_validator("uri", "password", "database", "top_k", "data_dir", mode="before")(_empty_to_none)
 
 
+class ApiSettings(StrictModel):
+    """The service's HTTP API (``service.api``): keys, rate limit, metrics access, Cypher limits.
+
+    ``keys_file`` holds one key per line, ``<sha256 hex digest> <scope> <name>`` (scope ``read`` or ``trade``;
+    ``#`` comments and blank lines ignored); ``keys`` holds the same lines inline (e.g. from ``${ENV}``). Only
+    digests are stored; make a key with ``python -m graphwiz_trader.service.auth new-key --scope read --name x``.
+    ``metrics_open_to_localhost`` lets a scrape from 127.0.0.1/::1 read ``/metrics`` without a key (otherwise
+    Prometheus sends a read key as ``authorization: {credentials: ...}``, i.e. ``Authorization: Bearer``).
+
+    Allowed ranges: ``rate_per_minute`` [1, 1000000] requests per key per minute; ``burst`` [1, 100000]
+    requests; ``cypher_max_rows`` [1, 100000] rows; ``cypher_timeout_s`` [0.1, 300] seconds.
+    """
+
+    keys_file: Path | None = None
+    keys: list[str] = Field(default_factory=list)
+    rate_per_minute: float = Field(default=600.0, ge=1, le=1_000_000)
+    burst: int = Field(default=60, ge=1, le=100_000)
+    metrics_open_to_localhost: bool = False
+    cypher_max_rows: int = Field(default=1000, ge=1, le=100_000)
+    cypher_timeout_s: float = Field(default=10.0, ge=0.1, le=300)
+
+    _none_if_empty = field_validator("keys_file", mode="before")(_empty_to_none)
+
+
 class DataSettings(StrictModel):
     """Where bars live: the Parquet store folder."""
 
