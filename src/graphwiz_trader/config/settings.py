@@ -279,6 +279,149 @@ class ApiSettings(StrictModel):
     _none_if_empty = field_validator("keys_file", mode="before")(_empty_to_none)
 
 
+def _comma_list(v: object) -> object:
+    """``"123, -456"`` (one ``${ENV}`` string) or a YAML list -> a list; empty or missing -> []."""
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [p.strip() for p in v.split(",") if p.strip()]
+    return v
+
+
+_HTTP_BASE = r"^https?://[^\s?#]+$"
+
+
+class TelegramSettings(StrictModel):
+    """The Telegram bot of the service (``service.telegram``): alerts to, and commands from, allow-listed chats.
+
+    ``bot_token`` comes from ``${TELEGRAM_BOT_TOKEN}``; ``chat_ids`` (a list, or one comma-separated
+    ``${ENV}`` string) is the allow-list: alerts go to every one, and only these chats get answers to
+    ``/status /positions /pnl /pause /resume /kill``. ``api_url`` is the Bot API base (tests use a local server).
+
+    Allowed ranges: ``poll_timeout_s`` [0, 50] seconds (long polling); ``http_timeout_s`` (0, 120] seconds.
+    """
+
+    bot_token: SecretStr | None = None
+    chat_ids: list[int] = Field(default_factory=list, max_length=100)
+    api_url: str = Field(default="https://api.telegram.org", pattern=_HTTP_BASE)
+    commands: bool = True
+    poll_timeout_s: int = Field(default=25, ge=0, le=50)
+    http_timeout_s: float = Field(default=30.0, gt=0, le=120)
+
+    _none_if_empty = field_validator("bot_token", mode="before")(_empty_to_none)
+    _ids = field_validator("chat_ids", mode="before")(_comma_list)
+
+
+class AlertSettings(StrictModel):
+    """When the service alerts, and where (``service.alerts``); every alert is also logged.
+
+    Triggers: a one-cycle loss of ``large_loss`` or more, a drawdown of ``drawdown`` or more, live model
+    accuracy below ``min_accuracy`` (once ``risk.model_quality_window_bars`` are measured), a breaker trip, data
+    older than ``stale_data_s``, an exception in the loop. The same alert key is sent at most once per
+    ``dedupe_window_s``; at most ``max_per_hour`` alerts are sent per hour (the rest are logged only).
+    Channels: Telegram (``service.telegram``), Slack (``slack_webhook_url``, a secret: ``${SLACK_WEBHOOK_URL}``),
+    email over SMTP (``smtp_host`` and ``email_to`` set; password from ``${SMTP_PASSWORD}``).
+
+    Allowed ranges: ``large_loss`` (0, 1] and ``drawdown`` (0, 1] fractions of equity; ``min_accuracy`` [0, 1];
+    ``stale_data_s`` (0, 604800] seconds; ``dedupe_window_s`` [0, 604800] seconds; ``max_per_hour`` [1, 10000];
+    ``smtp_port`` [1, 65535]; ``http_timeout_s`` (0, 120] seconds.
+    """
+
+    large_loss: float = Field(default=0.03, gt=0, le=1)
+    drawdown: float = Field(default=0.10, gt=0, le=1)
+    min_accuracy: float | None = Field(default=0.45, ge=0, le=1)
+    stale_data_s: float = Field(default=7200.0, gt=0, le=604_800)
+    dedupe_window_s: float = Field(default=3600.0, ge=0, le=604_800)
+    max_per_hour: int = Field(default=30, ge=1, le=10_000)
+    slack_webhook_url: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65_535)
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    email_from: str = "graphwiz@localhost"
+    email_to: list[str] = Field(default_factory=list, max_length=100)
+    http_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+    _none_if_empty = field_validator("slack_webhook_url", "smtp_host", "smtp_user", "smtp_password",
+                                     "min_accuracy", mode="before")(_empty_to_none)
+    _to = field_validator("email_to", mode="before")(_comma_list)
+
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL (the value is not shown: it is a secret)")
+        return v
+
+
+class RetrainSettings(StrictModel):
+    """Scheduled champion/challenger retraining (``service.retrain``).
+
+    Every ``interval_hours`` a challenger is trained on the bars up to the decision; it replaces the champion
+    only when its ``metric`` (``ic``: mean cross-sectional IC; ``accuracy``: share of directions right) on the
+    latest walk-forward fold (the newest ``test_bars`` bars, trained on the ``strategy.train_window_bars`` before
+    them) beats the champion's on the same fold by at least ``margin``. Versions go to the mlflow store
+    (``experiment``) and the journal.
+
+    Allowed ranges: ``interval_hours`` (0, 87600] hours; ``margin`` [0, 1] (metric units); ``test_bars``
+    [24, 100000] bars; ``keep_versions`` [1, 1000].
+    """
+
+    enabled: bool = False
+    interval_hours: float = Field(default=168.0, gt=0, le=87_600)
+    metric: Literal["ic", "accuracy"] = "ic"
+    margin: float = Field(default=0.01, ge=0, le=1)
+    test_bars: int = Field(default=168, ge=24, le=100_000)
+    keep_versions: int = Field(default=20, ge=1, le=1000)
+    experiment: str = Field(default="graphwiz_service", min_length=1, max_length=128)
+
+
+class ServiceSettings(StrictModel):
+    """The always-on service (``service:``; ``graphwiz serve``).
+
+    The loop runs one strategy cycle per bar, ``settle_delay_s`` after each bar's close (the close computed from
+    the clock, so waits never drift), each under a deadline of ``cycle_deadline_s``; a failed cycle raises an
+    alert and the next attempt waits ``backoff_initial_s`` doubling up to ``backoff_max_s``. ``engine`` is
+    ``paper`` (live bars, simulated fills) or ``live`` (``exchange``; real orders need ``confirm_real_money``);
+    ``--replay DIR`` replays a bar folder instead. ``journal`` is the trade journal (SQLite path or URL; empty:
+    ``service/journal.sqlite`` under the runs folder); ``run_id`` names the run, so a restarted service resumes it.
+    ``host``/``port``: the HTTP server (API, dashboard, ``/health``, ``/metrics``), 127.0.0.1 by default.
+
+    Allowed ranges: ``port`` [1, 65535]; ``settle_delay_s`` [0, 3600] seconds; ``cycle_deadline_s`` (0, 86400]
+    seconds; ``backoff_initial_s`` (0, 3600] and ``backoff_max_s`` (0, 86400] seconds; ``shutdown_timeout_s``
+    (0, 3600] seconds.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65_535)
+    engine: Literal["paper", "live"] = "paper"
+    exchange: str | None = None
+    sandbox: bool = True
+    confirm_real_money: bool = False
+    journal: str | None = None
+    run_id: str = Field(default="service", pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
+    graph_store: bool = True
+    settle_delay_s: float = Field(default=5.0, ge=0, le=3600)
+    cycle_deadline_s: float = Field(default=600.0, gt=0, le=86_400)
+    backoff_initial_s: float = Field(default=5.0, gt=0, le=3600)
+    backoff_max_s: float = Field(default=900.0, gt=0, le=86_400)
+    shutdown_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    alerts: AlertSettings = AlertSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    retrain: RetrainSettings = RetrainSettings()
+    api: ApiSettings = ApiSettings()
+
+    _none_if_empty = field_validator("exchange", "journal", mode="before")(_empty_to_none)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> "ServiceSettings":
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(f"backoff_max_s {self.backoff_max_s} is below backoff_initial_s "
+                             f"{self.backoff_initial_s}")
+        return self
+
+
 class DataSettings(StrictModel):
     """Where bars live: the Parquet store folder."""
 
@@ -295,3 +438,4 @@ class TradingSettings(StrictModel):
     execution: ExecutionSettings = ExecutionSettings()
     risk: RiskSettings = RiskSettings()
     graph: GraphSettings = GraphSettings()
+    service: ServiceSettings = ServiceSettings()
