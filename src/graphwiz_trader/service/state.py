@@ -121,7 +121,8 @@ class ServiceState:
     def snapshot(self) -> dict[str, Any]:
         """The service's state now: ``cycle, as_of (ISO UTC), status, equity, cash, drawdown, gross_exposure,
         paused, killed, halted, reasons, model_version, data_age_s, regime, regime_prob, last_error, started_utc``
-        (plus ``run_id``, ``cycles_seen``, ``errors``, ``breakers``, ``model_accuracy``, ``model_ic``)."""
+        (plus ``run_id``, ``cycles_seen``, ``errors``, ``breakers``, ``model_accuracy``, ``model_ic``,
+        ``model_quality_bars``)."""
         s = self.strategy
         r = s.last_result or {}
         risk = s.risk.state()
@@ -142,7 +143,8 @@ class ServiceState:
                 "breakers": {k: bool(v.get("tripped")) for k, v in risk.get("breakers", {}).items()},
                 "model_version": getattr(s.scores, "version", None), "data_age_s": self.data_age_s(),
                 "regime": regime, "regime_prob": _num(prob), "model_accuracy": _num(q.get("accuracy")),
-                "model_ic": _num(q.get("ic")), "last_error": self.last_error, "errors": self.errors,
+                "model_ic": _num(q.get("ic")), "model_quality_bars": int(q.get("n_bars") or 0),
+                "last_error": self.last_error, "errors": self.errors,
                 "cycles_seen": self.cycles_seen, "started_utc": _iso(self.started_utc)}
 
     def data_age_s(self) -> float | None:
