@@ -4,7 +4,7 @@ server-side layout), and a read-only Cypher box.
 Everything reads the service's graph store (``state.graph_store``, a sync
 :class:`~graphwiz_trader.graph.store.GraphStore`) and names a build (``state.graph_build()`` by default).
 
-Read-only Cypher, two locks:
+Read-only Cypher, three locks:
 
 1. :func:`check_read_only` refuses, before anything is sent, a query with a write clause (``CREATE``,
    ``MERGE``, ``DELETE``, ``DETACH``, ``SET``, ``REMOVE``, ``DROP``, ``LOAD CSV``, ``FOREACH``), a schema or
@@ -13,7 +13,10 @@ Read-only Cypher, two locks:
    statement. Keywords are looked for outside string literals, comments and backticked names.
 2. The query then runs in a session opened with ``default_access_mode=READ_ACCESS`` inside a managed read
    transaction (``execute_read``), with a server-side transaction timeout; rows are capped at ``max_rows``
-   and reading stops at ``timeout_s`` on the client too.
+   and reading stops at ``timeout_s`` on the client too. Neo4j refuses writes in a read transaction;
+   the embedded ArcadeDB server does not (a ``CREATE`` in a READ session was committed when tried), hence:
+3. A query whose result summary reports any update raises inside the transaction function, so the driver
+   rolls the transaction back (checked on ArcadeDB: the node was gone afterwards).
 """
 
 from __future__ import annotations
@@ -255,7 +258,7 @@ class GraphExplorer:
             The server refused or failed the query (its message, credentials stripped).
         """
         check_read_only(query)
-        from neo4j import READ_ACCESS, Query
+        from neo4j import READ_ACCESS, unit_of_work
 
         store = self._store()
         p = dict(params or {})
@@ -264,8 +267,9 @@ class GraphExplorer:
         deadline = time.monotonic() + self.timeout_s
         cap = self.max_rows
 
+        @unit_of_work(timeout=self.timeout_s)
         def work(tx: Any) -> dict[str, Any]:
-            result = tx.run(Query(query, timeout=self.timeout_s), p)
+            result = tx.run(query, p)
             cols = list(result.keys())
             rows: list[dict[str, Any]] = []
             reason = None
@@ -277,6 +281,10 @@ class GraphExplorer:
                 if time.monotonic() > deadline:
                     reason = "time"
                     break
+            counters = result.consume().counters
+            if counters.contains_updates or counters.contains_system_updates:
+                # raising inside the transaction function rolls the transaction back
+                raise CypherRefused("the Cypher box is read-only: the query changed the graph and was rolled back")
             return {"columns": cols, "rows": rows, "truncated": reason is not None, "reason": reason}
 
         t0 = time.perf_counter()
