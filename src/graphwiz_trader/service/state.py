@@ -84,6 +84,7 @@ class ServiceState:
         store = getattr(strategy.graph, "store", None) if getattr(strategy, "graph", None) is not None else None
         self.graph_store: Any = store
         self.graph_build: Callable[[], str | None] = self._graph_build
+        self.health_provider: Callable[[], dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------------------------------ loop hooks
     def on_cycle(self, result: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +147,18 @@ class ServiceState:
                 "model_ic": _num(q.get("ic")), "model_quality_bars": int(q.get("n_bars") or 0),
                 "last_error": self.last_error, "errors": self.errors,
                 "cycles_seen": self.cycles_seen, "started_utc": _iso(self.started_utc)}
+
+    def health(self) -> dict[str, Any]:
+        """The service's health (``ProductionTradingService.health``: ``status`` starting/ok/degraded/stopping,
+        phase, cycle, as_of, data_age_s, failures_in_row, next_cycle_utc, cycles_done, last_error); without a
+        running service, the same keys from the snapshot (``status`` ok, or degraded after an error)."""
+        if self.health_provider is not None:
+            return self.health_provider()
+        snap = self.snapshot()
+        return {"status": "degraded" if snap["last_error"] else "ok", "phase": "running", "run_id": self.run_id,
+                "cycle": snap["cycle"], "as_of": snap["as_of"], "data_age_s": snap["data_age_s"],
+                "failures_in_row": 0, "cycles_done": self.cycles_seen, "next_cycle_utc": None,
+                "last_error": snap["last_error"]}
 
     def data_age_s(self) -> float | None:
         """Seconds from the newest bar's close to the service clock (None before the first bar)."""
