@@ -289,10 +289,15 @@ RETURN r.as_of.epochSeconds AS t_s, r.as_of.nanosecond AS t_ns, r.method AS meth
 """
 
 
+# Communities are matched first and expanded to their members after: a pattern starting at the members makes
+# ArcadeDB scan every node (measured: 0.6-0.9 s per read on a store holding a year of hourly live builds, against
+# ~5 ms with the Community.gen index lookup first).
 def read_communities_query(symbols: bool, **flags: bool) -> str:
-    where = _part_filter("c", ("a",) if symbols else (), flags)
+    where = "WHERE " + snapshot_filter("c", "as_of", **flags)
+    members = "WHERE a.symbol IN $symbols " if symbols else ""
     return f"""
-MATCH (a)-[:MEMBER_OF]->(c:Community) {where}
+MATCH (c:Community) {where}
+MATCH (a)-[:MEMBER_OF]->(c) {members}
 RETURN c.as_of.epochSeconds AS t_s, c.as_of.nanosecond AS t_ns, c.method AS method, c.window AS window,
        collect([a.symbol, c.id]) AS rows
 """
