@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_graph_store.py
 	$(BIN)/python benchmarks/bench_graph_build.py
 	$(BIN)/python benchmarks/bench_walkforward.py
+	$(BIN)/python benchmarks/bench_trading.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
