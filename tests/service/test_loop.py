@@ -139,8 +139,7 @@ def test_sigterm_mid_run_leaves_a_consistent_journal_and_exits_0(bars_folder, tm
                 "sys.exit(cli.main(sys.argv[1:]))")
     cmd = [sys.executable, "-c", launcher, "serve", "--config", str(cfg), "--replay", str(bars_folder),
            "--port", str(free_port), "--out", str(out)]
-    env = {**os.environ, "GRAPHWIZ_NO_PROGRESS": "1"}
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
