@@ -42,7 +42,7 @@ const GW = (() => {
     try { data = await resp.json(); } catch (e) { data = null; }
     if (!resp.ok) {
       const msg = (data && data.error) ? data.error : ("HTTP " + resp.status);
-      if (resp.status === 401) setLoggedIn(false);
+      if (resp.status === 401) { sessionStorage.removeItem(STORE); setLoggedIn(false, true); }
       throw new ApiError(resp.status, msg);
     }
     return data;
@@ -89,12 +89,13 @@ const GW = (() => {
   }
 
   let onLogin = null;
-  function setLoggedIn(yes) {
+  // quiet: keep the message shown (a refused key's error stays visible)
+  function setLoggedIn(yes, quiet) {
     const form = document.getElementById("login");
     if (!form) return;
     form.querySelector(".enter").style.display = yes ? "none" : "";
     form.querySelector(".leave").style.display = yes ? "" : "none";
-    if (!yes) showMessage("Enter an API key (read scope) to see the service's data.", "info");
+    if (!yes && !quiet) showMessage("Enter an API key (read scope) to see the service's data.", "info");
   }
 
   function setupLogin(callback) {

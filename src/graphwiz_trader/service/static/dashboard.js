@@ -2,16 +2,18 @@
 "use strict";
 (() => {
   const { api, fmt, text, cell, plotConfig } = GW;
-  const baseLayout = { margin: { l: 60, r: 16, t: 8, b: 36 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
-                       xaxis: { gridcolor: "#eee" }, yaxis: { gridcolor: "#eee" }, showlegend: false };
+  // a fresh layout per call: plotly writes ranges into the layout objects it is given
+  const layout = (x, y, extra) => Object.assign({ margin: { l: 60, r: 16, t: 8, b: 44 }, paper_bgcolor: "#fff",
+    plot_bgcolor: "#fff", showlegend: false, xaxis: Object.assign({ gridcolor: "#eee" }, x || {}),
+    yaxis: Object.assign({ gridcolor: "#eee" }, y || {}) }, extra || {});
 
   function drawCurves(points) {
     const ts = points.map(p => p.ts), eq = points.map(p => p.equity), dd = points.map(p => -p.drawdown);
     Plotly.react("equity-chart", [{ x: ts, y: eq, type: "scatter", mode: "lines", line: { color: "#2f6fdf" },
-                                    name: "equity" }], Object.assign({}, baseLayout), plotConfig);
+                                    name: "equity" }], layout({ type: "date" }), plotConfig);
     Plotly.react("drawdown-chart", [{ x: ts, y: dd, type: "scatter", mode: "lines", fill: "tozeroy",
                                       line: { color: "#c62828" }, name: "drawdown" }],
-                 Object.assign({}, baseLayout, { yaxis: { tickformat: ".1%", gridcolor: "#eee" } }), plotConfig);
+                 layout({ type: "date" }, { tickformat: ".1%" }), plotConfig);
   }
 
   function drawWeights(weights) {
@@ -19,7 +21,8 @@
     const el = document.getElementById("weights-chart");
     Plotly.react(el, [{ x: entries.map(e => e[0]), y: entries.map(e => e[1]), type: "bar",
                         marker: { color: entries.map(e => e[1] >= 0 ? "#2f6fdf" : "#c62828") } }],
-                 Object.assign({}, baseLayout, { yaxis: { tickformat: ".0%", gridcolor: "#eee" },
+                 layout({ type: "category", categoryorder: "array", categoryarray: entries.map(e => e[0]) },
+                        { tickformat: ".0%" }, {
                    annotations: entries.length ? [] : [{ text: "no target weights yet", showarrow: false,
                    xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] }), plotConfig);
   }
@@ -49,7 +52,7 @@
     text("c-model-q", "accuracy " + fmt.pct(s.model_accuracy, 1) + " · IC " + fmt.num(s.model_ic, 3));
     text("c-cycle", s.cycle === null || s.cycle === undefined ? "–" : String(s.cycle));
     text("c-asof", fmt.time(s.as_of) + (s.data_age_s === null ? "" : " · data age " + fmt.num(s.data_age_s, 0) + " s"));
-    const st = s.killed ? "killed" : s.halted ? "halted" : s.paused ? "paused" : "active";
+    const st = s.killed ? "killed" : s.paused ? "paused" : s.halted ? "halted" : "active";
     const el = document.getElementById("c-state");
     el.textContent = st;
     el.className = "value " + (st === "active" ? "pos" : "neg");

@@ -8,13 +8,16 @@
   let build = null;
 
   function edgeTraces(g, pos) {
+    // widths in 5 classes of |rho| between this snapshot's weakest and strongest edge (0.8 to 6 px)
     const buckets = {};
     const mid = { x: [], y: [], text: [] };
+    const ws = g.edges.map(e => Math.abs(e.rho));
+    const lo = Math.min(...ws), hi = Math.max(...ws);
     for (const e of g.edges) {
       const a = pos[e.src], b = pos[e.dst];
-      const w = Math.abs(e.rho);
-      const k = (e.rho >= 0 ? "p" : "n") + Math.min(4, Math.floor(w * 5));
-      (buckets[k] = buckets[k] || { x: [], y: [], rho: e.rho >= 0, width: 0.5 + 4 * Math.min(4, Math.floor(w * 5)) / 4 });
+      const c = hi > lo ? Math.min(4, Math.floor(5 * (Math.abs(e.rho) - lo) / (hi - lo))) : 2;
+      const k = (e.rho >= 0 ? "p" : "n") + c;
+      (buckets[k] = buckets[k] || { x: [], y: [], rho: e.rho >= 0, width: 0.8 + 1.3 * c });
       buckets[k].x.push(a.x, b.x, null);
       buckets[k].y.push(a.y, b.y, null);
       mid.x.push((a.x + b.x) / 2); mid.y.push((a.y + b.y) / 2);
@@ -41,7 +44,7 @@
     };
     const layout = { margin: { l: 10, r: 10, t: 10, b: 10 }, showlegend: false, hovermode: "closest",
                      paper_bgcolor: "#fff", plot_bgcolor: "#fff",
-                     xaxis: { visible: false }, yaxis: { visible: false, scaleanchor: "x" } };
+                     xaxis: { visible: false }, yaxis: { visible: false } };
     Plotly.react("graph", edgeTraces(g, pos).concat([nodes]), layout, plotConfig);
     text("g-asof", fmt.time(g.as_of));
     text("g-build", g.build);
@@ -134,6 +137,8 @@
       text("cypher-status", res.rows.length + " row(s) in " + res.seconds.toFixed(2) + " s" +
            (res.truncated ? " (cut: " + res.reason + ")" : ""));
     } catch (e) {
+      document.querySelector("#cypher-result thead").replaceChildren();
+      document.querySelector("#cypher-result tbody").replaceChildren();
       box.textContent = e.message; box.className = "msg error show";
       text("cypher-status", "refused");
     }
