@@ -307,11 +307,41 @@ class ProductionTradingService:
             log.info("serving http://%s:%d (/health, /metrics)", self.host, self.port)
         self._start_side_tasks()
         info = await strategy.start()
+        self._setup_retraining(strategy)
         if isinstance(self.clock, ReplayClock):
             self.clock.anchor(strategy.engine.now())
         log.info("service %s started: %s; model %s; %s", strategy.run_id, self.session.label,
                  info.get("model", {}).get("version"), "replay" if self.replay else "wall clock")
         self.phase = "running"
+
+    def _setup_retraining(self, strategy: Any) -> None:
+        """With ``service.retrain.enabled``, champion/challenger rounds replace the strategy's own retraining."""
+        self.retrainer: Any = None
+        if not self.cfg.retrain.enabled:
+            return
+        from graphwiz_trader.service.retrain import ChampionChallenger
+
+        if getattr(strategy.scores, "retrain_every", None) is not None:
+            log.info("service.retrain is enabled: strategy.retrain_interval_hours is replaced by champion/challenger")
+            strategy.scores.retrain_every = None
+        self.retrainer = ChampionChallenger(strategy, self.cfg.retrain, Path(self.run_folder or ".") / "models")
+
+    async def _maybe_retrain(self, as_of: Any) -> None:
+        """A champion/challenger round when due (between cycles); a failure is alerted, never raised."""
+        r = getattr(self, "retrainer", None)
+        if r is None or as_of is None or not r.due(pd.Timestamp(as_of)):
+            return
+        try:
+            d = await r.run(pd.Timestamp(as_of), self.state.cycle_lock if self.state is not None else None)
+        except Exception as exc:
+            log.error("retraining failed: %s", mask_secrets(f"{type(exc).__name__}: {exc}"))
+            await self.alerts.send(self.alerts.exception(exc, "retraining"))
+            return
+        if d.deployed:
+            from graphwiz_trader.service.alerts import Alert
+
+            await self.alerts.send(Alert(f"model_deployed:{d.challenger}", "warning", "new model deployed",
+                                         d.reason))
 
     def _app(self) -> Any:
         try:
@@ -425,6 +455,7 @@ class ProductionTradingService:
         self.metrics.observe_cycle(result, snap)
         for alert in self.alerts.check_cycle(result, snap):
             await self.alerts.send(alert)
+        await self._maybe_retrain(result.get("as_of"))
 
     # ------------------------------------------------------------------------------------------ shutdown
     async def _shutdown(self) -> None:
