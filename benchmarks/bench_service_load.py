@@ -68,7 +68,7 @@ async def _load(url: str, method: str, body: dict | None, clients: int, seconds:
                     if r.status != 200:
                         errors[str(r.status)] = errors.get(str(r.status), 0) + 1
                         continue
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                 continue
             lat.append(time.perf_counter() - t0)

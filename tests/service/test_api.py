@@ -227,15 +227,15 @@ def test_the_stream_sends_the_snapshot_then_one_event_per_published_change(tmp_p
     svc = replay_service(tmp_path, cycles=2)
     try:
         app = create_app(svc.state, settings())
-        with ServedApp(app) as served, httpx.Client(base_url=served.url, timeout=10) as http:
-            with http.stream("GET", "/api/v1/stream", headers={"X-API-Key": READ_KEY}) as s:
-                assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
-                lines = s.iter_lines()
-                first = [next(lines), next(lines)]
-                assert first[0] == "event: snapshot" and json.loads(first[1][6:])["cycle"] == 1
-                r = http.post("/api/v1/pause", headers={"X-API-Key": TRADE_KEY}, json={"reason": "stream test"})
-                assert r.status_code == 200
-                nxt = [x for x in (next(lines), next(lines), next(lines)) if x]
-                assert nxt[0] == "event: cycle" and json.loads(nxt[1][6:])["paused"] is True
+        with ServedApp(app) as served, httpx.Client(base_url=served.url, timeout=10) as http, \
+                http.stream("GET", "/api/v1/stream", headers={"X-API-Key": READ_KEY}) as s:
+            assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
+            lines = s.iter_lines()
+            first = [next(lines), next(lines)]
+            assert first[0] == "event: snapshot" and json.loads(first[1][6:])["cycle"] == 1
+            r = http.post("/api/v1/pause", headers={"X-API-Key": TRADE_KEY}, json={"reason": "stream test"})
+            assert r.status_code == 200
+            nxt = [x for x in (next(lines), next(lines), next(lines)) if x]
+            assert nxt[0] == "event: cycle" and json.loads(nxt[1][6:])["paused"] is True
     finally:
         svc.close()

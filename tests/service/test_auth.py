@@ -11,7 +11,12 @@ import pytest
 from graphwiz_trader.config.settings import ApiSettings
 from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.service import auth
-from graphwiz_trader.service.auth import ApiKeyStore, AuthError, new_api_key, presented_key
+from graphwiz_trader.service.auth import (
+    ApiKeyStore,
+    AuthError,
+    new_api_key,
+    presented_key,
+)
 
 
 def _store(*pairs: tuple[str, str, str]) -> ApiKeyStore:

@@ -17,7 +17,11 @@ from graphwiz_trader.graph.builders.regimes import RegimeSettings
 from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, write_graph
 from graphwiz_trader.service import explorer as explorer_mod
 from graphwiz_trader.service.api import create_app
-from graphwiz_trader.service.explorer import CypherRefused, GraphExplorer, check_read_only
+from graphwiz_trader.service.explorer import (
+    CypherRefused,
+    GraphExplorer,
+    check_read_only,
+)
 
 KEY = "explorer-read-key-0123456789"
 SMALL_REGIMES = RegimeSettings(min_train=300, refit_every=100, burn_in=100, asset_vol_window=24,
@@ -114,7 +118,7 @@ def test_times_and_the_graph_as_of_a_time_match_the_store(built):
 
 
 def test_the_api_serves_builds_times_and_graphs_and_explains_bad_requests(client, built):
-    store, build = built
+    _, build = built
     builds = client.get("/api/v1/graph/builds").json()
     assert builds["current"] == build.build_id and builds["builds"][0]["snapshots"] == len(build.snapshots)
     g = client.get("/api/v1/graph", params={"as_of": build.snapshots[3].as_of.isoformat()}).json()

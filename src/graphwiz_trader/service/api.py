@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graphwiz_trader.config.settings import ApiSettings
 from graphwiz_trader.errors import GraphwizError, UnknownSymbolError
@@ -122,7 +122,7 @@ def _error(message: str, status: int, headers: dict[str, str] | None = None) -> 
     return _json({"error": message}, status, headers)
 
 
-_KEY_IN_QUERY = re.compile(rb"(^|&)(key|api_key)=[^&]*", re.I)
+_KEY_IN_QUERY = re.compile(rb"(^|&)(key|api_key)=[^&]*", re.IGNORECASE)
 
 
 class RedactKeyInQuery:
@@ -365,19 +365,19 @@ def create_app(state: Any, settings: Any, registry: Any = None) -> FastAPI:
 
     @app.post(f"{API_PREFIX}/pause", tags=["controls"], dependencies=[trade],
               summary="Pause new orders (exits still pass); trade scope")
-    async def pause(request: Request, body: ControlRequest = Body(...)) -> Response:
+    async def pause(request: Request, body: ControlRequest) -> Response:
         _control_log(request, "pause", body.reason)
         return _json(await state.pause(body.reason))
 
     @app.post(f"{API_PREFIX}/resume", tags=["controls"], dependencies=[trade],
               summary="Lift a pause, the kill switch and the breakers; trade scope")
-    async def resume(request: Request, body: ControlRequest = Body(...)) -> Response:
+    async def resume(request: Request, body: ControlRequest) -> Response:
         _control_log(request, "resume", body.reason)
         return _json(await state.resume(body.reason))
 
     @app.post(f"{API_PREFIX}/kill", tags=["controls"], dependencies=[trade],
               summary="Halt and cancel every open order (flatten: close every position too); trade scope")
-    async def kill(request: Request, body: KillRequest = Body(...)) -> Response:
+    async def kill(request: Request, body: KillRequest) -> Response:
         _control_log(request, f"kill (flatten={body.flatten})", body.reason)
         return _json(await state.kill(body.flatten, body.reason))
 
@@ -393,7 +393,7 @@ def create_app(state: Any, settings: Any, registry: Any = None) -> FastAPI:
                 while True:
                     try:
                         ev = await asyncio.wait_for(queue.get(), timeout=SSE_KEEPALIVE_S)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         if await request.is_disconnected():
                             return
                         yield ": keepalive\n\n"

@@ -107,13 +107,13 @@ class ApiKeyStore:
             seen.add(k.digest)
 
     @classmethod
-    def from_lines(cls, lines: Sequence[str], where: str) -> "ApiKeyStore":
+    def from_lines(cls, lines: Sequence[str], where: str) -> ApiKeyStore:
         """Keys from digest lines; ``where`` names their source in errors."""
         parsed = [parse_key_line(line, f"{where} line {i}") for i, line in enumerate(lines, 1)]
         return cls(k for k in parsed if k is not None)
 
     @classmethod
-    def from_settings(cls, api: Any) -> "ApiKeyStore":
+    def from_settings(cls, api: Any) -> ApiKeyStore:
         """Keys of an :class:`~graphwiz_trader.config.settings.ApiSettings`: its ``keys_file`` and ``keys`` lines.
 
         Raises

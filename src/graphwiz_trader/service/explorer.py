@@ -44,11 +44,11 @@ READ_PROCEDURES: frozenset[str] = frozenset({
     "db.labels", "db.relationshiptypes", "db.propertykeys", "db.indexes", "db.constraints",
     "db.schema.visualization", "db.schema.nodetypeproperties", "db.schema.reltypeproperties", "dbms.components",
 })
-_STRIP_RE = re.compile(r"""//[^\n]*|/\*.*?\*/|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|`[^`]*`""", re.S)
+_STRIP_RE = re.compile(r"""//[^\n]*|/\*.*?\*/|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|`[^`]*`""", re.DOTALL)
 _WORD = r"(?<![\w.$]){}(?![\w])"
-_LOAD_CSV_RE = re.compile(r"(?<![\w.$])LOAD\s+CSV\b", re.I)
-_DATABASE_CMD_RE = re.compile(r"(?<![\w.$])(START|STOP)\s+DATABASE\b", re.I)
-_CALL_RE = re.compile(r"(?<![\w.$])CALL\s*(\{|[A-Za-z_][\w.]*)", re.I)
+_LOAD_CSV_RE = re.compile(r"(?<![\w.$])LOAD\s+CSV\b", re.IGNORECASE)
+_DATABASE_CMD_RE = re.compile(r"(?<![\w.$])(START|STOP)\s+DATABASE\b", re.IGNORECASE)
+_CALL_RE = re.compile(r"(?<![\w.$])CALL\s*(\{|[A-Za-z_][\w.]*)", re.IGNORECASE)
 
 
 class CypherRefused(GraphwizError):
@@ -79,7 +79,7 @@ def check_read_only(query: str) -> None:
     code = _code_only(query)
     if ";" in code.strip().rstrip(";"):
         raise CypherRefused("only one Cypher statement per request (found ';' between statements)")
-    found = [w for w in WRITE_CLAUSES if re.search(_WORD.format(w), code, re.I)]
+    found = [w for w in WRITE_CLAUSES if re.search(_WORD.format(w), code, re.IGNORECASE)]
     if _LOAD_CSV_RE.search(code):
         found.append("LOAD CSV")
     if _DATABASE_CMD_RE.search(code):
@@ -259,6 +259,7 @@ class GraphExplorer:
         """
         check_read_only(query)
         from neo4j import READ_ACCESS, unit_of_work
+        from neo4j.exceptions import DriverError, Neo4jError
 
         store = self._store()
         p = dict(params or {})
@@ -294,7 +295,7 @@ class GraphExplorer:
                 out = session.execute_read(work)
         except GraphwizError:
             raise
-        except Exception as exc:
+        except (Neo4jError, DriverError) as exc:
             msg = getattr(exc, "message", None) or str(exc)
             raise GraphStoreError(f"the Cypher query failed: {type(exc).__name__}: {msg}") from None
         out["seconds"] = time.perf_counter() - t0

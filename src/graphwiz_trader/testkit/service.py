@@ -12,8 +12,11 @@ from typing import Any
 
 from graphwiz_trader.backtest.settings import CostModel
 from graphwiz_trader.config.settings import TradingSettings
+from graphwiz_trader.data.synthetic import (
+    SyntheticMarketSettings,
+    generate_synthetic_market,
+)
 from graphwiz_trader.errors import GraphwizError
-from graphwiz_trader.data.synthetic import SyntheticMarketSettings, generate_synthetic_market
 from graphwiz_trader.service.state import ServiceState
 from graphwiz_trader.strategies import create_qlib_strategy_v2
 from graphwiz_trader.trading.engines.replay import ReplayEngine
@@ -115,7 +118,7 @@ class ServedApp:
         asyncio.set_event_loop(self.loop)
         self.loop.run_until_complete(self.server.serve())
 
-    def __enter__(self) -> "ServedApp":
+    def __enter__(self) -> ServedApp:
         import time
 
         self._thread.start()
