@@ -7,7 +7,10 @@ import pytest
 import yaml
 
 from graphwiz_trader.config.settings import TradingSettings
-from graphwiz_trader.data.synthetic import SyntheticMarketSettings, generate_synthetic_market
+from graphwiz_trader.data.synthetic import (
+    SyntheticMarketSettings,
+    generate_synthetic_market,
+)
 
 SYMBOLS = ["SYN00/USDT", "SYN01/USDT", "SYN02/USDT", "SYN03/USDT"]
 

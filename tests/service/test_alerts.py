@@ -4,8 +4,6 @@ deduplicated per key within the window, rate-limited per hour; triggers computed
 import asyncio
 import logging
 
-import pytest
-
 from graphwiz_trader.config.settings import AlertSettings, TelegramSettings
 from graphwiz_trader.errors import ExchangeUnavailableError
 from graphwiz_trader.service.alerts import Alert, AlertManager

@@ -5,7 +5,6 @@ alerted and backed off (never a crash), a cycle over its deadline is failed in t
 import asyncio
 import json
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -17,7 +16,11 @@ import pandas as pd
 import pytest
 
 from graphwiz_trader.errors import ExchangeUnavailableError
-from graphwiz_trader.service.loop import ProductionTradingService, ReplayClock, next_close
+from graphwiz_trader.service.loop import (
+    ProductionTradingService,
+    ReplayClock,
+    next_close,
+)
 from graphwiz_trader.strategies.session import cost_model
 from graphwiz_trader.testkit.service_sinks import HttpSink
 from graphwiz_trader.trading.engines.replay import ReplayEngine

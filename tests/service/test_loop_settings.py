@@ -8,7 +8,12 @@ import pytest
 
 from graphwiz_trader.config import load_config
 from graphwiz_trader.config.loader import allowed_range
-from graphwiz_trader.config.settings import AlertSettings, RetrainSettings, ServiceSettings, TelegramSettings
+from graphwiz_trader.config.settings import (
+    AlertSettings,
+    RetrainSettings,
+    ServiceSettings,
+    TelegramSettings,
+)
 from graphwiz_trader.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,11 @@ from mlflow.tracking import MlflowClient
 from graphwiz_trader.config.settings import RetrainSettings
 from graphwiz_trader.models.generator import time_split
 from graphwiz_trader.models.targets import make_label
-from graphwiz_trader.service.retrain import ChampionChallenger, RetrainError, fold_metric
+from graphwiz_trader.service.retrain import (
+    ChampionChallenger,
+    RetrainError,
+    fold_metric,
+)
 from graphwiz_trader.strategies import create_qlib_strategy_v2
 from graphwiz_trader.strategies.session import cost_model
 from graphwiz_trader.trading.engines.replay import ReplayEngine

@@ -9,7 +9,10 @@ import pytest
 
 from graphwiz_trader.backtest.settings import CostModel
 from graphwiz_trader.config.settings import TradingSettings
-from graphwiz_trader.data.synthetic import SyntheticMarketSettings, generate_synthetic_market
+from graphwiz_trader.data.synthetic import (
+    SyntheticMarketSettings,
+    generate_synthetic_market,
+)
 from graphwiz_trader.errors import UnknownSymbolError
 from graphwiz_trader.service.state import ServiceState, ServiceStateError
 from graphwiz_trader.strategies import create_qlib_strategy_v2
@@ -75,7 +78,7 @@ def test_each_cycle_updates_the_snapshot_positions_signals_and_publishes_one_eve
 
 
 def test_pause_and_kill_go_through_the_runs_journal_flags(running):
-    m, strat, state, j = running
+    _, strat, state, j = running
 
     async def go():
         await strat.start()

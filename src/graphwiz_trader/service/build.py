@@ -24,7 +24,7 @@ from graphwiz_trader.errors import ConfigError, GraphwizError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ServiceSession", "ServiceBusyError", "open_session", "replay_engine"]
+__all__ = ["ServiceBusyError", "ServiceSession", "open_session", "replay_engine"]
 
 
 class ServiceBusyError(GraphwizError):
@@ -59,7 +59,7 @@ class ServiceSession:
             try:
                 fn()
                 self.closed.append(name)
-            except Exception as exc:  # a failing close must not hide the others
+            except Exception as exc:  # noqa: BLE001 - a failing close must not hide the others
                 log.error("closing the %s failed: %s", name, exc)
         if self.lock_fd is not None:
             os.close(self.lock_fd)

@@ -17,7 +17,11 @@ import asyncio
 import logging
 from typing import Any
 
-from graphwiz_trader.core.commandline import add_config_option, add_json_option, add_run_dir_option
+from graphwiz_trader.core.commandline import (
+    add_config_option,
+    add_json_option,
+    add_run_dir_option,
+)
 from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.errors import ConfigError
 

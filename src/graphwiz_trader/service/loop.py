@@ -153,7 +153,7 @@ class _EmbeddedServer:
             await asyncio.wait_for(self.task, timeout=10)
 
 
-def _fallback_app(service: "ProductionTradingService") -> Any:
+def _fallback_app(service: ProductionTradingService) -> Any:
     """A minimal ASGI app: ``/health`` (JSON) and ``/metrics`` (Prometheus text), 404 otherwise."""
     import json
 
@@ -333,7 +333,7 @@ class ProductionTradingService:
             return
         try:
             d = await r.run(pd.Timestamp(as_of), self.state.cycle_lock if self.state is not None else None)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed round keeps the champion and is alerted
             log.error("retraining failed: %s", mask_secrets(f"{type(exc).__name__}: {exc}"))
             await self.alerts.send(self.alerts.exception(exc, "retraining"))
             return
@@ -416,7 +416,7 @@ class ProductionTradingService:
             except asyncio.CancelledError:
                 self._settle_failed_cycle(strategy, "cancelled at shutdown")
                 raise
-            except Exception as exc_:                                  # never crash the service
+            except Exception as exc_:  # noqa: BLE001 - any failure is alerted and backed off, never a crash
                 exc = exc_
             else:
                 self.failures_in_row = 0
@@ -476,7 +476,7 @@ class ProductionTradingService:
                     log.error("the running cycle did not finish within %.0f s", self.cfg.shutdown_timeout_s)
             try:
                 await s.strategy.close()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the journal and graph store must still be released
                 log.error("closing the strategy failed: %s", mask_secrets(str(exc)))
             await asyncio.to_thread(s.release)
         await self.alerts.close()

@@ -31,7 +31,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 __all__ = ["LATENCY_BUCKETS_S", "ServiceMetrics"]
 

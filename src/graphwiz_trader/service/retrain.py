@@ -255,7 +255,7 @@ class ChampionChallenger:
                     client.log_metric(rid, k, float(v))
             client.set_terminated(rid)
             d.info["mlflow_run_id"] = rid
-        except Exception as exc:                   # the store must never stop the trading loop
+        except Exception as exc:  # noqa: BLE001 - the store must never stop the trading loop
             log.error("could not record the retraining round in mlflow (%s): %s", self.mlflow_dir, exc)
 
 

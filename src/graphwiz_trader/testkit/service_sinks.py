@@ -72,7 +72,7 @@ class HttpSink:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="http-sink", daemon=True)
 
-    def __enter__(self) -> "HttpSink":
+    def __enter__(self) -> HttpSink:
         self._thread.start()
         return self
 
@@ -175,7 +175,7 @@ class SmtpSink:
         self.host, self.port = "127.0.0.1", int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, name="smtp-sink", daemon=True)
 
-    def __enter__(self) -> "SmtpSink":
+    def __enter__(self) -> SmtpSink:
         self._thread.start()
         return self
 
