@@ -11,7 +11,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "graphwiz_trader"
 REF = re.compile(r":(?:func|class|meth|mod|data|attr|exc):`~?([A-Za-z_][\w.]*)`")
 EXTERNAL = ("qlib.", "lightgbm.", "pandas.", "numpy.", "ccxt.", "stable_baselines3.", "gymnasium.", "neo4j.",
             "pypfopt.", "sklearn.", "scipy.", "networkx.", "optuna.", "plotly.", "pydantic.", "sqlalchemy.",
-            "alembic.", "torch.", "mlflow.", "hmmlearn.", "asyncio.", "logging.", "argparse.", "pathlib.")
+            "alembic.", "torch.", "mlflow.", "hmmlearn.", "asyncio.", "logging.", "argparse.", "pathlib.",
+            "hmac.", "threading.", "fastapi.", "starlette.", "uvicorn.", "prometheus_client.")
 
 
 def _index() -> set[str]:

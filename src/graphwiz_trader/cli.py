@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "live trading through ccxt (--sandbox, or real money with --confirm-real-money)"),
     "trading": ("graphwiz_trader.trading.commands",
                 "status, pause, resume or kill a running strategy (through its trade journal)"),
+    "serve": ("graphwiz_trader.service.commands",
+              "run the strategy as a service: cycles at bar closes, API, dashboard, /health, /metrics, alerts"),
 }
 
 

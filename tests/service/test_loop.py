@@ -137,10 +137,7 @@ def _get(url, timeout=5.0):
 def test_sigterm_mid_run_leaves_a_consistent_journal_and_exits_0(bars_folder, tmp_path, free_port):
     cfg = write_quick_config(tmp_path / "cfg.yaml", api={"metrics_open_to_localhost": True})
     out = tmp_path / "run"
-    launcher = ("import sys; from graphwiz_trader import cli; "
-                "cli.COMMANDS.setdefault('serve', ('graphwiz_trader.service.commands', 'serve')); "
-                "sys.exit(cli.main(sys.argv[1:]))")
-    cmd = [sys.executable, "-c", launcher, "serve", "--config", str(cfg), "--replay", str(bars_folder),
+    cmd = [sys.executable, "-m", "graphwiz_trader.cli", "serve", "--config", str(cfg), "--replay", str(bars_folder),
            "--port", str(free_port), "--out", str(out)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             cwd=tmp_path)

@@ -39,7 +39,7 @@ def test_the_systemd_unit_restarts_on_failure_and_stops_with_sigterm_after_the_c
 
 
 def test_the_compose_service_runs_serve_with_valid_arguments_on_the_loopback_port():
-    svc = yaml.safe_load((ROOT / "deploy" / "docker-compose.service.yml").read_text())["services"]["graphwiz"]
+    svc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["graphwiz"]
     assert svc["command"][:2] == ["graphwiz", "serve"] and svc["stop_signal"] == "SIGTERM"
     args = serve_parser().parse_args(svc["command"][1:])
     assert args.port == 8000 and svc["ports"] == ["127.0.0.1:8000:8000"] and svc["env_file"] == ".env"

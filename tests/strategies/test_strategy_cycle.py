@@ -179,6 +179,13 @@ def test_when_every_retry_fails_the_cycle_stays_failed_with_the_error(tmp_path):
     assert "network unreachable" in json.loads(cyc.loc[1, "summary"])["error"]
     assert j.fills_frame("r1")["cycle"].max() == 0 if len(j.fills_frame("r1")) else True
 
+    async def next_two():
+        return [await strat.run_cycle() for _ in range(2)]
+
+    after = asyncio.run(next_two())  # the failed bar is used up: the next bars are the next cycles, not stuck
+    assert [r["cycle"] for r in after] == [2, 3] and {r["status"] for r in after} <= {"ok", "skipped"}
+    assert j.cycles_frame("r1").set_index("cycle").loc[[2, 3], "status"].isin(["ok", "skipped"]).all()
+
 
 @pytest.mark.parametrize("override, message", [
     ({"max_position_weight": 5}, r"'risk\.max_position_weight': Input should be less than or equal to 1 \(allowed range \(0, 1\]\)"),

@@ -269,11 +269,9 @@ def create_app(state: Any, settings: Any, registry: Any = None) -> FastAPI:
 
     # ------------------------------------------------------------------ health, metrics, openapi, pages
     @app.get("/health", tags=["service"], summary="Liveness (no key): status, cycle, as_of, data age (s)")
-    def health() -> Response:
-        snap = state.snapshot()
-        status = "killed" if snap.get("killed") else ("error" if snap.get("last_error") else "ok")
-        return _json({"status": status, "cycle": snap.get("cycle"), "as_of": snap.get("as_of"),
-                      "data_age_s": snap.get("data_age_s"), "started_utc": snap.get("started_utc")})
+    async def health() -> Response:
+        # on the event loop (never a worker thread), so it never reads the strategy half-way through a cycle
+        return _json(state.health())
 
     @app.get("/metrics", tags=["service"], summary="Prometheus exposition of the graphwiz_* metrics")
     async def metrics(request: Request) -> Response:

@@ -255,6 +255,9 @@ class Strategy(StrategyRecords):
                                               {"error": str(exc), "attempt": attempt + 1}, _round(timings))
                 if attempt >= self.cfg.cycle_retries:
                     log.error("cycle %d at %s failed after %d attempts: %s", cycle, as_of, attempt + 1, exc)
+                    # the bar is used up: the next cycle (next bar) takes the next number; this one stays failed
+                    self.cycle += 1
+                    self.stats["cycles"] += 1
                     raise
                 wait = self.cfg.cycle_retry_backoff_s * 2 ** attempt
                 log.warning("cycle %d at %s: %s; retrying in %.3gs (attempt %d of %d)", cycle, as_of, exc, wait,
