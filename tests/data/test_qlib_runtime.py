@@ -34,3 +34,28 @@ def test_recording_an_experiment_leaves_no_lock_tree_in_the_working_folder(tmp_p
 
     client = MlflowClient(tracking_uri=store.resolve().as_uri())
     assert {e.name for e in client.search_experiments()} >= {"check", "graphwiz"}
+
+
+def test_flushing_a_recorder_waits_for_every_metric_its_background_logger_had_queued(tmp_path):
+    import time
+    from types import SimpleNamespace
+
+    from qlib.utils.paral import AsyncCaller
+
+    from graphwiz_trader.data.qlib_runtime import flush_recorder_logs
+
+    caller = AsyncCaller()   # what Qlib's MLflowRecorder logs through (its `async_log`)
+    try:
+        metric = tmp_path / "l2.valid"
+
+        def slow_write() -> None:
+            time.sleep(0.3)
+            metric.write_text("1 0.25 0\n")
+
+        caller(slow_write)
+        assert not metric.exists()          # a reader now would see no metric (or a half-written one)
+        flush_recorder_logs(SimpleNamespace(async_log=caller))
+        assert metric.read_text() == "1 0.25 0\n"
+        flush_recorder_logs(SimpleNamespace(async_log=None))   # no background logger: nothing to wait for
+    finally:
+        caller.wait()

@@ -131,3 +131,26 @@ def invalidate() -> None:
     """Forget the current Qlib session so the next :func:`init_qlib` re-initialises (and clears Qlib's
     in-memory caches). Called after bins are rewritten."""
     _STATE.pop("key", None)
+
+
+def flush_recorder_logs(recorder: object, timeout_s: float = 120.0) -> None:
+    """Wait until Qlib's background logger has written everything queued so far for ``recorder``.
+
+    Qlib's ``MLflowRecorder`` logs metrics and parameters from a thread (``async_log``). A record that reads the
+    run meanwhile (``SignalRecord``/``SigAnaRecord``/``PortAnaRecord`` list the run's artifacts, and mlflow's file
+    store then reads every metric file) can find a metric file created but not yet written, and mlflow fails
+    with "Metric '...' is malformed. No data found". The logger runs its queue in order on one thread, so when
+    a marker queued now has run, everything queued before it is on disk. A recorder without a background logger
+    returns at once.
+    """
+    import threading
+
+    from graphwiz_trader.errors import GraphwizError
+
+    caller = getattr(recorder, "async_log", None)
+    if caller is None:
+        return
+    done = threading.Event()
+    caller(done.set)
+    if not done.wait(timeout_s):
+        raise GraphwizError(f"Qlib's mlflow logger did not write its queued metrics within {timeout_s:g} s")

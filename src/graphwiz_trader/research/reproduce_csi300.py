@@ -160,7 +160,7 @@ def _fit_and_record(variant: str, seed: int, dataset: Any, workflow: dict[str, A
                                                  cfg.model_overrides)
     model = init_instance_by_config(model_cfg)
     n_features = int(len(dataset.handler.get_cols("feature")))
-    from graphwiz_trader.data.qlib_runtime import ensure_experiment
+    from graphwiz_trader.data.qlib_runtime import ensure_experiment, flush_recorder_logs
 
     ensure_experiment(cfg.experiment_name)
     with R.start(experiment_name=cfg.experiment_name, recorder_name=f"{variant}_seed{seed}"):
@@ -174,12 +174,17 @@ def _fit_and_record(variant: str, seed: int, dataset: Any, workflow: dict[str, A
         rec = R.get_recorder()
         t1 = time.perf_counter()
         with _quiet(log_sink):
+            # each record reads the run back: the metrics logged in the background must be on disk first
+            flush_recorder_logs(rec)
             SignalRecord(model=model, dataset=dataset, recorder=rec).generate()
+            flush_recorder_logs(rec)
             sig = SigAnaRecord(rec, ana_long_short=False, ann_scaler=252)
             sig.generate()
+            flush_recorder_logs(rec)
             par = PortAnaRecord(rec, config=copy.deepcopy(workflow["port_analysis_config"]),
                                 risk_analysis_freq="day")
             par.generate()
+            flush_recorder_logs(rec)
         bt_s = time.perf_counter() - t1
         pred = sig.load("pred.pkl")
         if float(pred.iloc[:, 0].std()) == 0.0:
