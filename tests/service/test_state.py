@@ -7,42 +7,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graphwiz_trader.backtest.settings import CostModel
-from graphwiz_trader.config.settings import TradingSettings
-from graphwiz_trader.data.synthetic import (
-    SyntheticMarketSettings,
-    generate_synthetic_market,
-)
 from graphwiz_trader.errors import UnknownSymbolError
-from graphwiz_trader.service.state import ServiceState, ServiceStateError
-from graphwiz_trader.strategies import create_qlib_strategy_v2
-from graphwiz_trader.trading.engines.replay import ReplayEngine
-from graphwiz_trader.trading.journal import TradeJournal
-
-SETTINGS = TradingSettings.model_validate({
-    "strategy": {"use_graph_features": False, "cov_window_bars": 72, "cash_buffer": 0.03},
-    "risk": {"max_position_weight": 0.3, "cash_buffer": 0.01, "max_drawdown": 0.5, "daily_loss_limit": 0.5},
-    "execution": {"default_strategy": "MARKET", "small_order_adv_fraction": 1.0, "large_order_adv_fraction": 100.0},
-})
+from graphwiz_trader.service.state import ServiceStateError
+from graphwiz_trader.testkit.service import replay_service
 
 
 @pytest.fixture
 def running(tmp_path):
-    m = generate_synthetic_market(SyntheticMarketSettings(n_assets=5, n_clusters=2, n_bars=24 * 12, seed=3))
-    j = TradeJournal.open(tmp_path / "journal.sqlite")
-    eng = ReplayEngine(m.bars, start=m.bars["SYN00/USDT"].index[200], costs=CostModel())
-    strat = create_qlib_strategy_v2(eng, sorted(m.bars), settings=SETTINGS, scores=m.signal, graph_store=False,
-                                    journal=j, run_id="svc")
-    state = ServiceState(strat, clock=lambda: eng.now())
-    yield m, strat, state, j
-    j.close()
+    """A started replay strategy (no cycle run yet), its state and journal (testkit.service.replay_service)."""
+    svc = replay_service(tmp_path, n_assets=5, cycles=0)
+    yield svc.market, svc.strategy, svc.state, svc.journal
+    svc.close()
 
 
 def test_each_cycle_updates_the_snapshot_positions_signals_and_publishes_one_event(running):
     m, strat, state, j = running
 
     async def go():
-        await strat.start()
         q = state.subscribe()
         results = []
         for _ in range(6):
@@ -74,14 +55,13 @@ def test_each_cycle_updates_the_snapshot_positions_signals_and_publishes_one_eve
     with pytest.raises(UnknownSymbolError, match="NOPE/USDT"):
         asyncio.run(state.latest_signals(["NOPE/USDT"]))
     eq = state.execution_quality()
-    assert eq["fills"] == len(j.fills_frame("svc")) > 0 and np.isfinite(eq["mean_bps"])
+    assert eq["fills"] == len(j.fills_frame(strat.run_id)) > 0 and np.isfinite(eq["mean_bps"])
 
 
 def test_pause_and_kill_go_through_the_runs_journal_flags(running):
     _, strat, state, j = running
 
     async def go():
-        await strat.start()
         await strat.run_cycle()
         p = await state.pause("maintenance")
         r = await state.resume("done")
@@ -90,7 +70,7 @@ def test_pause_and_kill_go_through_the_runs_journal_flags(running):
 
     p, r, k = asyncio.run(go())
     assert p["paused"] and not r["paused"] and k["killed"]
-    flags = j.run_state("svc")
+    flags = j.run_state(strat.run_id)
     assert flags["killed"] and flags["reason"] == "stop now"
     with pytest.raises(ServiceStateError, match="non-empty reason"):
         asyncio.run(state.pause("  "))
