@@ -104,8 +104,7 @@ def replay_engine(settings: TradingSettings, replay_dir: str | Path, fmt: str = 
     from graphwiz_trader.data.sources import load_universe
     from graphwiz_trader.graph.pipeline import GraphBuildSettings
     from graphwiz_trader.strategies.core import warmup_bars_for
-    from graphwiz_trader.strategies.session import cost_model
-    from graphwiz_trader.trading.engines.replay import ReplayEngine
+    from graphwiz_trader.strategies.session import replay_engine
 
     st = settings.strategy
     spec = GraphBuildSettings.from_settings(settings.graph) if st.use_graph_features else None
@@ -116,10 +115,7 @@ def replay_engine(settings: TradingSettings, replay_dir: str | Path, fmt: str = 
     if len(idx) <= warmup + 1:
         raise ConfigError(f"the replay folder {replay_dir} holds {len(idx)} bars of {st.timeframe}; the strategy "
                           f"needs {warmup} warm-up bars and at least one more to trade")
-    engine = ReplayEngine(bars, start=idx[warmup], costs=cost_model(settings.execution),
-                          max_participation=settings.execution.max_participation,
-                          initial_cash_quote=st.initial_capital_quote, timeframe=st.timeframe,
-                          ppo_model=str(settings.execution.ppo_model) if settings.execution.ppo_model else None)
+    engine = replay_engine(settings, bars, idx[warmup])
     return engine, f"replay of {len(bars)} pairs, {st.timeframe} bars from {replay_dir}"
 
 

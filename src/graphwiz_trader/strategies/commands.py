@@ -98,7 +98,7 @@ def _replay_bars(args: argparse.Namespace, settings: Any, warmup: int) -> tuple[
 
 
 def _paper(args: argparse.Namespace) -> int:
-    from graphwiz_trader.strategies.session import cost_model, replay_summary, run_strategy
+    from graphwiz_trader.strategies.session import replay_engine, replay_summary, run_strategy
 
     settings = _settings(args)
     folder = open_run(args)
@@ -111,8 +111,6 @@ def _paper(args: argparse.Namespace) -> int:
             raise ConfigError("give --replay DIR or --synthetic, not both")
         from graphwiz_trader.graph.pipeline import GraphBuildSettings
         from graphwiz_trader.strategies.core import warmup_bars_for
-        from graphwiz_trader.trading.engines.replay import ReplayEngine
-
         run_id = _run_id(args, folder, "replay")
         spec = GraphBuildSettings.from_settings(settings.graph) if settings.strategy.use_graph_features else None
         warmup = warmup_bars_for(settings.strategy, spec, 1 if args.scores else None)
@@ -120,11 +118,7 @@ def _paper(args: argparse.Namespace) -> int:
         symbols = sorted(bars)
         idx = pd.DatetimeIndex(sorted(set().union(*[df.index for df in bars.values()])))
         start = args.start if args.start is not None else (idx[min(warmup, len(idx) - 1)] if len(idx) else None)
-        engine = ReplayEngine(bars, start=start, end=args.end, costs=cost_model(settings.execution),
-                              max_participation=settings.execution.max_participation,
-                              initial_cash_quote=settings.strategy.initial_capital_quote,
-                              timeframe=settings.strategy.timeframe,
-                              ppo_model=str(settings.execution.ppo_model) if settings.execution.ppo_model else None)
+        engine = replay_engine(settings, bars, start, args.end)
         scores = None
         if args.scores:
             from graphwiz_trader.backtest.scores import read_score_file

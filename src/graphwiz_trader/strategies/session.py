@@ -19,12 +19,12 @@ from graphwiz_trader.backtest.benchmarks import equal_weight_targets
 from graphwiz_trader.backtest.engine import run_backtest
 from graphwiz_trader.backtest.metrics import compute_metrics
 from graphwiz_trader.backtest.settings import BacktestSettings, CostModel
-from graphwiz_trader.config.settings import ExecutionSettings
+from graphwiz_trader.config.settings import ExecutionSettings, TradingSettings
 from graphwiz_trader.core.progress import bar as progress_counter
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cost_model", "replay_summary", "run_strategy"]
+__all__ = ["cost_model", "replay_engine", "replay_summary", "run_strategy"]
 
 METRIC_KEYS = ("total_return", "annualised_return", "annualised_volatility", "sharpe", "sharpe_ci_low",
                "sharpe_ci_high", "max_drawdown")
@@ -36,6 +36,18 @@ def cost_model(ex: ExecutionSettings) -> CostModel:
                      slippage_bps=ex.slippage_bps, impact_coef_bps=ex.impact_coef_bps,
                      impact_volume_window_bars=ex.impact_volume_window_bars,
                      min_order_notional=ex.min_order_notional_quote)
+
+
+def replay_engine(settings: TradingSettings, bars: dict[str, pd.DataFrame], start: Any, end: Any = None) -> Any:
+    """A :class:`~graphwiz_trader.trading.engines.replay.ReplayEngine` over ``bars`` from ``start`` to ``end`` (UTC)
+    with the settings' costs, participation cap, starting capital, timeframe and PPO model (what ``graphwiz paper
+    --replay`` and ``graphwiz serve --replay`` trade on)."""
+    from graphwiz_trader.trading.engines.replay import ReplayEngine
+
+    ex, st = settings.execution, settings.strategy
+    return ReplayEngine(bars, start=start, end=end, costs=cost_model(ex), max_participation=ex.max_participation,
+                        initial_cash_quote=st.initial_capital_quote, timeframe=st.timeframe,
+                        ppo_model=str(ex.ppo_model) if ex.ppo_model else None)
 
 
 async def run_strategy(strategy: Any, cycles: int | None = None, progress: bool = False) -> dict[str, Any]:
