@@ -158,6 +158,31 @@ def test_no_sigterm_handler_outside_the_main_thread_or_when_sigterm_is_ignored(f
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
 
 
+FORKED_WORKERS = textwrap.dedent("""
+    import multiprocessing, os, signal, sys
+    from graphwiz_trader.graph.server_process import hold_sigterm_exit, _on_sigterm
+    assert hold_sigterm_exit() and signal.getsignal(signal.SIGTERM) is _on_sigterm
+    def handler_in_child(_):
+        return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    for _ in range(40):              # joblib's multiprocessing backend: a fresh pool, then terminate()
+        pool = multiprocessing.get_context("fork").Pool(2)
+        seen = pool.map(handler_in_child, range(4))
+        pool.terminate(); pool.join()
+        assert all(seen), seen
+    print("done", signal.getsignal(signal.SIGTERM) is _on_sigterm, flush=True)
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_pool_workers_of_a_server_owner_die_on_sigterm_and_terminate_never_hangs() -> None:
+    # The CI hang: Qlib's joblib pool terminate()s its forked workers with SIGTERM; workers that inherited the
+    # owner's handler raised SystemExit inside the pool's queue code and the parent's join() waited forever.
+    done = subprocess.run([sys.executable, "-c", FORKED_WORKERS], check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["done", "True"]  # the owner keeps its handler
+    assert "SIGTERM received" not in done.stderr
+
+
 SPAWN_FROM_A_THREAD = textwrap.dedent("""
     import sys, threading, time
     from graphwiz_trader.graph.server_process import spawn

@@ -13,7 +13,8 @@ turned into a clean exit, and server logs kept across starts.
 - :func:`hold_sigterm_exit` / :func:`release_sigterm_exit`: while a process owns a server, SIGTERM raises
   ``SystemExit(143)`` in the main thread, so ``with`` blocks and ``atexit`` stop the server; a previous
   Python handler is called first. A second SIGTERM while stopping kills the process at once (the default
-  action); PDEATHSIG then takes the JVM.
+  action); PDEATHSIG then takes the JVM. Forked children (``multiprocessing`` and joblib workers, e.g. Qlib's
+  expression engine) get the previous handler back at fork: they own no server.
 - :func:`rotate_logs`: ``server.err.log`` -> ``server.err.log.1`` -> ... keeps the previous runs' output.
 """
 
@@ -193,13 +194,37 @@ class _SigtermState:
         self.previous: Any = None
         self.installed = False
         self.terminating = False
+        self.owner = 0  # PID of the process that installed the handler
         self.guard = threading.Lock()
 
 
 _SIGTERM = _SigtermState()
 
 
+def _reset_in_child() -> None:
+    """A forked child (a ``multiprocessing`` / joblib worker) owns no server: it gets the previous handler back.
+
+    Without this the child inherits :func:`_on_sigterm`, and ``Pool.terminate()`` SIGTERMs workers that then
+    raise ``SystemExit`` inside the pool's queue code instead of dying, and can hang the parent's ``join()``.
+    """
+    state = _SIGTERM
+    if state.installed and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        previous = state.previous
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    state.holders, state.installed, state.previous, state.terminating = 0, False, None, False
+    state.guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
+    if os.getpid() != _SIGTERM.owner:
+        # a child forked without the at-fork hook (it only runs for os.fork): the default action, at once
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     if _SIGTERM.terminating:
         log.warning("second SIGTERM: exiting now; the graph server dies with this process")
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -233,7 +258,7 @@ def hold_sigterm_exit() -> bool:
             if previous == signal.SIG_IGN:
                 return False
             signal.signal(signal.SIGTERM, _on_sigterm)
-            _SIGTERM.previous, _SIGTERM.installed = previous, True
+            _SIGTERM.previous, _SIGTERM.installed, _SIGTERM.owner = previous, True, os.getpid()
         _SIGTERM.holders += 1
         return True
 
