@@ -36,6 +36,7 @@ from typing import Any
 
 import psutil
 
+from graphwiz_trader.core.forks import reset_signals_in_forked_children
 from graphwiz_trader.graph.server_launch import is_server_command
 
 try:  # POSIX only
@@ -202,19 +203,13 @@ _SIGTERM = _SigtermState()
 
 
 def _reset_in_child() -> None:
-    """A forked child (a ``multiprocessing`` / joblib worker) owns no server: it gets the previous handler back.
-
-    Without this the child inherits :func:`_on_sigterm`, and ``Pool.terminate()`` SIGTERMs workers that then
-    raise ``SystemExit`` inside the pool's queue code instead of dying, and can hang the parent's ``join()``.
-    """
+    """A forked child owns no server: it starts with no holders (:mod:`core.forks` resets its handlers)."""
     state = _SIGTERM
-    if state.installed and signal.getsignal(signal.SIGTERM) is _on_sigterm:
-        previous = state.previous
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     state.holders, state.installed, state.previous, state.terminating = 0, False, None, False
     state.guard = threading.Lock()
 
 
+reset_signals_in_forked_children()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_in_child)
 

@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from graphwiz_trader.config.settings import TradingSettings
+from graphwiz_trader.core.forks import reset_signals_in_forked_children
 from graphwiz_trader.core.secrets import mask_secrets
 from graphwiz_trader.errors import GraphwizError
 from graphwiz_trader.service.alerts import AlertManager
@@ -269,6 +270,7 @@ class ProductionTradingService:
         """Open, serve, loop until stopped (or the replay ends, or ``cycles`` ran), shut down; returns 0."""
         self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        reset_signals_in_forked_children()  # forked workers (Qlib's) must not stop this loop with their SIGTERM
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)

@@ -1,0 +1,45 @@
+"""What a forked child must not inherit from its parent's signal set-up.
+
+Qlib's expression engine runs on joblib's ``multiprocessing`` backend: it forks workers and stops them with
+SIGTERM (``Pool.terminate``). A worker that inherited a handler meant for its parent does the parent's job
+instead of dying:
+
+- :mod:`graph.server_process`'s handler raised ``SystemExit`` inside the pool's queue code, and the parent's
+  ``join()`` waited for ever (a CI timeout);
+- asyncio's ``loop.add_signal_handler`` (the service) leaves a no-op Python handler and the loop's wakeup fd:
+  the worker ignores SIGTERM and writes the signal number into the *parent's* event loop, which then stops
+  as if it had been sent SIGTERM itself.
+
+:func:`reset_signals_in_forked_children` registers (once) an ``os.register_at_fork`` hook that gives every
+forked child the default SIGTERM action, Python's default SIGINT handler and no wakeup fd. A disposition of
+``SIG_IGN`` is kept: ignoring is the process owner's choice. ``subprocess`` children exec a new program, which
+resets handlers anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+_registered = False
+_guard = threading.Lock()
+
+
+def _reset_in_child() -> None:
+    if hasattr(signal, "SIGTERM") and signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) not in (signal.default_int_handler, signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.set_wakeup_fd(-1)
+
+
+def reset_signals_in_forked_children() -> None:
+    """Register the at-fork hook of the module docstring (idempotent; a no-op where ``fork`` does not exist)."""
+    global _registered
+    if not hasattr(os, "register_at_fork"):
+        return
+    with _guard:
+        if not _registered:
+            os.register_at_fork(after_in_child=_reset_in_child)
+            _registered = True

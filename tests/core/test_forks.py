@@ -1,0 +1,60 @@
+"""Forked children (Qlib's joblib workers) do not inherit the signal set-up of the process that forked them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+
+LOOP_WITH_FORKED_POOLS = textwrap.dedent("""
+    import asyncio, multiprocessing, signal, sys
+    if sys.argv[1] == "hook":
+        from graphwiz_trader.core.forks import reset_signals_in_forked_children
+        reset_signals_in_forked_children()
+
+    def child_dispositions(_):
+        return (signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.set_wakeup_fd(-1) == -1)
+
+    def pools():
+        seen = []
+        for _ in range(5):
+            pool = multiprocessing.get_context("fork").Pool(2)
+            seen += pool.map(child_dispositions, range(4))
+            pool.terminate(); pool.join()      # SIGTERM to each worker, as joblib's backend does
+        return seen
+
+    async def main():
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopped.set)
+        seen = await asyncio.to_thread(pools)
+        await asyncio.sleep(0.3)                  # a signal byte written into our wakeup fd would land now
+        print(all(all(s) for s in seen), stopped.is_set(), flush=True)
+
+    asyncio.run(main())
+""")
+
+
+def run(mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", LOOP_WITH_FORKED_POOLS, mode], check=False, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_workers_forked_under_an_asyncio_signal_handler_die_on_sigterm_and_leave_the_parents_loop_alone():
+    done = run("hook")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "False"]  # children: default handlers; parent: not stopped
+
+
+def test_without_the_hook_the_same_workers_inherit_the_parents_handlers():
+    # the control: the probe can tell (asyncio's no-op handler and wakeup fd reach the children otherwise)
+    done = run("none")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "False"
