@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -131,6 +132,44 @@ def test_a_cycle_past_its_deadline_is_failed_in_the_journal_and_the_loop_goes_on
 def _get(url, timeout=5.0):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.status, r.read()
+
+
+def test_health_answers_while_the_first_model_trains_at_start(synthetic_market, tmp_path, free_port, monkeypatch):
+    from graphwiz_trader.strategies.signals import ModelScores
+
+    train = ModelScores.prepare
+
+    def slow_train(self, buffer):                      # a training that takes 2 s more than this small one
+        time.sleep(2.0)
+        return train(self, buffer)
+
+    monkeypatch.setattr(ModelScores, "prepare", slow_train)
+    s = quick_settings()
+    svc = ProductionTradingService(settings=s, engine=engine(synthetic_market, s), cycles=1, run_folder=tmp_path,
+                                   port=free_port)
+    answers: list[tuple[float, str]] = []
+    done = threading.Event()
+
+    def probe():
+        while not done.is_set():
+            t0 = time.perf_counter()
+            try:
+                status, body = _get(f"http://127.0.0.1:{free_port}/health", timeout=5)
+                answers.append((time.perf_counter() - t0, json.loads(body)["phase"]))
+            except OSError:
+                pass                                   # not listening yet, or already stopped
+            time.sleep(0.05)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        assert asyncio.run(svc.run()) == 0
+    finally:
+        done.set()
+        prober.join(10)
+    starting = [lat for lat, phase in answers if phase == "starting"]
+    assert len(starting) >= 10, answers                # answered throughout the 2 s of training
+    assert max(starting) < 0.5                         # each at once, not after the training
 
 
 @pytest.mark.slow

@@ -168,14 +168,14 @@ class Strategy(StrategyRecords):
             raise GraphwizError(f"the engine has {len(self.buffer)} bars of history before {self.engine.now()}; "
                                 f"the strategy needs {n} (covariance window, Alpha158, graph and regime windows)")
         timings: dict[str, float] = {"history": time.perf_counter() - t0}
+        # the graph's first build and the model's training are long CPU work: a thread keeps the event loop
+        # (a service's /health, its API) answering meanwhile
         if self.graph is not None:
             t1 = time.perf_counter()
-            close = self.buffer.field("close")
-            self.graph.update(close, len(close), build=False)
-            self.graph.build_latest(close)
+            await asyncio.to_thread(self._build_graph_at_start)
             timings["graph"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        model = self.scores.prepare(self.buffer)
+        model = await asyncio.to_thread(self.scores.prepare, self.buffer)
         timings["model"] = time.perf_counter() - t2
         self.rules = await self.engine.market_rules(self.symbols)
         self._pos = {s: float(q) for s, q in (await self.engine.account()).positions.items() if q}
@@ -193,6 +193,11 @@ class Strategy(StrategyRecords):
         log.info("strategy %s started on %s: %d warm-up bars to %s, model %s", self.name, self.engine.name,
                  len(self.buffer), self.buffer.newest, model.get("version"))
         return info
+
+    def _build_graph_at_start(self) -> None:
+        close = self.buffer.field("close")
+        self.graph.update(close, len(close), build=False)
+        self.graph.build_latest(close)
 
     def _config_record(self) -> dict[str, Any]:
         s = self.settings
