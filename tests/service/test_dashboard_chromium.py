@@ -61,7 +61,9 @@ def served(_graph_store_session, tmp_path_factory):
     regimes = RegimeSettings(min_train=300, refit_every=100, burn_in=100, asset_vol_window=24, asset_min_history=100)
     build = build_graph(market.bars, GraphBuildSettings(window=120, stride=24, top_k=4, regimes=regimes))
     write_graph(store, build, "binance")
-    svc = replay_service(tmp_path_factory.mktemp("dash"), cycles=30, graph_store=store, graph_build=build.build_id)
+    live = GraphBuildSettings(window=120, stride=24, top_k=4, regimes=regimes)   # the strategy's own live graph
+    svc = replay_service(tmp_path_factory.mktemp("dash"), days=30, start_bar=500, cycles=30, graph_store=store,
+                         graph_build=build.build_id, graph_spec=live)
     keys = [f"{hashlib.sha256(k.encode()).hexdigest()} {s} {n}"
             for k, s, n in ((READ_KEY, "read", "dash"), (TRADE_KEY, "trade", "ops"))]
     app = create_app(svc.state, ApiSettings(keys=keys))
@@ -123,6 +125,15 @@ def test_the_dashboard_renders_real_data_and_updates_live(served, browser, tmp_p
     weights = svc.state.target_weights()
     assert sorted((pos, sym) for pos, sym, _ in bars) == list(enumerate(sorted(weights, key=lambda s: -weights[s])))
     assert all(y == pytest.approx(weights[sym]) for _, sym, y in bars)     # each bar stands at its own symbol
+    # the market regime and the graph features of the strategy's live graph, execution quality from the fills
+    assert page.text_content("#c-regime") == snap["regime"] and snap["regime"] in svc.strategy.graph.regime_names
+    top = svc.state.top_graph_features()
+    cells = page.eval_on_selector_all("#features tbody tr", "trs => trs.map(tr => [...tr.cells].map(c => "
+                                      "c.textContent))")
+    assert [c[:2] for c in cells] == [[f["feature"], f["symbol"]] for f in top] and len(top) == 10
+    xq = svc.state.execution_quality()
+    assert xq["fills"] > 0 and page.text_content("#x-fills") == str(xq["fills"])
+    assert page.text_content("#x-mean") == f"{xq['mean_bps']:.2f} bps" and xq["mean_bps"] > 0
     n_points = page.evaluate("document.getElementById('equity-chart').data[0].x.length")
     assert n_points == len(svc.state.equity_curve()) == 30
     # a cycle run by the service (in the server's event loop) reaches the page through the stream

@@ -54,8 +54,19 @@ def test_each_cycle_updates_the_snapshot_positions_signals_and_publishes_one_eve
     assert sig["weights"]["SYN01/USDT"] == pytest.approx(last["target_weights"]["SYN01/USDT"])
     with pytest.raises(UnknownSymbolError, match="NOPE/USDT"):
         asyncio.run(state.latest_signals(["NOPE/USDT"]))
+    # shortfall recomputed from the bars and the journal: arrival = the close at the cycle that decided the order
+    arrival = {o["client_order_id"]: (float(m.bars[o["symbol"]]["close"].loc[r["as_of"]]),
+                                      1 if o["side"] == "buy" else -1) for r in results for o in r["orders"]}
+    fills = j.fills_frame(strat.run_id)
+    n = fills["qty"] * fills["price"]
+    px0 = fills["client_order_id"].map(lambda c: arrival[c][0])
+    sign = fills["client_order_id"].map(lambda c: arrival[c][1])
+    bps = sign * (fills["price"] / px0 - 1) * 1e4 + (fills["spread_slippage_quote"] + fills["impact_quote"]) / n * 1e4
     eq = state.execution_quality()
-    assert eq["fills"] == len(j.fills_frame(strat.run_id)) > 0 and np.isfinite(eq["mean_bps"])
+    assert eq["fills"] == len(fills) > 0
+    assert eq["mean_bps"] == pytest.approx(bps.mean()) and eq["p95_bps"] == pytest.approx(np.quantile(bps, 0.95))
+    assert eq["fee_bps"] == pytest.approx((fills["fee_quote"] / n * 1e4).mean())
+    assert eq["mean_bps"] >= 3.0          # at least the cost model's half spread (1 bps) + slippage (2 bps)
 
 
 def test_pause_and_kill_go_through_the_runs_journal_flags(running):
@@ -74,3 +85,33 @@ def test_pause_and_kill_go_through_the_runs_journal_flags(running):
     assert flags["killed"] and flags["reason"] == "stop now"
     with pytest.raises(ServiceStateError, match="non-empty reason"):
         asyncio.run(state.pause("  "))
+
+
+def test_with_the_live_graph_the_snapshot_has_the_regime_and_the_top_graph_features_rank_by_z(tmp_path):
+    from graphwiz_trader.core.symbols import to_qlib_instrument
+    from graphwiz_trader.graph.builders.regimes import RegimeSettings
+    from graphwiz_trader.graph.pipeline import GraphBuildSettings
+
+    spec = GraphBuildSettings(window=120, stride=24, top_k=4, regimes=RegimeSettings(
+        min_train=300, refit_every=100, burn_in=100, asset_vol_window=24, asset_min_history=100))
+    svc = replay_service(tmp_path, days=30, start_bar=500, cycles=8, graph_spec=spec)
+    try:
+        strat, state = svc.strategy, svc.state
+        snap = state.snapshot()
+        label, prob = strat.graph.regime_at()
+        assert snap["regime"] == label and label in strat.graph.regime_names
+        assert snap["regime_prob"] == pytest.approx(prob) and 0.5 <= prob <= 1.0
+        top = state.top_graph_features(6)
+        # independently: every G_* value at the newest bar, z against its cross-section, largest |z| first
+        feats = strat.graph.features(strat.buffer.field("close", 26))
+        z = (feats - feats.mean()) / feats.std(ddof=0)
+        by_inst = {to_qlib_instrument(s): s for s in strat.symbols}
+        expect = sorted(((abs(z.iloc[i, j]), feats.columns[j], by_inst[feats.index[i][1]], feats.iloc[i, j])
+                         for i in range(len(feats)) for j in range(feats.shape[1]) if np.isfinite(z.iloc[i, j])),
+                        key=lambda r: (-r[0], r[1], r[2]))[:6]
+        assert [(r["feature"], r["symbol"]) for r in top] == [(f, s) for _, f, s, _ in expect]
+        assert [r["value"] for r in top] == pytest.approx([v for *_, v in expect])
+        assert [abs(r["z"]) for r in top] == pytest.approx([a for a, *_ in expect])
+        assert all(r["feature"].startswith("G_") and r["symbol"] in strat.symbols for r in top)
+    finally:
+        svc.close()

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.errors import GraphwizError, UnknownSymbolError
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,7 @@ class ServiceState:
         if getattr(s, "graph", None) is None or getattr(s, "buffer", None) is None or len(s.buffer) < 26:
             return []
         feats = s.graph.features(s.buffer.field("close", 26))
+        names = {to_qlib_instrument(sym): sym for sym in s.symbols}   # the frame is indexed by Qlib instrument
         rows = []
         for col in feats.columns:
             v = feats[col].astype(np.float64)
@@ -221,27 +223,39 @@ class ServiceState:
                 if not math.isfinite(float(x)):
                     continue
                 z = (float(x) - float(v.mean())) / sd if sd > 1e-12 else 0.0
-                rows.append({"feature": str(col), "symbol": str(sym), "value": float(x), "z": z})
+                rows.append({"feature": str(col), "symbol": names.get(str(sym), str(sym)), "value": float(x), "z": z})
         rows.sort(key=lambda d: (-abs(d["z"]), d["feature"], d["symbol"]))
         return rows[:n]
 
     def execution_quality(self) -> dict[str, Any]:
-        """Implementation shortfall of the fills against the arrival price (the close at the decision):
-        ``fills, mean_bps, p95_bps`` (positive: paid more than arrival on buys / got less on sells), over the
-        fills of orders decided while this service ran (their arrival price is known)."""
+        """Implementation shortfall of the fills against the arrival price (the newest close when the order was
+        decided), in bps of the fill's notional: ``fills, mean_bps, p95_bps, fee_bps``.
+
+        Per fill of notional ``n = qty x price``: ``side x (price / arrival - 1) x 1e4`` (the price moved against
+        us, positive: paid more on a buy / got less on a sell) plus ``(spread_slippage + impact) / n x 1e4`` (the
+        costs a simulated fill charges on top of the unaffected price; an exchange's fill has them in its price
+        and records 0). ``fee_bps`` is the mean explicit fee, apart. Only fills of orders decided while this
+        service ran count (their arrival price is known).
+        """
+        empty = {"fills": 0, "mean_bps": None, "p95_bps": None, "fee_bps": None}
         j = self.strategy.journal
         if j is None or not self._arrival:
-            return {"fills": 0, "mean_bps": None, "p95_bps": None}
+            return empty
         fills = j.fills_frame(self.run_id)
-        bps = []
-        for cid, px, qty in zip(fills["client_order_id"], fills["price"], fills["qty"]) if len(fills) else []:
+        bps, fee = [], []
+        cols = ("client_order_id", "price", "qty", "fee_quote", "spread_slippage_quote", "impact_quote")
+        for cid, px, qty, f, ss, imp in zip(*(fills[c] for c in cols)) if len(fills) else []:
             a = self._arrival.get(cid)
-            if a is not None and qty > 0:
-                bps.append(a[1] * (float(px) / a[0] - 1.0) * 1e4)
+            n = float(qty) * float(px)
+            if a is None or not n > 0:
+                continue
+            bps.append(a[1] * (float(px) / a[0] - 1.0) * 1e4 + (float(ss) + float(imp)) / n * 1e4)
+            fee.append(float(f) / n * 1e4)
         if not bps:
-            return {"fills": 0, "mean_bps": None, "p95_bps": None}
+            return empty
         arr = np.asarray(bps)
-        return {"fills": int(arr.size), "mean_bps": float(arr.mean()), "p95_bps": float(np.quantile(arr, 0.95))}
+        return {"fills": int(arr.size), "mean_bps": float(arr.mean()), "p95_bps": float(np.quantile(arr, 0.95)),
+                "fee_bps": float(np.mean(fee))}
 
     async def latest_signals(self, symbols: list[str]) -> dict[str, Any]:
         """The newest cycle's scores and target weights of ``symbols``: ``{as_of, scores, weights,

@@ -55,7 +55,7 @@ class ReplayService:
 
 def replay_service(folder: str | Path, *, n_assets: int = 6, days: int = 12, start_bar: int = 200,
                    cycles: int = 6, seed: int = 3, graph_store: Any = None,
-                   graph_build: str | None = None) -> ReplayService:
+                   graph_build: str | None = None, graph_spec: Any = None) -> ReplayService:
     """Start a replay strategy on a SYNTHETIC market and run ``cycles`` cycles through a ServiceState.
 
     Parameters
@@ -69,16 +69,22 @@ def replay_service(folder: str | Path, *, n_assets: int = 6, days: int = 12, sta
     cycles : int
         Cycles run before returning (0: started, none run).
     graph_store, graph_build : optional
-        A graph store and build id the state exposes to the explorer (the strategy itself runs without graph
-        features).
+        A graph store and build id the state exposes to the explorer.
+    graph_spec : GraphBuildSettings, optional
+        With it the strategy keeps its live graph in memory (correlations, communities, the market regime, the
+        ``G_*`` features the dashboard shows); without it, no graph.
     """
     m = generate_synthetic_market(SyntheticMarketSettings(n_assets=n_assets, n_clusters=2, n_bars=24 * days,
                                                           seed=seed))
     journal = TradeJournal.open(Path(folder) / "journal.sqlite")
     first = next(iter(m.bars.values())).index[start_bar]
     eng = ReplayEngine(m.bars, start=first, costs=CostModel())
-    strat = create_qlib_strategy_v2(eng, sorted(m.bars), settings=REPLAY_SETTINGS, scores=m.signal,
-                                    graph_store=False, journal=journal, run_id="service-test")
+    settings = REPLAY_SETTINGS
+    if graph_spec is not None:
+        settings = settings.model_copy(update={"strategy": settings.strategy.model_copy(
+            update={"use_graph_features": True})})
+    strat = create_qlib_strategy_v2(eng, sorted(m.bars), settings=settings, scores=m.signal, graph_store=False,
+                                    graph_spec=graph_spec, journal=journal, run_id="service-test")
     state = ServiceState(strat, clock=lambda: eng.now())
     if graph_store is not None:
         state.graph_store = graph_store

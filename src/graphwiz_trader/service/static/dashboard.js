@@ -80,6 +80,7 @@
       text("x-fills", String(x.fills));
       text("x-mean", x.mean_bps === null ? "–" : fmt.num(x.mean_bps, 2) + " bps");
       text("x-p95", x.p95_bps === null ? "–" : fmt.num(x.p95_bps, 2) + " bps");
+      text("x-fee", x.fee_bps === null ? "–" : fmt.num(x.fee_bps, 2) + " bps");
       text("c-shortfall", x.mean_bps === null ? "–" : fmt.num(x.mean_bps, 1) + " bps");
       text("c-fills", x.fills + " fills · p95 " + (x.p95_bps === null ? "–" : fmt.num(x.p95_bps, 1) + " bps"));
       GW.showMessage("");
