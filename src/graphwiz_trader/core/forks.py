@@ -4,8 +4,8 @@ Qlib's expression engine runs on joblib's ``multiprocessing`` backend: it forks 
 SIGTERM (``Pool.terminate``). A worker that inherited a handler meant for its parent does the parent's job
 instead of dying:
 
-- :mod:`graph.server_process`'s handler raised ``SystemExit`` inside the pool's queue code, and the parent's
-  ``join()`` waited for ever (a CI timeout);
+- :mod:`graphwiz_trader.graph.server_process`'s handler raised ``SystemExit`` inside the pool's queue code,
+  and the parent's ``join()`` waited for ever (a CI timeout);
 - asyncio's ``loop.add_signal_handler`` (the service) leaves a no-op Python handler and the loop's wakeup fd:
   the worker ignores SIGTERM and writes the signal number into the *parent's* event loop, which then stops
   as if it had been sent SIGTERM itself.

@@ -203,7 +203,8 @@ _SIGTERM = _SigtermState()
 
 
 def _reset_in_child() -> None:
-    """A forked child owns no server: it starts with no holders (:mod:`core.forks` resets its handlers)."""
+    """A forked child owns no server: it starts with no holders (:mod:`graphwiz_trader.core.forks` resets its
+    handlers)."""
     state = _SIGTERM
     state.holders, state.installed, state.previous, state.terminating = 0, False, None, False
     state.guard = threading.Lock()
