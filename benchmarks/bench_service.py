@@ -142,8 +142,9 @@ def _process_sample(cycle: int, cycle_s: float) -> dict:
             "jvm_rss_mb": sum(c.memory_info().rss for c in jvm) / 2**20}
 
 
-def _http_client(base: str, stop: threading.Event, counts: dict) -> None:
-    """/health, /metrics and /api/v1/overview every 0.2 s, a new connection each time."""
+def _http_client(base: str, stop: threading.Event, stopping: threading.Event, counts: dict) -> None:
+    """/health, /metrics and /api/v1/overview every 0.2 s, a new connection each time; ``stopping``: the
+    service's shutdown has begun (refused connections from then on are expected)."""
     import urllib.error
     import urllib.request
 
@@ -156,13 +157,18 @@ def _http_client(base: str, stop: threading.Event, counts: dict) -> None:
                     counts[r.status] = counts.get(r.status, 0) + 1
             except urllib.error.HTTPError as exc:
                 counts[exc.code] = counts.get(exc.code, 0) + 1
-            except OSError:
-                key = "unreachable" if counts else "not listening yet"   # before the first answer: start-up
+            except OSError as exc:
+                if not counts.get(200):
+                    key = "before the first answer (start-up)"
+                elif stopping.is_set():
+                    key = "after the service stopped"
+                else:
+                    key = f"{type(exc).__name__} on {path}: {getattr(exc, 'reason', exc)}"
                 counts[key] = counts.get(key, 0) + 1
         stop.wait(0.2)
 
 
-def soak(cycles: int, sample_every: int, folder: Path) -> dict:
+def soak(cycles: int, sample_every: int, folder: Path, retrain_hours: int = 168) -> dict:
     """Run the replayed service for ``cycles`` cycles; samples every ``sample_every`` cycles (see the docstring)."""
     os.environ["GRAPHWIZ_GRAPH_DIR"] = str(folder / "graph")
     os.environ["GRAPHWIZ_RUNS_DIR"] = str(folder / "runs")
@@ -187,7 +193,7 @@ def soak(cycles: int, sample_every: int, folder: Path) -> dict:
     raw = load_yaml(Path(__file__).resolve().parents[1] / "config" / "trading_config.yaml")
     raw["strategy"]["symbols"] = symbols
     raw["service"].update({"port": port, "run_id": "soak", "journal": str(folder / "journal.sqlite")})
-    raw["service"]["retrain"].update({"enabled": True, "interval_hours": 168})
+    raw["service"]["retrain"].update({"enabled": retrain_hours > 0, "interval_hours": max(retrain_hours, 1)})
     raw["service"]["api"].update({"keys": [f"{hashlib.sha256(KEY.encode()).hexdigest()} read soak"],
                                   "rate_per_minute": 1_000_000, "burst": 100_000})
     settings = validate_mapping(raw, TradingSettings, "config/trading_config.yaml (soak)")
@@ -208,9 +214,16 @@ def soak(cycles: int, sample_every: int, folder: Path) -> dict:
                       f"{samples[-1]['threads']} threads, {samples[-1]['open_files']} open files, "
                       f"{samples[-1]['asyncio_tasks']} tasks", flush=True)
 
-    svc = SampledService(settings=settings, engine=engine, cycles=cycles, run_folder=folder / "serve")
-    stop, counts = threading.Event(), {}
-    client = threading.Thread(target=_http_client, args=(f"http://127.0.0.1:{port}", stop, counts), daemon=True)
+    stop, stopping, counts = threading.Event(), threading.Event(), {}
+
+    class SoakService(SampledService):
+        async def _shutdown(self) -> None:
+            stopping.set()
+            await super()._shutdown()
+
+    svc = SoakService(settings=settings, engine=engine, cycles=cycles, run_folder=folder / "serve")
+    client = threading.Thread(target=_http_client, args=(f"http://127.0.0.1:{port}", stop, stopping, counts),
+                              daemon=True)
     client.start()
     t0 = time.perf_counter()
     try:
@@ -312,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                    "default 15")
     p.add_argument("--clients", type=int, default=50, help="load: concurrent clients (requests in flight), default 50")
     p.add_argument("--cycles", type=int, default=2000, help="soak: replayed service cycles, default 2000")
+    p.add_argument("--retrain-hours", type=int, default=168, help="soak: champion/challenger round every N hours "
+                   "of replayed time, 0 = off (default 168)")
     p.add_argument("--sample-every", type=int, default=100, help="soak: cycles between samples, default 100")
     p.add_argument("--json", help="also write the figures to this JSON file (default: none)")
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -329,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         out["load"] = run_load(args)
     if args.part in ("soak", "all"):
         with tempfile.TemporaryDirectory(prefix="bench_service_soak_") as folder:
-            r = soak(args.cycles, args.sample_every, Path(folder))
+            r = soak(args.cycles, args.sample_every, Path(folder), args.retrain_hours)
         v = judge_soak(r)
         print_soak(r, v)
         out["soak"] = {**{k: r[k] for k in ("cycles", "exit_code", "seconds", "samples", "http", "alerts")}, **v}

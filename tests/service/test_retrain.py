@@ -84,7 +84,11 @@ def test_a_worse_challenger_is_not_deployed_and_is_recorded_in_mlflow(running):
     champion = strat.scores.version
     cc = ChampionChallenger(strat, RetrainSettings(enabled=True, test_bars=48, margin=0.01, metric="ic"),
                             tmp / "models", mlflow_dir=tmp / "mlruns", challenger=shuffled_labels)
+    # a hybrid generator's cache of graph features per bar window (shared with its challenger) is emptied after
+    # the round: otherwise each round's windows stay in memory for ever
+    strat.scores.gen._graph_cache = {"an old window": pd.DataFrame(np.zeros((1000, 20)))}
     d = asyncio.run(cc.run(as_of))
+    assert strat.scores.gen._graph_cache == {}
     assert not d.deployed and d.test_bars >= 24
     assert d.challenger_score < d.champion_score + 0.01
     assert strat.scores.version == champion and cc.history == [champion]

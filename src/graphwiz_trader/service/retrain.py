@@ -36,6 +36,7 @@ import pandas as pd
 
 from graphwiz_trader.config.settings import RetrainSettings
 from graphwiz_trader.errors import GraphwizError
+from graphwiz_trader.strategies.signals import release_training_memory
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,12 @@ class ChampionChallenger:
         hist = await st.engine.history(st.symbols, n_train + n_test)
         bars = {s: df[df.index <= t] for s, df in hist.items() if len(df)}
         self.last_round = t
-        decision = await asyncio.to_thread(self._evaluate, bars, t, n_train, n_test)
+        try:
+            decision = await asyncio.to_thread(self._evaluate, bars, t, n_train, n_test)
+        finally:
+            # the challenger shares the champion's feature caches (a shallow copy): both windows' graph
+            # features would stay for ever, a round at a time (the soak's memory grew ~40 MB per round)
+            release_training_memory(self.strategy.scores.gen)
         self.decisions.append(decision)
         self._log_mlflow(decision)
         if decision.deployed:

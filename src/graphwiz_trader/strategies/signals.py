@@ -35,16 +35,16 @@ from graphwiz_trader.strategies.bars import BarBuffer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModelScores", "PanelScores"]
+__all__ = ["ModelScores", "PanelScores", "release_training_memory"]
 
 
-def _release_training_memory(gen: Any) -> None:
+def release_training_memory(gen: Any) -> None:
     """Give back what a training allocated, so a strategy's memory stays flat over its retrainings.
 
     The hybrid generator caches the graph features of every bar window it built features for (a research
     convenience); a strategy never builds features for an old training window again, so that cache only grows
     (about 7 MB per retraining for 20 symbols). It is emptied, the garbage collected, and glibc asked to return
-    the freed pages (``malloc_trim``; a no-op elsewhere).
+    the freed pages (``malloc_trim``; a no-op elsewhere). Champion/challenger rounds of the service call it too.
     """
     import ctypes
     import ctypes.util
@@ -200,7 +200,7 @@ class ModelScores:
                      "saved_to": saved, "seconds": time.perf_counter() - t0}
         log.info("model %s trained on bars up to %s (%s) in %.1fs", self.version, self.trained_until, reason,
                  self.info["seconds"])
-        _release_training_memory(self.gen)
+        release_training_memory(self.gen)
         return self.info
 
     # -------------------------------------------------------------------------------------- scoring
