@@ -80,6 +80,23 @@ def test_prometheus_scrapes_the_service_with_a_bearer_key_and_returns_the_equity
                         continue
                 assert result, "no graphwiz_equity_quote sample was scraped within 60 s"
                 assert float(result[0]["value"][1]) == pytest.approx(equities[-1], rel=1e-12)
+                # three more cycles, each scraped before the next: the range query returns the series in order
+                first_seen = len(equities) - 1
+                for _ in range(3):
+                    (r,) = asyncio.run_coroutine_threadsafe(svc.run_cycles(1), served.loop).result(timeout=60)
+                    metrics.observe_cycle(r, svc.state.snapshot())
+                    equities.append(float(r["equity"]))
+                    while time.monotonic() < deadline + 60:
+                        now = _query(port, 'graphwiz_equity_quote{job="graphwiz"}')
+                        if float(now[0]["value"][1]) == equities[-1]:
+                            break
+                        time.sleep(0.3)
+                series = _query(port, 'graphwiz_equity_quote{job="graphwiz"}[5m]')[0]["values"]
+                values = [float(v) for _, v in series]
+                changes = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+                print(f"PromQL graphwiz_equity_quote{{job=\"graphwiz\"}}[5m] -> {len(series)} samples, values in "
+                      f"order {changes}")
+                assert changes == pytest.approx(equities[first_seen:], rel=1e-12)
                 up = _query(port, 'up{job="graphwiz"}')
                 assert up and up[0]["value"][1] == "1"   # the scrape authenticated (401 would make it 0)
                 fills = _query(port, "graphwiz_fills_total")
