@@ -63,3 +63,28 @@ def test_without_the_hook_the_same_workers_inherit_the_parents_handlers():
     done = run("none")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[0] == "False"
+
+
+SIGTERM_BEFORE_THE_RESET = textwrap.dedent("""
+    import os, signal, sys, time
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)   # the parent's handler (asyncio installs one)
+    # the first thing the child does: a SIGTERM arrives (Pool.terminate() right after the pool started)
+    os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    from graphwiz_trader.core.forks import reset_signals_in_forked_children
+    reset_signals_in_forked_children()
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(3)
+        os._exit(0)                       # survived the SIGTERM
+    _, status = os.waitpid(pid, 0)
+    print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, flush=True)
+""")
+
+
+def test_a_sigterm_reaching_the_child_before_its_reset_still_kills_it():
+    # it stays pending (blocked around fork) until the default action is back; handled by the parent's handler
+    # instead, it was lost and such a worker lived on, blocked on its pool's queue lock (a CI hang)
+    done = subprocess.run([sys.executable, "-c", SIGTERM_BEFORE_THE_RESET], check=False, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True"

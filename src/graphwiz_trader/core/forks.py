@@ -10,8 +10,10 @@ instead of dying:
   the worker ignores SIGTERM and writes the signal number into the *parent's* event loop, which then stops
   as if it had been sent SIGTERM itself.
 
-:func:`reset_signals_in_forked_children` registers (once) an ``os.register_at_fork`` hook that gives every
-forked child the default SIGTERM action, Python's default SIGINT handler and no wakeup fd. A disposition of
+:func:`reset_signals_in_forked_children` registers (once) ``os.register_at_fork`` hooks that give every
+forked child the default SIGTERM action, Python's default SIGINT handler and no wakeup fd. The forking thread
+blocks SIGTERM and SIGINT around ``fork()``, so a signal sent to the child before its reset stays pending and
+then takes the default action (a ``Pool.terminate()`` right after the pool started hit that window). A disposition of
 ``SIG_IGN`` is kept: ignoring is the process owner's choice. ``subprocess`` children exec a new program, which
 resets handlers anyway.
 """
@@ -26,12 +28,31 @@ _registered = False
 _guard = threading.Lock()
 
 
+_SIGNALS = {signal.SIGTERM, signal.SIGINT} if hasattr(signal, "SIGTERM") else {signal.SIGINT}
+_saved = threading.local()
+
+
+def _block_before_fork() -> None:
+    # a SIGTERM that reached the child between fork() and its reset would run the parent's handler (asyncio's
+    # no-op: the signal is lost, and a terminate()d worker lives on, blocked on its pool's queue lock): the
+    # forking thread blocks these signals, so the child starts with them pending, not handled
+    _saved.mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+
+
+def _unblock_in_parent() -> None:
+    mask = getattr(_saved, "mask", None)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        _saved.mask = None
+
+
 def _reset_in_child() -> None:
     if hasattr(signal, "SIGTERM") and signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if signal.getsignal(signal.SIGINT) not in (signal.default_int_handler, signal.SIG_IGN, signal.SIG_DFL):
         signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.set_wakeup_fd(-1)
+    _unblock_in_parent()            # the forking thread's mask, now the child's: pending signals act by default
 
 
 def reset_signals_in_forked_children() -> None:
@@ -41,5 +62,7 @@ def reset_signals_in_forked_children() -> None:
         return
     with _guard:
         if not _registered:
+            if hasattr(signal, "pthread_sigmask"):
+                os.register_at_fork(before=_block_before_fork, after_in_parent=_unblock_in_parent)
             os.register_at_fork(after_in_child=_reset_in_child)
             _registered = True
