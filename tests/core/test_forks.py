@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -46,9 +47,21 @@ LOOP_WITH_FORKED_POOLS = textwrap.dedent("""
 """)
 
 
+def run_probe(code: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in its own session; on a timeout its whole group is killed (a hung pool's workers too)."""
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"the probe did not finish within {timeout:.0f} s (a forked worker hung)")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def run(mode: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", LOOP_WITH_FORKED_POOLS, mode], check=False, capture_output=True,
-                          text=True, timeout=60)
+    return run_probe(LOOP_WITH_FORKED_POOLS, mode)
 
 
 def test_workers_forked_under_an_asyncio_signal_handler_die_on_sigterm_and_leave_the_parents_loop_alone():
@@ -84,7 +97,6 @@ SIGTERM_BEFORE_THE_RESET = textwrap.dedent("""
 def test_a_sigterm_reaching_the_child_before_its_reset_still_kills_it():
     # it stays pending (blocked around fork) until the default action is back; handled by the parent's handler
     # instead, it was lost and such a worker lived on, blocked on its pool's queue lock (a CI hang)
-    done = subprocess.run([sys.executable, "-c", SIGTERM_BEFORE_THE_RESET], check=False, capture_output=True,
-                          text=True, timeout=60)
+    done = run_probe(SIGTERM_BEFORE_THE_RESET)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "True"
