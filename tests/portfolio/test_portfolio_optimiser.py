@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from pypfopt import EfficientFrontier, risk_models
+from sklearn.covariance import ledoit_wolf
 
-from graphwiz_trader.errors import ConfigError
+from graphwiz_trader.errors import ConfigError, DataError
 from graphwiz_trader.portfolio import (
     OptimiserSettings,
     PortfolioConstraints,
@@ -18,6 +19,8 @@ from graphwiz_trader.portfolio import (
     ledoit_wolf_covariance,
     optimise_weights,
 )
+from graphwiz_trader.portfolio.estimates import ledoit_wolf_array
+from graphwiz_trader.portfolio.optimiser import optimise_window
 
 PPY = 8760.0
 TOL = 1e-6
@@ -231,3 +234,40 @@ def test_hrp_is_projected_onto_a_binding_cap() -> None:
     assert res.method == "hrp_projected"
     assert res.weights.max() <= 0.14 + TOL
     assert res.weights.sum() == pytest.approx(1.0, abs=TOL)
+
+
+@pytest.mark.parametrize("band", [0.0, 0.05, 2.0])
+def test_the_array_form_gives_what_the_frame_form_gives(band: float) -> None:
+    r, s = _returns(), _scores()
+    r.iloc[5, 2] = np.nan  # not eligible: a gap in the window
+    s.iloc[6] = np.nan  # not eligible: no score
+    comm = {f"A{i}/USDT": i % 3 for i in range(8)}
+    cons = PortfolioConstraints(max_position_weight=0.35, cash_buffer=0.05, community_cap=0.5, no_trade_band=band)
+    current = pd.Series(np.linspace(0.0, 0.2, 8), index=r.columns)
+    frame = optimise_weights(r, s.iloc[::-1], _settings(), cons, current_weights=current.iloc[::-1],
+                             communities=comm)
+    arrays = optimise_window(r.to_numpy(), pd.Index(r.columns), s.to_numpy(), _settings(), cons,
+                             current.to_numpy(), comm)
+    assert (arrays.method, arrays.fallbacks, arrays.held, arrays.eligible) == \
+        (frame.method, frame.fallbacks, frame.held, frame.eligible)
+    assert frame.held == (band == 2.0) and len(frame.eligible) == 6
+    pd.testing.assert_series_equal(arrays.weights, frame.weights, check_exact=True)
+    pd.testing.assert_series_equal(arrays.expected_returns, frame.expected_returns, check_exact=True)
+    pd.testing.assert_frame_equal(arrays.covariance, frame.covariance, check_exact=True)
+
+
+def test_the_array_form_refuses_arrays_that_do_not_match_the_symbols() -> None:
+    r = _returns()
+    with pytest.raises(DataError, match="scores has 7 columns for 8 symbols"):
+        optimise_window(r.to_numpy(), pd.Index(r.columns), np.zeros(7), _settings())
+    with pytest.raises(DataError, match="duplicate"):
+        optimise_window(r.to_numpy(), pd.Index(["a"] * 8), np.zeros(8), _settings())
+
+
+@pytest.mark.parametrize("bars,symbols", [(2, 5), (3, 1), (10, 30), (400, 8)])
+def test_ledoit_wolf_array_equals_scikit_learn(bars: int, symbols: int) -> None:
+    x = np.random.default_rng(bars + symbols).normal(0, 0.01, (bars, symbols)) * np.linspace(0.5, 2.0, symbols)
+    ref, ref_delta = ledoit_wolf(x)
+    cov, delta = ledoit_wolf_array(x)
+    np.testing.assert_allclose(cov, ref, rtol=1e-10, atol=1e-18)
+    assert delta == pytest.approx(ref_delta, rel=1e-10, abs=1e-15)

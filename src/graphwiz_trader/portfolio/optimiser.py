@@ -5,6 +5,12 @@ The optimiser solves for an invested *sleeve* whose weights sum to 1 (net) and s
 So the final weights satisfy ``|w_i| <= max_position_weight``, ``sum_i w_i = 1 - cash_buffer``,
 per-community ``sum <= community_cap`` and (long-short) ``sum |w_i| <= max_gross_leverage``.
 
+``max_sharpe`` is solved with one compiled, parameterised cvxpy problem per structure, reused across
+decisions (:mod:`graphwiz_trader.portfolio.fast_sharpe`; ``reuse_max_sharpe_problem: false`` builds
+PyPortfolioOpt's ``EfficientFrontier`` at every decision instead). When that solve is not optimal,
+PyPortfolioOpt solves the same problem (logged at DEBUG), and the fallbacks below apply as before.
+Both use the Clarabel tolerances of :data:`~graphwiz_trader.portfolio.fast_sharpe.CLARABEL_TOLERANCES`.
+
 Degenerate inputs never raise; each takes a stated fallback, logged at WARNING as
 ``fallback[<key>]: <what happened>`` and listed on the result:
 
@@ -43,10 +49,12 @@ from pypfopt import EfficientFrontier, HRPOpt, objective_functions
 from pypfopt.exceptions import OptimizationError
 
 from graphwiz_trader.errors import ConfigError, DataError
-from graphwiz_trader.portfolio.estimates import (
-    expected_returns_from_scores,
-    historical_expected_returns,
-    ledoit_wolf_covariance,
+from graphwiz_trader.portfolio.estimates import alpha_from_scores, historical_expected_returns, ledoit_wolf_array
+from graphwiz_trader.portfolio.fast_sharpe import (
+    FastSharpeError,
+    SharpeStructure,
+    max_sharpe_weights,
+    solver_options,
 )
 from graphwiz_trader.portfolio.settings import OptimiserSettings, PortfolioConstraints, check_method_constraints
 
@@ -145,6 +153,22 @@ def _violates(w: np.ndarray, lo: float, hi: float, groups: list[np.ndarray], cc_
     return cc_s is not None and any(w[g].sum() > cc_s + tol for g in groups)
 
 
+def _reused_max_sharpe(cov: np.ndarray, mu: pd.Series | None, rf: float, lo: float, cap_s: float,
+                       groups: list[np.ndarray], cc_s: float | None, gross_s: float | None,
+                       settings: OptimiserSettings) -> np.ndarray | None:
+    """Max-Sharpe sleeve weights from the cached parameterised problem, or None (logged at DEBUG) when
+    that solve is not optimal, so the caller solves the same problem with PyPortfolioOpt."""
+    if mu is None:
+        return None
+    structure = SharpeStructure(len(mu), lo, cap_s, tuple(tuple(int(i) for i in np.flatnonzero(g)) for g in groups),
+                                cc_s, gross_s, settings.solver)
+    try:
+        return max_sharpe_weights(cov, mu.to_numpy(dtype="float64"), rf, structure)
+    except FastSharpeError as exc:
+        log.debug("reused max_sharpe problem gave no optimal solution (%s); solving with PyPortfolioOpt", exc)
+        return None
+
+
 def optimise_weights(
     returns: pd.DataFrame,
     scores: pd.Series | None = None,
@@ -179,13 +203,56 @@ def optimise_weights(
         for settings the optimiser cannot honour (HRP long-short, turnover penalty with max_sharpe,
         community cap without communities, scores missing for a score-based method).
     """
+    cols = returns.columns
+    symbols = [str(c) for c in cols]
+    plain = cols.name is None and cols.dtype == object and all(isinstance(c, str) for c in cols)
+    index = cols if plain else pd.Index(symbols)
+    sc: np.ndarray | None = None
+    if scores is not None:
+        sc = (scores if scores.index.equals(index) else scores.reindex(symbols)).to_numpy(dtype="float64")
+    cur: np.ndarray | None = None
+    if current_weights is not None:
+        cur = current_weights.reindex(index).fillna(0.0).to_numpy(dtype="float64")
+    return optimise_window(returns.to_numpy(dtype="float64"), index, sc, settings, constraints, cur, communities,
+                           covariance, fallback_log_level)
+
+
+def optimise_window(
+    returns: np.ndarray,
+    symbols: pd.Index,
+    scores: np.ndarray | None = None,
+    settings: OptimiserSettings | None = None,
+    constraints: PortfolioConstraints | None = None,
+    current_weights: np.ndarray | None = None,
+    communities: Mapping[str, object] | None = None,
+    covariance: pd.DataFrame | None = None,
+    fallback_log_level: int = logging.WARNING,
+) -> OptimisationResult:
+    """:func:`optimise_weights` on arrays aligned to ``symbols`` (walk-forward loops call this once per
+    decision and skip building a frame and two series per call).
+
+    Parameters
+    ----------
+    returns : bars x symbols per-bar simple returns (float64), columns in the order of ``symbols``.
+    symbols : the symbols (unique strings); the result's series use this index.
+    scores : model score per symbol at t, in the order of ``symbols`` (NaN: not eligible for score methods).
+    current_weights : current weight per symbol (fractions, no NaN), in the order of ``symbols``.
+    settings, constraints, communities, covariance, fallback_log_level : as in :func:`optimise_weights`.
+
+    Returns
+    -------
+    OptimisationResult with final weights for every symbol.
+    """
     settings = settings or OptimiserSettings()
     constraints = constraints or PortfolioConstraints()
     check_method_constraints(settings, constraints)
     fb = _Fallbacks(fallback_log_level)
-    symbols = [str(c) for c in returns.columns]
-    if len(set(symbols)) != len(symbols):
+    if not symbols.is_unique:
         raise DataError("returns has duplicate symbol columns")
+    n_sym = len(symbols)
+    for what, a in (("returns", returns), ("scores", scores), ("current_weights", current_weights)):
+        if a is not None and a.shape[-1] != n_sym:
+            raise DataError(f"{what} has {a.shape[-1]} columns for {n_sym} symbols")
     method = settings.method
     needs_mu = method in _RETURN_SEEKING
     if settings.expected_returns == "scores" and needs_mu and scores is None:
@@ -200,13 +267,16 @@ def optimise_weights(
     gross_s = constraints.max_gross_leverage / invested if constraints.long_short else None
     lo = -cap_s if constraints.long_short else 0.0
 
-    ok = ~returns.isna().any(axis=0).to_numpy() if len(returns) >= 2 else np.zeros(len(symbols), bool)
-    sc = None
-    if scores is not None:
-        sc = scores.reindex(symbols).astype("float64")
-        if settings.expected_returns == "scores":
-            ok &= np.isfinite(sc.to_numpy())
-    eligible = [s for s, k in zip(symbols, ok) if k]
+    # numpy inside, pandas only for the result: a walk-forward run calls this once per decision
+    arr = np.asarray(returns, dtype="float64")
+    ok = ~np.isnan(arr).any(axis=0) if arr.shape[0] >= 2 else np.zeros(n_sym, bool)
+    sc = None if scores is None else np.asarray(scores, dtype="float64")
+    if sc is not None and settings.expected_returns == "scores":
+        ok &= np.isfinite(sc)
+    idx = np.flatnonzero(ok)
+    names = symbols.tolist()
+    eligible = [names[i] for i in idx]
+    elig_index = symbols if len(idx) == n_sym else symbols[idx]
     if communities is not None and constraints.community_cap is not None:
         missing = [s for s in eligible if s not in communities]
         if missing:
@@ -215,31 +285,34 @@ def optimise_weights(
 
     def finish(sleeve: np.ndarray | None, used: str, mu: pd.Series | None = None, cov: pd.DataFrame | None = None,
                delta: float | None = None) -> OptimisationResult:
-        final = pd.Series(0.0, index=symbols, name="weight")
+        final_a = np.zeros(n_sym)
         if sleeve is not None and len(eligible):
-            s = np.where(np.abs(sleeve) < 1e-10, 0.0, sleeve)
-            final.loc[eligible] = s * invested
+            final_a[idx] = np.where(np.abs(sleeve) < 1e-10, 0.0, sleeve) * invested
+        final = pd.Series(final_a, index=symbols, name="weight")
         held = False
-        if current_weights is not None and constraints.no_trade_band > 0:
-            cur = current_weights.reindex(symbols).fillna(0.0).astype("float64")
-            if float((final - cur).abs().sum()) < constraints.no_trade_band:
-                final, held = cur.rename("weight"), True
+        if (current_weights is not None and constraints.no_trade_band > 0
+                and float(np.abs(final_a - current_weights).sum()) < constraints.no_trade_band):
+            final = pd.Series(np.array(current_weights, dtype="float64"), index=symbols, name="weight")
+            held = True
         return OptimisationResult(final, used, tuple(fb.keys), held, mu, cov, delta, tuple(eligible))
 
     if not eligible:
-        fb.take("empty_universe", f"no symbol has {len(returns)} complete bars of returns"
+        fb.take("empty_universe", f"no symbol has {arr.shape[0]} complete bars of returns"
                 f"{' and a score' if settings.expected_returns == 'scores' and scores is not None else ''}; all cash")
         return finish(None, "cash")
 
-    window = returns[eligible].astype("float64")
+    window = arr[:, idx]
+    delta: float | None = None
     if covariance is not None:
         cov = covariance.loc[eligible, eligible].astype("float64")
-        delta = None
-    else:
-        cov, delta = ledoit_wolf_covariance(window, settings.periods_per_year)
+        cov_a = cov.to_numpy()
+    else:  # the estimator of ledoit_wolf_covariance, on the array
+        shrunk, delta = ledoit_wolf_array(window)
+        cov_a = shrunk * settings.periods_per_year
+        cov = pd.DataFrame(cov_a, index=elig_index, columns=elig_index)
     comm = {s: communities[s] for s in eligible} if (communities is not None and cc_s is not None) else None
 
-    vals = np.linalg.eigvalsh(cov.to_numpy())
+    vals = np.linalg.eigvalsh(cov_a)
     top = float(vals.max()) if len(vals) else 0.0
     if top <= 1e-300:
         fb.take("singular_covariance", f"covariance of {len(eligible)} symbols is all zero (no price "
@@ -247,23 +320,28 @@ def optimise_weights(
         a, capacity = _capacity_weights(eligible, cap_s, comm, cc_s)
         return finish(a / max(capacity, 1.0), "capacity_equal_weight", None, cov, delta)
     if float(vals.min()) <= _SINGULAR_RTOL * top:
-        ridge = _RIDGE_FRACTION * float(np.mean(np.diag(cov.to_numpy()))) + max(0.0, -float(vals.min()))
+        ridge = _RIDGE_FRACTION * float(np.mean(np.diag(cov_a))) + max(0.0, -float(vals.min()))
         fb.take("singular_covariance", f"min eigenvalue {vals.min():.3g} <= {_SINGULAR_RTOL:g} x max {top:.3g}; "
                 f"added ridge {ridge:.3g} to the diagonal")
-        cov = cov + ridge * np.eye(len(eligible))
+        cov_a = cov_a + ridge * np.eye(len(eligible))
+        cov = pd.DataFrame(cov_a, index=cov.index, columns=cov.columns)
 
     mu: pd.Series | None = None
-    if settings.expected_returns == "scores" and sc is not None:
-        mu = expected_returns_from_scores(sc.loc[eligible], cov, settings.score_ic, settings.periods_per_year,
-                                          settings.score_horizon_bars)
+    if settings.expected_returns == "scores" and sc is not None:  # expected_returns_from_scores, on arrays
+        mu = pd.Series(alpha_from_scores(sc[idx], np.diag(cov_a), settings.score_ic, settings.periods_per_year,
+                                         settings.score_horizon_bars), index=elig_index, name="expected_return")
     elif settings.expected_returns == "historical":
-        mu = historical_expected_returns(window, settings.periods_per_year, settings.historical_shrinkage)
+        mu = historical_expected_returns(pd.DataFrame(window, columns=elig_index), settings.periods_per_year,
+                                         settings.historical_shrinkage)
 
     rf = settings.risk_free_rate
-    if needs_mu and mu is not None and float(mu.max()) <= rf:
+    mu_a = mu.to_numpy(dtype="float64") if mu is not None else np.empty(0)
+    mu_known = mu_a[~np.isnan(mu_a)]
+    mu_max = float(mu_known.max()) if len(mu_known) else float("nan")  # what Series.max gives (NaN skipped)
+    if needs_mu and mu is not None and mu_max <= rf:
         if settings.all_negative_fallback == "cash":
             fb.take("all_nonpositive_expected_returns",
-                    f"no expected return above the risk-free rate {rf:g} (max {float(mu.max()):.3g}); all cash")
+                    f"no expected return above the risk-free rate {rf:g} (max {mu_max:.3g}); all cash")
             return finish(None, "cash", mu, cov, delta)
         fb.take("all_nonpositive_expected_returns",
                 f"no expected return above the risk-free rate {rf:g}; min_volatility instead of {method}")
@@ -286,12 +364,12 @@ def optimise_weights(
     groups = [labels == c for c in pd.unique(labels)] if labels is not None else []
     prev = None
     if constraints.turnover_penalty > 0:
-        cur = current_weights.reindex(eligible).fillna(0.0) if current_weights is not None else pd.Series(0.0, eligible)
-        prev = cur.to_numpy(dtype="float64") / invested
+        prev = (current_weights[idx] if current_weights is not None else np.zeros(len(idx))) / invested
 
-    def frontier(mu_: pd.Series | None) -> EfficientFrontier:
+    def frontier(mu_: pd.Series | None, options: dict[str, float] | None = None) -> EfficientFrontier:
+        opts: dict[str, object] = {"ignore_dpp": True} if settings.skip_dpp else {}
         ef = EfficientFrontier(mu_, cov, weight_bounds=(lo, cap_s), solver=settings.solver,
-                               solver_options={"ignore_dpp": True} if settings.skip_dpp else None)
+                               solver_options={**opts, **(options or {})} or None)
         if comm is not None:
             ef.add_sector_constraints(comm, {c: -cc_s for c in set(comm.values())} if lo < 0 else {},
                                       {c: cc_s for c in set(comm.values())})
@@ -313,9 +391,12 @@ def optimise_weights(
                     w = _project(w, lo, cap_s, groups, cc_s, gross_s, settings.solver)
                     used = "hrp_projected"
             elif method == "max_sharpe":
-                ef = frontier(mu)
-                ef.max_sharpe(risk_free_rate=rf)
-                w = np.asarray(ef.weights, dtype="float64")
+                w = _reused_max_sharpe(cov_a, mu, rf, lo, cap_s, groups, cc_s if comm is not None else None,
+                                       gross_s, settings) if settings.reuse_max_sharpe_problem else None
+                if w is None:
+                    ef = frontier(mu, solver_options(settings.solver))
+                    ef.max_sharpe(risk_free_rate=rf)
+                    w = np.asarray(ef.weights, dtype="float64")
             elif method == "min_volatility":
                 ef = frontier(mu)
                 ef.min_volatility()

@@ -18,9 +18,9 @@ import pandas as pd
 from graphwiz_trader.core.progress import progress as progress_bar
 from graphwiz_trader.core.threads import single_threaded
 from graphwiz_trader.errors import DataError
-from graphwiz_trader.portfolio.optimiser import optimise_weights
+from graphwiz_trader.portfolio.optimiser import optimise_window
 from graphwiz_trader.portfolio.settings import OptimiserSettings, PortfolioConstraints, SizingSettings
-from graphwiz_trader.portfolio.sizing import exposure_scale, portfolio_volatility
+from graphwiz_trader.portfolio.sizing import exposure_scale
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ def _rolling(close: pd.DataFrame, decision_times: Sequence[pd.Timestamp] | pd.Da
     if drawdown_probability is not None:
         dd_arr = drawdown_probability.reindex(index=close.index, columns=close.columns).to_numpy(dtype="float64")
     win = settings.cov_window_bars
+    col_index = pd.Index(symbols)  # built once: every per-decision Series and frame shares it
+    col_pos = {s: i for i, s in enumerate(symbols)}
 
     rows: list[np.ndarray] = []
     kept: list[pd.Timestamp] = []
@@ -125,34 +127,39 @@ def _rolling(close: pd.DataFrame, decision_times: Sequence[pd.Timestamp] | pd.Da
     for t, p in progress_bar(list(zip(times, pos)), desc="optimise", unit="decision", enabled=progress):
         if p < win:  # returns start at row 1: rows p-win+1..p must exist
             continue
-        window = pd.DataFrame(rets[p - win + 1: p + 1], columns=symbols)
-        sc = pd.Series(score_arr[p], index=symbols) if score_arr is not None else None
+        sc = score_arr[p] if score_arr is not None else None
         current = None
         if prev_w is not None:
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = closes[p] / closes[prev_p]
             ratio = np.where(np.isfinite(ratio), ratio, 1.0)
             grown = prev_w * ratio
-            current = pd.Series(grown / (1.0 + float((prev_w * (ratio - 1.0)).sum())), index=symbols)
-        res = optimise_weights(window, sc, settings, constraints, current_weights=current,
-                               communities=communities, fallback_log_level=logging.DEBUG)
+            current = grown / (1.0 + float((prev_w * (ratio - 1.0)).sum()))
+        res = optimise_window(rets[p - win + 1: p + 1], col_index, sc, settings, constraints, current_weights=current,
+                              communities=communities, fallback_log_level=logging.DEBUG)
         for k in res.fallbacks:
             counts[k] += 1
-        w = res.weights
+        w = res.weights.to_numpy(dtype="float64")
+        gross = float(np.abs(w).sum())
         scale = 1.0
         exp_ret = exp_vol = float("nan")
-        if res.covariance is not None and res.gross > 0:
-            wi = w.reindex(res.covariance.index).fillna(0.0)
-            exp_vol = portfolio_volatility(wi, res.covariance)
+        if res.covariance is not None and gross > 0:
+            # weights on the covariance's symbols (others count as 0): numpy, as sizing.portfolio_volatility does
+            cov_index = res.covariance.index
+            wi_a = w[[col_pos[str(c)] for c in cov_index]]
+            exp_vol = float(np.sqrt(max(wi_a @ res.covariance.to_numpy() @ wi_a, 0.0)))
             if res.expected_returns is not None:
-                exp_ret = float(wi @ res.expected_returns.reindex(wi.index).fillna(0.0))
-            if not res.held:
-                p_dd = pd.Series(dd_arr[p], index=symbols) if dd_arr is not None else None
+                mu = res.expected_returns
+                mu_a = (mu if mu.index.equals(cov_index) else mu.reindex(cov_index).fillna(0.0)).to_numpy()
+                exp_ret = float(wi_a @ mu_a)
+            if not res.held and sizing.mode != "none":
+                wi = pd.Series(wi_a, index=cov_index)
+                p_dd = pd.Series(dd_arr[p], index=col_index) if dd_arr is not None else None
                 scale = exposure_scale(wi, res.covariance, res.expected_returns, sizing, settings.periods_per_year,
                                        p_dd)
-                if sizing.mode != "none":  # the cash buffer still holds: gross <= max_leverage x (1 - buffer)
-                    scale = min(scale, sizing.max_leverage * (1.0 - constraints.cash_buffer) / res.gross)
-        final = w.to_numpy(dtype="float64") * scale
+                # the cash buffer still holds: gross <= max_leverage x (1 - buffer)
+                scale = min(scale, sizing.max_leverage * (1.0 - constraints.cash_buffer) / gross)
+        final = w * scale
         rows.append(final)
         kept.append(t)
         prev_w, prev_p = final, p
