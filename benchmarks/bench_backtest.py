@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ms = bench_max_sharpe(db)
     print(f"daily max-Sharpe over 4 years of {ms['assets']} assets ({dlabel}): {ms['seconds']:.2f} s wall, "
           f"{ms['cpu_seconds']:.2f} s CPU, {ms['decisions']} decisions (Ledoit-Wolf 60 days, reversal scores) "
-          f"[target <= 30 s]")
+          f"[target <= 2 s; benchmarks/bench_portfolio.py compares it with PyPortfolioOpt per decision]")
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     write_json(args.json, {"benchmark": "bench_backtest", "python": sys.version.split()[0],
