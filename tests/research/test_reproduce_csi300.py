@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,9 +18,24 @@ from graphwiz_trader.data.paths import csi300_dir
 from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.research import commands_reproduce
 from graphwiz_trader.research.reproduce_csi300 import (
-    DATA_SEGMENTS, GRAPH_FEATURES, METRICS, PUBLISHED, GraphFeatureSettings, CSI300ReproductionSettings, ReproductionResult,
-    SeedResult, Segments, alpha158_default_processors, build_workflow_config, correlation_graph_features,
-    format_table, pairwise_corr, published_model_kwargs, snapshot_positions, summarize)
+    DATA_SEGMENTS,
+    GRAPH_FEATURES,
+    METRICS,
+    PUBLISHED,
+    CSI300ReproductionSettings,
+    GraphFeatureSettings,
+    ReproductionResult,
+    SeedResult,
+    Segments,
+    alpha158_default_processors,
+    build_workflow_config,
+    correlation_graph_features,
+    format_table,
+    pairwise_corr,
+    published_model_kwargs,
+    snapshot_positions,
+    summarize,
+)
 
 # ---------------------------------------------------------------------------------------------------------------
 # The published workflow (values copied from Qlib's workflow_config_lightgbm_Alpha158.yaml)
@@ -300,7 +316,8 @@ def tiny_cfg(csi300, tmp_path_factory):
                            exchange_codes=tuple(CODES_20), graph=True,
                            graph_config=GraphFeatureSettings(window=60, min_periods=40, stride=5, top_k=5),
                            mlflow_dir=tmp_path_factory.mktemp("mlruns"),
-                           model_overrides={"lambda_l1": 0.0, "lambda_l2": 1.0})
+                           model_overrides={"lambda_l1": 0.0, "lambda_l2": 1.0},
+                           cache_dir=tmp_path_factory.mktemp("feature_cache"))
 
 
 @pytest.fixture(scope="module")
@@ -415,3 +432,40 @@ def test_the_command_writes_the_json_with_per_seed_values(csi300, tmp_path):
     assert set(out["variants"]["alpha158"]["mean"]) == set(METRICS)
     assert out["published"]["ic"] == 0.0448
     assert "published (20 seeds)" in (tmp_path / "run" / "table.txt").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_a_second_run_reads_alpha158_from_the_cache_and_gives_the_same_figures(tiny_cfg, tiny_run):
+    import dataclasses
+
+    from graphwiz_trader.research.reproduce_csi300 import run_reproduction
+
+    first, _ = tiny_run
+    assert first.config["alpha158_from_cache"] is False
+    assert len(list(Path(tiny_cfg.cache_dir).glob("alpha158_*.parquet"))) == 1
+    again = run_reproduction(dataclasses.replace(tiny_cfg, graph=False), run_dir=None, progress=False)
+    assert again.config["alpha158_from_cache"] is True
+    assert again.runs["alpha158"][0].metrics == first.runs["alpha158"][0].metrics   # exactly, every figure
+
+
+def test_the_cache_key_changes_when_a_data_file_or_the_handler_changes(tmp_path):
+    from graphwiz_trader.research.csi300_cache import (
+        provider_fingerprint,
+        raw_frame_key,
+    )
+
+    for rel, text in (("calendars/day.txt", "2020-01-02\n"), ("instruments/csi300.txt", "SH600000\t2020-01-02\t2020-12-31\n"),
+                      ("features/sh600000/close.day.bin", "0123")):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    kw = {"instruments": "csi300", "start_time": "2020-01-01", "end_time": "2020-12-31"}
+    fp, key = provider_fingerprint(tmp_path), raw_frame_key(tmp_path, kw)
+    assert provider_fingerprint(tmp_path) == fp and raw_frame_key(tmp_path, dict(kw)) == key   # stable
+    assert raw_frame_key(tmp_path, {**kw, "end_time": "2020-06-30"}) != key
+    (tmp_path / "features/sh600000/close.day.bin").write_text("01234")                          # data changed
+    assert provider_fingerprint(tmp_path) != fp and raw_frame_key(tmp_path, kw) != key
+    fp2 = provider_fingerprint(tmp_path)
+    (tmp_path / "features/sh600001").mkdir()
+    (tmp_path / "features/sh600001/close.day.bin").write_text("0123")                           # a file added
+    assert provider_fingerprint(tmp_path) != fp2

@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.core.commandline import add_json_option, add_run_dir_option
 from graphwiz_trader.core.progress import progress_enabled
+from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.data.qlib_runtime import default_mlflow_dir
 from graphwiz_trader.errors import ConfigError
 
@@ -44,7 +44,14 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def _csi300(args: argparse.Namespace) -> int:
     from graphwiz_trader.research.reproduce_csi300 import (
-        DATA_SEGMENTS, GraphFeatureSettings, CSI300ReproductionSettings, SeedResult, Segments, format_table, run_reproduction)
+        DATA_SEGMENTS,
+        CSI300ReproductionSettings,
+        GraphFeatureSettings,
+        SeedResult,
+        Segments,
+        format_table,
+        run_reproduction,
+    )
 
     data = Path(args.data)
     if not (data / "calendars" / "day.txt").is_file():
@@ -73,6 +80,7 @@ def _csi300(args: argparse.Namespace) -> int:
         graph_config=GraphFeatureSettings(window=args.graph_window, min_periods=max(2, 2 * args.graph_window // 3),
                                         stride=args.graph_stride),
         mlflow_dir=Path(args.mlflow_dir) if args.mlflow_dir else None, kernels=args.kernels,
+        cache_dir=None if args.no_cache else Path(args.cache_dir),
     )
     print(f"reproduce qlib-csi300: data {data.resolve()}, seeds {list(cfg.seeds)}, "
           f"{'baseline + graph' if cfg.graph else 'baseline only'}, run folder {run_dir}")
@@ -122,6 +130,11 @@ def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--mlflow-dir", metavar="DIR", help="mlflow tracking folder (default: the one store, runs/mlruns)")
     p.add_argument("--threads", type=int, default=2, help="LightGBM threads (published 20)")
     p.add_argument("--kernels", type=int, default=2, help="Qlib expression-engine processes")
+    p.add_argument("--cache-dir", metavar="DIR", default="data/qlib/feature_cache",
+                   help="where Alpha158's raw frame is cached across runs, keyed by the data folder's files, "
+                        "the handler and the expressions (default data/qlib/feature_cache)")
+    p.add_argument("--no-cache", action="store_true", help="compute Alpha158 every run and store nothing "
+                   "(default: off, the cache is used)")
     p.add_argument("--market", metavar="NAME", default="csi300", help="Qlib market (instruments file)")
     p.add_argument("--instruments", metavar="LIST", help="comma-separated instruments instead of the market (quick checks)")
     p.add_argument("--train", metavar="START:END", help="training segment (default 2010-01-01:2014-12-31)")
@@ -138,7 +151,11 @@ def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 def _graph_crypto(args: argparse.Namespace) -> int:
     from graphwiz_trader.core.symbols import parse_symbols
-    from graphwiz_trader.research.reproduce_crypto import CryptoReproductionSettings, format_crypto_table, run_graph_crypto
+    from graphwiz_trader.research.reproduce_crypto import (
+        CryptoReproductionSettings,
+        format_crypto_table,
+        run_graph_crypto,
+    )
 
     data = Path(args.data)
     if not data.is_dir():

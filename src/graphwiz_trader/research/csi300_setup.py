@@ -150,6 +150,8 @@ class CSI300ReproductionSettings:
     kernels : Qlib expression-engine worker processes.
     model_overrides : LightGBM parameters replacing published ones (empty for the reproduction; tests on a
         handful of instruments relax the L1/L2 penalties, under which the published model makes no split).
+    cache_dir : feature cache folder for Alpha158's raw frame across runs (``None``: compute every run; the CLI
+        uses ``data/qlib/feature_cache``); see :mod:`graphwiz_trader.research.csi300_cache`.
     """
 
     provider_uri: Path
@@ -169,6 +171,7 @@ class CSI300ReproductionSettings:
     experiment_name: str = "reproduce_qlib_csi300"
     kernels: int = 2
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.seeds:

@@ -42,15 +42,42 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pandas as pd
 
 from graphwiz_trader.data.qlib_runtime import default_mlflow_dir
-from graphwiz_trader.research.csi300_setup import CSI300ReproductionSettings, DATA_SEGMENTS, GRAPH_FEATURES, GraphFeatureSettings, METRICS, METRIC_LABELS, PUBLISHED, PUBLISHED_EXCHANGE_KWARGS, PUBLISHED_LABEL, PUBLISHED_MODEL_KWARGS, PUBLISHED_SEGMENTS, PUBLISHED_SOURCE, Segments, alpha158_default_processors, build_workflow_config, published_model_kwargs
-from graphwiz_trader.research.csi300_data import DataAudit, _quiet, audit_data, correlation_graph_features, detect_change_unit, load_close_and_membership, pairwise_corr, snapshot_positions
+from graphwiz_trader.research.csi300_data import (
+    DataAudit,
+    _quiet,
+    audit_data,
+    correlation_graph_features,
+    detect_change_unit,
+    load_close_and_membership,
+    pairwise_corr,
+    snapshot_positions,
+)
+from graphwiz_trader.research.csi300_setup import (
+    DATA_SEGMENTS,
+    GRAPH_FEATURES,
+    METRIC_LABELS,
+    METRICS,
+    PUBLISHED,
+    PUBLISHED_EXCHANGE_KWARGS,
+    PUBLISHED_LABEL,
+    PUBLISHED_MODEL_KWARGS,
+    PUBLISHED_SEGMENTS,
+    PUBLISHED_SOURCE,
+    CSI300ReproductionSettings,
+    GraphFeatureSettings,
+    Segments,
+    alpha158_default_processors,
+    build_workflow_config,
+    published_model_kwargs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -230,10 +257,12 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
     progress : a progress bar over the fits.
     on_seed : called after each fitted and backtested model (e.g. to print a line).
     """
-    from qlib.utils import init_instance_by_config
     from graphwiz_trader.core.progress import bar as progress_counter
-
     from graphwiz_trader.data.qlib_runtime import init_qlib
+    from graphwiz_trader.research.csi300_cache import (
+        alpha158_raw_frame,
+        dataset_from_raw,
+    )
 
     t_all = time.perf_counter()
     init_qlib(cfg.provider_uri, region="cn", mlflow_dir=cfg.mlflow_dir, kernels=cfg.kernels)
@@ -246,9 +275,12 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
 
     t0 = time.perf_counter()
     with _quiet(sink):
-        dataset = init_instance_by_config(workflow["task"]["dataset"])
+        ds_cfg = workflow["task"]["dataset"]
+        raw, from_cache, cache_path = alpha158_raw_frame(ds_cfg, cfg.provider_uri, cfg.cache_dir)
+        dataset = dataset_from_raw(raw, ds_cfg["kwargs"]["segments"])
     timings["alpha158_dataset"] = round(time.perf_counter() - t0, 2)
-    log.info("Alpha158 dataset prepared in %.1fs", timings["alpha158_dataset"])
+    log.info("Alpha158 dataset prepared in %.1fs%s", timings["alpha158_dataset"],
+             f" (raw frame from the cache {cache_path})" if from_cache else "")
 
     variants = ["alpha158"] + (["alpha158+graph"] if cfg.graph else [])
     runs: dict[str, list[SeedResult]] = {v: [] for v in variants}
@@ -292,6 +324,8 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
     conf["provider_uri"] = str(cfg.provider_uri)
     conf["mlflow_dir"] = str(Path(cfg.mlflow_dir).resolve() if cfg.mlflow_dir else default_mlflow_dir())
     conf["python_hash_seed"] = os.environ.get("PYTHONHASHSEED", "random")
+    conf["cache_dir"] = None if cfg.cache_dir is None else str(Path(cfg.cache_dir).resolve())
+    conf["alpha158_from_cache"] = from_cache
     return ReproductionResult(conf, workflow, audit, runs, timings, None if run_dir is None else str(run_dir))
 
 
