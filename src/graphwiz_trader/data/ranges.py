@@ -36,11 +36,16 @@ def _why_empty(index: pd.DatetimeIndex, lo: pd.Timestamp | None, hi: pd.Timestam
 
 
 def cut_to_range(bars: dict[str, pd.DataFrame], start: Any = None, end: Any = None, *,
-                 explicit: bool = True) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+                 explicit: bool = True, warmup_bars: int = 0) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Bars with open time in [start, end] (UTC, both inclusive and optional), and the symbols dropped.
 
     Parameters
     ----------
+    warmup_bars
+        also keep up to this many bars before each symbol's first bar at or after ``start``: the history the
+        longest window of a computation needs, so its value at ``start`` is not NaN for want of it (the caller
+        drops the rows before ``start`` from its output). Counted in the symbol's own bars, so a closed session
+        (a weekend of a stock) is not counted.
     explicit
         the symbols were named by the user: one without bars in the range is an error. Otherwise (a
         default universe) it is dropped, and returned with the reason.
@@ -72,7 +77,11 @@ def cut_to_range(bars: dict[str, pd.DataFrame], start: Any = None, end: Any = No
             if hi is not None:
                 mask &= df.index <= hi
             if mask.any():
-                kept[s] = df[mask.to_numpy()]
+                keep = mask.to_numpy().copy()
+                if warmup_bars > 0 and lo is not None:
+                    first = int(keep.argmax())
+                    keep[max(0, first - int(warmup_bars)):first] = True
+                kept[s] = df[keep]
             else:
                 empty[s] = _why_empty(pd.DatetimeIndex(df.index), lo, hi)
     window = f"[{_day_or_time(lo) if lo is not None else 'start'}, {_day_or_time(hi) if hi is not None else 'end'}]"

@@ -139,12 +139,14 @@ def load_universe(
     end: Any = None,
     store_dir: str | Path | None = None,
     synthetic: dict | None = None,
+    warmup_bars: int = 0,
 ) -> LoadedBars:
     """Bars from ``freqtrade``/``csv`` files, the ``store``, or ``synthetic``, cut to [start, end] (UTC).
 
     Files are validated strictly on the way in. Named ``symbols`` must all have bars in the range (else
     :class:`NoBarsInRangeError`); with ``symbols=None`` (every symbol of the source) the ones without bars
     in the range are dropped, logged at WARNING, named in the label and listed in ``dropped`` with why.
+    ``warmup_bars``: also up to that many bars before ``start`` per symbol (see :func:`cut_to_range`).
     """
     from graphwiz_trader.data.store import ParquetStore
     from graphwiz_trader.data.synthetic import generate_synthetic_market
@@ -171,7 +173,7 @@ def load_universe(
     else:
         raise DataError(f"unknown data format {fmt!r}; expected one of freqtrade, csv, store, synthetic")
     total = len(bars)
-    bars, dropped = cut_to_range(bars, start, end, explicit=bool(wanted))
+    bars, dropped = cut_to_range(bars, start, end, explicit=bool(wanted), warmup_bars=warmup_bars)
     if dropped:
         label += f" (dropped {len(dropped)} of {total} symbols without bars in the range: {', '.join(dropped)})"
     return LoadedBars(bars, label, dropped)
@@ -186,11 +188,12 @@ def load_bars(
     end: Any = None,
     store_dir: str | Path | None = None,
     synthetic: dict | None = None,
+    warmup_bars: int = 0,
 ) -> tuple[dict[str, pd.DataFrame], str]:
     """One entry point for commands: :func:`load_universe` as ``(bars, label)``.
 
     The label names the data's origin (SYNTHETIC for the synthetic market) and any symbols of a default
     universe dropped for having no bars in [start, end].
     """
-    loaded = load_universe(source, fmt, timeframe, symbols, start, end, store_dir, synthetic)
+    loaded = load_universe(source, fmt, timeframe, symbols, start, end, store_dir, synthetic, warmup_bars)
     return loaded.bars, loaded.label

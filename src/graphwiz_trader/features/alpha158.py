@@ -31,6 +31,11 @@ from graphwiz_trader.data.cache import enforce_cache_limits, mark_used
 from graphwiz_trader.data.qlib_runtime import init_qlib
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 
+ALPHA158_LOOKBACK = 61
+"""Bars before t that Alpha158 (and the default extras) read: a 60-bar window of a one-bar change. A command
+with ``--start`` loads this many bars before it (its warm-up), so no feature is NaN at ``--start`` for want of
+history that the data has."""
+
 log = logging.getLogger(__name__)
 
 DEFAULT_EXTRAS: dict[str, str] = {

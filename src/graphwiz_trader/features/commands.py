@@ -6,19 +6,28 @@ import argparse
 import time
 from pathlib import Path
 
-from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.config.loader import load_config_or_default
-from graphwiz_trader.core.commandline import add_config_option, add_data_options, add_json_option, resolve_format
+from graphwiz_trader.core.commandline import (
+    add_config_option,
+    add_data_options,
+    add_json_option,
+    resolve_format,
+)
+from graphwiz_trader.core.runs import open_run
+from graphwiz_trader.core.timeframes import to_qlib_freq
+from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.data.qlib_bins import prepare_qlib_dir
 from graphwiz_trader.data.sources import load_bars
-from graphwiz_trader.core.timeframes import to_qlib_freq
-from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor
+from graphwiz_trader.features.alpha158 import ALPHA158_LOOKBACK, AlphaFeatureExtractor
 
 
 def _features(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    bars, label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end)
-    print(f"data: {label}: {len(bars)} symbols")
+    warmup = warmup_bars(args) if args.start else 0
+    bars, label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end,
+                            warmup_bars=warmup)
+    print(f"data: {label}: {len(bars)} symbols" + (f" (with up to {warmup} warm-up bars before --start)"
+                                                    if warmup else ""))
     freq = to_qlib_freq(args.timeframe)
     qlib = load_config_or_default(args.config).qlib
     qdir = prepare_qlib_dir(bars, args.qlib_dir or qlib.provider_uri, freq)
@@ -31,6 +40,9 @@ def _features(args: argparse.Namespace) -> int:
 
         frame = frame.join(graph_features_for_bars(bars, window=args.graph_window, stride=args.graph_stride),
                            how="left")
+    if args.start:
+        lo = to_utc(args.start, "--start").tz_localize(None)      # the frame's times are tz-naive UTC
+        frame = frame[frame.index.get_level_values("datetime") >= lo]
     out = open_run(args).write_frame("features", frame)
     if args.out:
         out = Path(args.out)
@@ -43,6 +55,19 @@ def _features(args: argparse.Namespace) -> int:
     open_run(args).write_summary({"rows": frame.shape[0], "columns": list(frame.columns), "seconds": secs,
                            "from_cache": extractor.last_from_cache, "data": label, "out": str(out)}, args.json)
     return 0
+
+
+def warmup_bars(args: argparse.Namespace) -> int:
+    """Bars loaded before ``--start``: Alpha158's look-back + 1; with ``--graph`` also the correlation window + 1
+    and the regime model's first fit (``min_train`` + 2). The rows before ``--start`` are inputs only: the frame
+    written starts at ``--start`` (end rule: ``--end`` inclusive, as everywhere)."""
+    need = [ALPHA158_LOOKBACK + 1]
+    if args.graph:
+        from graphwiz_trader.graph.pipeline import regime_params_for
+
+        g = load_config_or_default(args.config).graph
+        need += [int(args.graph_window or g.corr_window) + 1, regime_params_for(args.timeframe).min_train + 2]
+    return max(need)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

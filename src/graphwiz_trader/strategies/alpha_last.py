@@ -29,11 +29,11 @@ import pandas as pd
 
 from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.errors import DataError
-from graphwiz_trader.features.alpha158 import DEFAULT_EXTRAS
+from graphwiz_trader.features.alpha158 import ALPHA158_LOOKBACK, DEFAULT_EXTRAS
 
 __all__ = ["ALPHA_LOOKBACK", "alpha158_names", "alpha_last_numpy", "alpha_last_qlib"]
 
-ALPHA_LOOKBACK = 61
+ALPHA_LOOKBACK = ALPHA158_LOOKBACK
 """Bars before t that Alpha158 (and the default extras) can read: a 60-bar window of a one-bar change."""
 
 _EPS = 1e-12
