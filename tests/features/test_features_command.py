@@ -4,7 +4,10 @@ features at ``--start`` equal those computed from a longer span, and the frame w
 import pandas as pd
 
 from graphwiz_trader.cli import main
-from graphwiz_trader.data.synthetic import SyntheticMarketSettings, generate_synthetic_market
+from graphwiz_trader.data.synthetic import (
+    SyntheticMarketSettings,
+    generate_synthetic_market,
+)
 from graphwiz_trader.features.alpha158 import ALPHA158_LOOKBACK
 
 
