@@ -469,3 +469,37 @@ def test_the_cache_key_changes_when_a_data_file_or_the_handler_changes(tmp_path)
     (tmp_path / "features/sh600001").mkdir()
     (tmp_path / "features/sh600001/close.day.bin").write_text("0123")                           # a file added
     assert provider_fingerprint(tmp_path) != fp2
+
+
+@pytest.mark.realdata
+def test_an_instrument_is_absent_before_it_joins_csi300_and_after_it_leaves(csi300, tmp_path):
+    # SH600880 was a member from 2014-06-16 to 2014-12-15 only (instruments/csi300.txt of the shared data)
+    from qlib.data import D
+
+    from graphwiz_trader.data.qlib_runtime import init_qlib
+    from graphwiz_trader.research.csi300_data import correlation_graph_features, load_close_and_membership
+
+    spans = {ln.split("\t")[0]: [] for ln in (csi300 / "instruments" / "csi300.txt").read_text().splitlines()}
+    for ln in (csi300 / "instruments" / "csi300.txt").read_text().splitlines():
+        code, a, b = ln.split("\t")
+        spans[code].append((pd.Timestamp(a), pd.Timestamp(b)))
+    assert spans["SH600880"] == [(pd.Timestamp("2014-06-16"), pd.Timestamp("2014-12-15"))]
+    init_qlib(csi300, region="cn", mlflow_dir=tmp_path / "ml", kernels=1)
+    start, end = "2014-01-01", "2015-06-30"
+    # the features stage: Qlib's data loader over the market (what Alpha158's handler reads) has its rows inside
+    # the span only
+    close = D.features(D.instruments("csi300"), ["$close"], start_time=start, end_time=end)
+    days = close.xs("SH600880", level="instrument").index
+    assert days.min() == pd.Timestamp("2014-06-16") and days.max() == pd.Timestamp("2014-12-15")
+    # the graph stage: the membership mask, and graph features only on member days
+    px, members = load_close_and_membership("csi300", start, end)
+    inside = members["SH600880"]
+    assert inside[inside].index.min() == pd.Timestamp("2014-06-16")
+    assert inside[inside].index.max() == pd.Timestamp("2014-12-15")
+    graph = correlation_graph_features(px, members, GraphFeatureSettings(window=60, min_periods=40, stride=5))
+    g_days = graph.xs("SH600880", level="instrument").index
+    assert len(g_days) > 0
+    assert g_days.min() >= pd.Timestamp("2014-06-16") and g_days.max() <= pd.Timestamp("2014-12-15")
+    # and a member over the whole range is there before and after
+    whole = graph.xs("SH600000", level="instrument").index
+    assert whole.min() < pd.Timestamp("2014-06-16") and whole.max() > pd.Timestamp("2014-12-15")

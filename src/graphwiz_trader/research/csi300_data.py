@@ -153,7 +153,8 @@ def correlation_graph_features(close: pd.DataFrame, members: pd.DataFrame | None
       ``close_t / close_{t-mom_days} - 1`` on day t (neighbours without a value that day are skipped);
     - ``G_NMOM_GAP``: the instrument's own ``mom_days`` return on day t minus ``G_NMOM``.
 
-    Every value on day t uses closes up to t only. Rows: nodes of the snapshot, on the days t it covers.
+    Every value on day t uses closes up to t only. Rows: nodes of the snapshot, on the days t it covers when
+    they are members on day t (an instrument has no row outside its membership).
     """
     if not close.index.is_monotonic_increasing or close.index.has_duplicates:
         raise DataError("correlation_graph_features: close index must be ascending and unique")
@@ -206,10 +207,12 @@ def correlation_graph_features(close: pd.DataFrame, members: pd.DataFrame | None
         nd = len(days)
         idx = pd.MultiIndex.from_arrays([np.repeat(close.index[days], n), np.tile(cols[nodes], nd)],
                                         names=["datetime", "instrument"])
-        blocks.append(pd.DataFrame({
+        block = pd.DataFrame({
             "G_WDEG": np.tile(wdeg, nd), "G_KRHO": np.tile(krho, nd), "G_MKTRHO": np.tile(mkt, nd),
             "G_NMOM": nmom.ravel(), "G_NMOM_GAP": gap.ravel(),
-        }, index=idx, dtype=np.float32))
+        }, index=idx, dtype=np.float32)
+        # a node that leaves the index before the next snapshot has no row once it is out
+        blocks.append(block[mem[days][:, nodes].ravel()])
     if not blocks:
         raise DataError(f"correlation graph: no snapshot has 2 or more nodes ({n_days} days, window {cfg.window}, "
                         f"min_periods {cfg.min_periods})")
