@@ -477,7 +477,10 @@ def test_an_instrument_is_absent_before_it_joins_csi300_and_after_it_leaves(csi3
     from qlib.data import D
 
     from graphwiz_trader.data.qlib_runtime import init_qlib
-    from graphwiz_trader.research.csi300_data import correlation_graph_features, load_close_and_membership
+    from graphwiz_trader.research.csi300_data import (
+        correlation_graph_features,
+        load_close_and_membership,
+    )
 
     spans = {ln.split("\t")[0]: [] for ln in (csi300 / "instruments" / "csi300.txt").read_text().splitlines()}
     for ln in (csi300 / "instruments" / "csi300.txt").read_text().splitlines():
