@@ -288,7 +288,7 @@ def test_batched_writes_split_rows_into_batches_of_batch_size(graph_store: Graph
     real = GraphStore._execute
 
     def spy(session, step):
-        seen.append((step.query, len(step.params.get("rows", [])), step.write))
+        seen.append((step.query, len(step.params.get("rows", step.params.get("src", []))), step.write))
         return real(session, step)
 
     monkeypatch.setattr(GraphStore, "_execute", staticmethod(spy))

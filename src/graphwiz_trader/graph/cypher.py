@@ -211,16 +211,18 @@ UNWIND $rows AS row
 CREATE (:Snapshot {key: row.key, build: $build, gen: $gen, as_of: row.as_of, method: row.method,
                    window: row.window, assets: row.assets, n_edges: row.n_edges, n_leads: row.n_leads})
 """
-# rows: [src_index, dst_index, rho, snap_index]
+# Edges and leads go as parallel column lists (one list per field, $src[i] etc. is row i), not as a list of
+# rows: the client builds each column with one numpy .tolist() instead of a Python list per row (measured on
+# 549k edges: client CPU of the row lists 1.3 s, of the columns ~0.1 s), and the server's work per edge is
+# the same. Columns: src, dst (indices into $syms), rho, [lag,] snap (index into $snaps).
 CREATE_EDGES = _NODES_PROLOGUE + """
-UNWIND $rows AS row
-WITH nodes[row[0]] AS a, nodes[row[1]] AS b, row[2] AS rho, $snaps[row[3]] AS s
+UNWIND range(0, size($src) - 1) AS i
+WITH nodes[$src[i]] AS a, nodes[$dst[i]] AS b, $rho[i] AS rho, $snaps[$snap[i]] AS s
 CREATE (a)-[:CORRELATED_WITH {rho: rho, method: s.method, window: s.window, as_of: s.as_of, gen: $gen}]->(b)
 """
-# rows: [src_index, dst_index, rho, lag, snap_index]
 CREATE_LEADS = _NODES_PROLOGUE + """
-UNWIND $rows AS row
-WITH nodes[row[0]] AS a, nodes[row[1]] AS b, row[2] AS rho, row[3] AS lag, $snaps[row[4]] AS s
+UNWIND range(0, size($src) - 1) AS i
+WITH nodes[$src[i]] AS a, nodes[$dst[i]] AS b, $rho[i] AS rho, $lag[i] AS lag, $snaps[$snap[i]] AS s
 CREATE (a)-[:LEADS {lag: lag, rho: rho, method: s.method, window: s.window, as_of: s.as_of, gen: $gen}]->(b)
 """
 # rows: [community_key, community_id, snap_index, [member asset indices]]

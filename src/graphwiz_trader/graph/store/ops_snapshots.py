@@ -140,19 +140,16 @@ class _SnapshotOps(_GenerationOps):
         for a, b in _chunks(len(E[0]), batch_size):
             (src, dst), syms = sym_params(E[0][a:b], E[1][a:b])
             local, metas = snap_params(E[3][a:b])
-            rows = [list(r) for r in zip(src.tolist(), dst.tolist(), E[2][a:b].tolist(), local.tolist())]
-            r = yield Step(C.CREATE_EDGES, {"gen": gen, "syms": syms, "snaps": metas, "rows": rows},
-                           label="create CORRELATED_WITH", rows=b - a)
+            query, params = self._edge_batch(gen, syms, metas, src, dst, E[2][a:b], local)
+            r = yield Step(query, params, label="create CORRELATED_WITH", rows=b - a)
             n_tx += 1
             self._check_created(r, "relationships_created", b - a, "CORRELATED_WITH edges")
 
         for a, b in _chunks(len(L[0]), batch_size):
             (src, dst), syms = sym_params(L[0][a:b], L[1][a:b])
             local, metas = snap_params(L[4][a:b])
-            rows = [list(r) for r in zip(src.tolist(), dst.tolist(), L[2][a:b].tolist(), L[3][a:b].tolist(),
-                                         local.tolist())]
-            r = yield Step(C.CREATE_LEADS, {"gen": gen, "syms": syms, "snaps": metas, "rows": rows},
-                           label="create LEADS", rows=b - a)
+            query, params = self._lead_batch(gen, syms, metas, src, dst, L[2][a:b], L[3][a:b], local)
+            r = yield Step(query, params, label="create LEADS", rows=b - a)
             n_tx += 1
             self._check_created(r, "relationships_created", b - a, "LEADS edges")
 
@@ -175,6 +172,24 @@ class _SnapshotOps(_GenerationOps):
             self._check_created(r, "nodes_created", len(chunk), "Community nodes")
             i = j
         return n_tx
+
+    @staticmethod
+    def _edge_batch(gen: str, syms: list[str], metas: list[dict[str, Any]], src: np.ndarray, dst: np.ndarray,
+                    rho: np.ndarray, snap: np.ndarray) -> tuple[str, dict[str, Any]]:
+        """One ``CORRELATED_WITH`` batch: the statement and its parameters, as column lists (see cypher.py).
+
+        ``src``/``dst`` index ``syms``, ``snap`` indexes ``metas``; ``rho`` is the correlation (fraction).
+        """
+        return C.CREATE_EDGES, {"gen": gen, "syms": syms, "snaps": metas, "src": src.tolist(),
+                                "dst": dst.tolist(), "rho": rho.tolist(), "snap": snap.tolist()}
+
+    @staticmethod
+    def _lead_batch(gen: str, syms: list[str], metas: list[dict[str, Any]], src: np.ndarray, dst: np.ndarray,
+                    rho: np.ndarray, lag: np.ndarray, snap: np.ndarray) -> tuple[str, dict[str, Any]]:
+        """One ``LEADS`` batch, as :meth:`_edge_batch`; ``lag`` in bars."""
+        return C.CREATE_LEADS, {"gen": gen, "syms": syms, "snaps": metas, "src": src.tolist(),
+                                "dst": dst.tolist(), "rho": rho.tolist(), "lag": lag.tolist(),
+                                "snap": snap.tolist()}
 
     def _check_among(self, wanted: list[str], cur: Current) -> None:
         have = set(cur.names)
