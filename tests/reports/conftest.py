@@ -10,32 +10,10 @@ when set (never into the checkout).
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CHROMIUM_ARGS: tuple[str, ...] = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
-
-
-def chromium_path() -> Path | None:
-    """The Chromium binary, or None when there is none."""
-    env = os.environ.get("GRAPHWIZ_CHROMIUM")
-    for cand in ([env] if env else []) + ["/usr/bin/chromium", shutil.which("chromium") or ""]:
-        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
-            return Path(cand)
-    return None
-
-
-def browser_missing() -> str | None:
-    """Why the browser check cannot run (None when it can)."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[test]')"
-    if chromium_path() is None:
-        return "no Chromium at /usr/bin/chromium or $GRAPHWIZ_CHROMIUM (apt-get install chromium)"
-    return None
+from graphwiz_trader.testkit.browser import CHROMIUM_ARGS, browser_missing, chromium_path
 
 
 @dataclass

@@ -21,29 +21,24 @@ from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.graph.builders.regimes import RegimeSettings
 from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, write_graph
 from graphwiz_trader.service.api import create_app
+from graphwiz_trader.testkit.browser import (
+    CHROMIUM_ARGS,
+    browser_missing,
+    chromium_path,
+)
 from graphwiz_trader.testkit.service import ServedApp, replay_service
 
-CHROMIUM = Path(os.environ.get("GRAPHWIZ_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 READ_KEY = "dashboard-read-key-0123456789"
 TRADE_KEY = "dashboard-trade-key-0123456789"
 
 
-def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[test]')"
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set GRAPHWIZ_CHROMIUM)"
-    return None
+pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
 
 
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
-
-
-def _copy_out(shot: Path) -> None:
+def _screenshot(page, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A full-page screenshot into the test's temp folder, copied out (see the module docstring)."""
+    shot = tmp_path / name
+    page.screenshot(path=str(shot), full_page=True)
     target = os.environ.get("GRAPHWIZ_SERVICE_SCREENSHOTS")
     folder = Path(target) if target else Path("/work/notes/screenshots")
     if target or folder.parent.is_dir():
@@ -98,7 +93,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        b = pw.chromium.launch(executable_path=str(chromium_path()), headless=True, args=list(CHROMIUM_ARGS))
         yield b
         b.close()
 
@@ -144,9 +139,7 @@ def test_the_dashboard_renders_real_data_and_updates_live(served, browser, tmp_p
     r = httpx.post(f"{srv.url}/api/v1/pause", headers={"X-API-Key": TRADE_KEY}, json={"reason": "dashboard test"})
     assert r.status_code == 200
     page.wait_for_function("document.getElementById('c-state').textContent === 'paused'", timeout=10_000)
-    shot = tmp_path / "service_dashboard.png"
-    page.screenshot(path=str(shot), full_page=True)
-    _copy_out(shot)
+    _screenshot(page, tmp_path, "service_dashboard.png")
     httpx.post(f"{srv.url}/api/v1/resume", headers={"X-API-Key": TRADE_KEY}, json={"reason": "dashboard test"})
     assert watch.console == [] and watch.page_errors == []
     assert watch.foreign == [], f"the page asked other hosts for {watch.foreign}"
@@ -201,9 +194,7 @@ def test_the_explorer_draws_the_graph_moves_in_time_and_refuses_create(served, b
     assert "read-only: refused CREATE" in page.text_content("#cypher-error")
     store = served[1].state.graph_store
     assert store.query("MATCH (a:Asset {symbol: 'EVIL/USDT'}) RETURN count(a) AS n")[0]["n"] == 0
-    shot = tmp_path / "service_explorer.png"
-    page.screenshot(path=str(shot), full_page=True)
-    _copy_out(shot)
+    _screenshot(page, tmp_path, "service_explorer.png")
     # the one console error is the browser's note of the refused request (HTTP 400 from /api/v1/cypher)
     assert all(u.endswith("/api/v1/cypher") and "400" in t for t, u in watch.console), watch.console
     assert len(watch.console) == 1 and watch.page_errors == [] and watch.foreign == []
@@ -216,8 +207,6 @@ def test_the_docs_page_lists_the_routes_offline(served, browser, tmp_path):
     watch = Watch(page)
     page.goto(f"{srv.url}/docs?key={READ_KEY}", wait_until="load")
     page.wait_for_function("document.querySelectorAll('.route').length >= 17", timeout=10_000)
-    shot = tmp_path / "service_docs.png"
-    page.screenshot(path=str(shot), full_page=True)
-    _copy_out(shot)
+    _screenshot(page, tmp_path, "service_docs.png")
     assert watch.console == [] and watch.page_errors == [] and watch.foreign == []
     page.close()
