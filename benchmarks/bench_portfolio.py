@@ -31,10 +31,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_backtest import DATA, daily_bars  # one home for the daily data
+from bench_backtest import DATA, MAX_SHARPE_TARGET_S, daily_bars, max_sharpe_setup  # one home for the row's inputs
 
-from graphwiz_trader.backtest import MarketPanel
-from graphwiz_trader.backtest.scores import cross_sectional_reversal
 from graphwiz_trader.core.jsonout import write_json
 from graphwiz_trader.portfolio import (
     OptimiserSettings,
@@ -43,7 +41,7 @@ from graphwiz_trader.portfolio import (
     rolling_optimise,
 )
 
-TARGET_SECONDS = 2.0
+TARGET_SECONDS = MAX_SHARPE_TARGET_S
 
 
 def _run(close: pd.DataFrame, scores: pd.DataFrame, settings: OptimiserSettings,
@@ -63,11 +61,8 @@ def _run(close: pd.DataFrame, scores: pd.DataFrame, settings: OptimiserSettings,
 
 
 def bench(bars: dict[str, pd.DataFrame], repeat: int) -> dict[str, object]:
-    close = MarketPanel.from_bars(bars).close_frame()
-    scores = cross_sectional_reversal(close, 1)
-    fast_settings = OptimiserSettings(method="max_sharpe", cov_window_bars=60, periods_per_year=365.0)
+    _, close, scores, fast_settings, cons = max_sharpe_setup(bars)
     peer_settings = fast_settings.model_copy(update={"reuse_max_sharpe_problem": False})
-    cons = PortfolioConstraints(max_position_weight=0.25, cash_buffer=0.02)
 
     fast_s, fast_cpu, fast_w, fast_d = _run(close, scores, fast_settings, cons, repeat)
     problems = [fast_sharpe.max_sharpe_problem(s) for s in fast_sharpe.cached_structures()]
