@@ -204,7 +204,11 @@ def soak(cycles: int, sample_every: int, folder: Path, retrain_hours: int = 168)
     times: list[float] = []
     last = [time.perf_counter()]
 
-    class SampledService(ProductionTradingService):
+    stop, stopping, counts = threading.Event(), threading.Event(), {}
+
+    class SoakService(ProductionTradingService):
+        """The service, sampled every ``sample_every`` cycles; ``stopping`` set when its shutdown begins."""
+
         async def _after_cycle(self, result: dict) -> None:
             await super()._after_cycle(result)
             now = time.perf_counter()
@@ -216,9 +220,6 @@ def soak(cycles: int, sample_every: int, folder: Path, retrain_hours: int = 168)
                       f"{samples[-1]['threads']} threads, {samples[-1]['open_files']} open files, "
                       f"{samples[-1]['asyncio_tasks']} tasks", flush=True)
 
-    stop, stopping, counts = threading.Event(), threading.Event(), {}
-
-    class SoakService(SampledService):
         async def _shutdown(self) -> None:
             stopping.set()
             await super()._shutdown()
