@@ -14,7 +14,8 @@ turned into a clean exit, and server logs kept across starts.
   ``SystemExit(143)`` in the main thread, so ``with`` blocks and ``atexit`` stop the server; a previous
   Python handler is called first. A second SIGTERM while stopping kills the process at once (the default
   action); PDEATHSIG then takes the JVM. Forked children (``multiprocessing`` and joblib workers, e.g. Qlib's
-  expression engine) get the previous handler back at fork: they own no server.
+  expression engine) own no server: they start with no holders and the default SIGTERM
+  (:mod:`graphwiz_trader.core.forks`).
 - :func:`rotate_logs`: ``server.err.log`` -> ``server.err.log.1`` -> ... keeps the previous runs' output.
 """
 
