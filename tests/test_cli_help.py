@@ -66,7 +66,7 @@ def test_version_prints_the_package_version(capsys):
 @pytest.mark.parametrize("argv, needle", [
     (["features", "--start", "2023-13-45"], "2023-13-45"),
     (["features", "--timeframe", "1H"], "unknown timeframe '1H'"),
-    (["features", "--symbols", "BTC-USDT"], "malformed symbol"),
+    (["features", "--symbols", "BTC_USDT"], "malformed symbol"),
 ])
 def test_a_bad_value_is_a_one_line_usage_error_not_a_traceback(argv, needle, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -47,8 +47,8 @@ def test_a_single_position_cannot_exceed_the_gross_exposure(tmp_path):
 def test_a_bad_strategy_timeframe_or_symbol_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"'strategy\.timeframe': .*did you mean '1h'"):
         load(tmp_path, "strategy:\n  timeframe: 1H\n")
-    with pytest.raises(ConfigError, match=r"'strategy\.symbols': .*malformed symbol 'BTCUSDT'"):
-        load(tmp_path, "strategy:\n  symbols: [BTCUSDT]\n")
+    with pytest.raises(ConfigError, match=r"'strategy\.symbols': .*malformed symbol 'BTC_USDT'"):
+        load(tmp_path, "strategy:\n  symbols: [BTC_USDT]\n")
 
 
 @pytest.mark.parametrize("model", [RiskSettings, ExecutionSettings, StrategySettings, GraphSettings])

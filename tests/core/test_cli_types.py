@@ -26,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     (["--timeframe", "60min"], "did you mean '1h'? ('60min' is a Qlib frequency name)"),
     (["--freq", "1h"], "argument --freq: unknown qlib freq '1h'; expected 'day' or '<N>min' (hourly is '60min'); "
                        "did you mean '60min'?"),
-    (["--symbols", "BTCUSDT"], "argument --symbols: malformed symbol 'BTCUSDT'; expected BASE/QUOTE"),
+    (["--symbols", "BTC/USDT/X"], "argument --symbols: malformed symbol 'BTC/USDT/X'; expected an instrument code"),
 ])
 def test_bad_values_are_usage_errors_naming_the_option_and_the_fix(capsys, argv, message):
     with pytest.raises(SystemExit) as exc:

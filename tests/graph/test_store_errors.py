@@ -74,7 +74,7 @@ def regime_frame(**over) -> pd.DataFrame:
     (regime_frame(datetime=pd.date_range("2024-03-01", periods=4, freq="h")), "must be tz-aware UTC"),
     (regime_frame(datetime=[T0, T0, T0 + pd.Timedelta("1h"), T0 + pd.Timedelta("2h")]),
      "1 duplicate (scope, datetime) row(s), first (market, 2024-03-01 00:00:00+00:00)"),
-    (regime_frame(scope="bitcoin"), "scope 'bitcoin' is neither 'market' nor a BASE/QUOTE symbol"),
+    (regime_frame(scope="bitcoin"), "scope 'bitcoin' is neither 'market' nor an instrument symbol"),
     (regime_frame().drop(columns="prob"), "missing ['prob']"),
 ])
 def test_malformed_regime_state_is_refused_with_the_reason(frame, message) -> None:

@@ -16,7 +16,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-DATA_FORMATS: tuple[str, ...] = ("freqtrade", "csv", "store", "synthetic")
+DATA_FORMATS: tuple[str, ...] = ("freqtrade", "csv", "qlib", "store", "synthetic")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -60,7 +60,9 @@ def add_data_options(parser: argparse.ArgumentParser, *, formats: Sequence[str] 
                      source_help: str = "folder of bar files (freqtrade/csv) or a Parquet store",
                      timeframe: str | None = "1h", symbols_help: str = "comma-separated, e.g. BTC/USDT,ETH/USDT "
                      "(default: every symbol of the source)", start_default: str | None = None) -> None:
-    """Add the shared data options: ``--source --format --symbols --timeframe --start --end``.
+    """Add the shared data options: ``--source --format --symbols --timeframe --start --end``, and the source
+    options ``--calendar --symbol-pattern --symbol-column --provider --market`` (read by
+    ``graphwiz_trader.data.sources.SourceOptions.from_args``).
 
     ``--format`` defaults to ``default_format``; when that is None, commands call :func:`resolve_format`
     (``freqtrade`` when ``--source`` is given, else ``synthetic``).
@@ -78,6 +80,29 @@ def add_data_options(parser: argparse.ArgumentParser, *, formats: Sequence[str] 
     parser.add_argument("--start", metavar="DATE", type=utc_arg, default=start_default,
                         help="first bar, UTC (e.g. 2023-01-01 or 2023-01-01T12:00Z)")
     parser.add_argument("--end", metavar="DATE", type=utc_arg, help="last bar, UTC, inclusive (default: the data's end)")
+    add_source_options(parser, formats)
+
+
+def add_source_options(parser: argparse.ArgumentParser, formats: Sequence[str] = DATA_FORMATS) -> None:
+    """``--calendar`` always; ``--symbol-pattern --symbol-column`` with csv; ``--provider --market`` with qlib."""
+    parser.add_argument("--calendar", metavar="NAME",
+                        help="trading calendar: 24/7 or an exchange such as XNYS, XSHG; closed sessions are not gaps "
+                             "(default: inferred and stated: 24/7 for crypto pairs, XNYS for codes without a quote "
+                             "currency, the region's exchange for qlib)")
+    if "csv" in formats:
+        parser.add_argument("--symbol-pattern", metavar="PATTERN",
+                            help="CSV file names in --source with {symbol} (and optionally {timeframe}) in them, "
+                                 "e.g. '{symbol}_daily.csv' (default: '{symbol}-{timeframe}.csv', else '{symbol}.csv')")
+        parser.add_argument("--symbol-column", metavar="NAME",
+                            help="CSV column holding the symbol, for long files or a --source that is one file "
+                                 "(default: the file name gives the symbol; a long file: the first of symbol, "
+                                 "ticker, name, instrument, code)")
+    if "qlib" in formats:
+        parser.add_argument("--provider", metavar="DIR",
+                            help="Qlib data folder for --format qlib (default: --source)")
+        parser.add_argument("--market", metavar="NAME",
+                            help="Qlib market for --format qlib, e.g. csi300: its members, point in time, from "
+                                 "instruments/<NAME>.txt (default: all)")
 
 
 def resolve_format(args: argparse.Namespace) -> str:

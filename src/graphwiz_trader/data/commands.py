@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from graphwiz_trader.config.loader import load_config_or_default
-from graphwiz_trader.core.commandline import add_config_option, add_json_option
+from graphwiz_trader.core.commandline import add_config_option, add_json_option, add_source_options
 from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.config.settings import TradingSettings
 from graphwiz_trader.core.cli_types import (
@@ -23,10 +23,11 @@ from graphwiz_trader.core.cli_types import (
 from graphwiz_trader.core.symbols import parse_symbols
 from graphwiz_trader.data.ccxt_source import CcxtBarSource
 from graphwiz_trader.data.qlib_bins import write_qlib_bins
-from graphwiz_trader.data.sources import read_bars
+from graphwiz_trader.data.sources import SourceOptions, load_universe, read_bars
 from graphwiz_trader.data.store import ParquetStore
 from graphwiz_trader.core.timeframes import from_qlib_freq
-from graphwiz_trader.data.validate import sort_and_dedupe, validate_bars
+from graphwiz_trader.data.validate import ValidationReport, sort_and_dedupe, validate_bars
+from graphwiz_trader.errors import DataError
 from graphwiz_trader.core.jsonout import write_json
 
 log = logging.getLogger(__name__)
@@ -61,19 +62,36 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_for_import(args: argparse.Namespace) -> tuple[dict, ValidationReport, str]:
+    """The bars to import, their validation report and where they came from (``--format qlib`` included)."""
+    opts = SourceOptions.from_args(args)
+    if args.format == "qlib":
+        loaded = load_universe(args.source, "qlib", args.timeframe, args.symbols, args.start, args.end,
+                               options=opts)
+        report = validate_bars(loaded.bars, args.timeframe, calendar=loaded.calendar)
+        return loaded.bars, report, loaded.label
+    if args.source is None:
+        raise DataError(f"--source is required for --format {args.format}")
+    bars, report = read_bars(args.source, args.timeframe, args.symbols, fmt=args.format, strict=not args.repair,
+                             calendar=opts.calendar, symbol_pattern=opts.symbol_pattern,
+                             symbol_column=opts.symbol_column)
+    return bars, report, f"{args.format} {args.source}"
+
+
 def _import(args: argparse.Namespace) -> int:
     store = _store(args)
-    bars, report = read_bars(args.source, args.timeframe, args.symbols, fmt=args.format, strict=not args.repair)
+    bars, report, where = _read_for_import(args)
+    print(f"source: {where}; trading calendar {report.calendar}")
     repaired = {}
     if args.repair:
         for sym in list(bars):
             bars[sym], dropped = sort_and_dedupe(bars[sym])
             if dropped:
                 repaired[sym] = dropped
-        report = validate_bars(bars, args.timeframe, strict=True)
+        report = validate_bars(bars, args.timeframe, strict=True, calendar=report.calendar)
     rows = {}
     for sym, df in bars.items():
-        added, replaced = store.upsert(sym, args.timeframe, df)
+        added, replaced = store.upsert(sym, args.timeframe, df, calendar=report.calendar)
         rows[sym] = {"rows": len(df), "added": added, "replaced": replaced}
         print(f"{sym}: {len(df)} rows ({added} new, {replaced} replaced)"
               + (f", {repaired[sym]} repeated timestamps dropped by --repair" if sym in repaired else ""))
@@ -93,8 +111,8 @@ def _validate(args: argparse.Namespace) -> int:
     payload = {}
     for tf in timeframes:
         bars = store.read_many(parse_symbols(args.symbols), tf)
-        report = validate_bars(bars, tf, strict=False)
-        print(f"== {tf}: {len(bars)} symbols ==")
+        report = validate_bars(bars, tf, strict=False, calendar=store.calendars(list(bars), tf))
+        print(f"== {tf}: {len(bars)} symbols, {report.calendar} calendar ==")
         print(report.summary())
         payload[tf] = report.to_dict()
         ok &= report.ok
@@ -110,7 +128,7 @@ def _to_qlib(args: argparse.Namespace) -> int:
     freq = args.freq or settings_from(args).qlib.freq
     timeframe = from_qlib_freq(freq)
     bars = store.read_many(parse_symbols(args.symbols), timeframe, args.start, args.end)
-    summary = write_qlib_bins(bars, args.out, freq)
+    summary = write_qlib_bins(bars, args.out, freq, store.calendars(list(bars), timeframe))
     print(f"Qlib bins: {len(bars)} instruments, {summary['calendar_length']} bars ({summary['start']} .. "
           f"{summary['end']}) at {freq} -> {args.out}; vwap = {summary['vwap']}")
     open_run(args).write_summary(summary, args.json)
@@ -135,12 +153,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(p)
     p.set_defaults(func=_download)
 
-    p = dsub.add_parser("import", help="import freqtrade feather or CSV files into the store")
-    p.add_argument("--format", choices=["freqtrade", "csv"], required=True, help="layout of --source")
-    p.add_argument("--source", metavar="DIR", required=True, help="folder with <BASE>_<QUOTE>-<tf>.<ext> files")
+    p = dsub.add_parser("import", help="import freqtrade feather, CSV or Qlib data into the store")
+    p.add_argument("--format", choices=["freqtrade", "csv", "qlib"], required=True, help="layout of --source")
+    p.add_argument("--source", metavar="DIR",
+                   help="folder of <SYMBOL>-<tf>.<ext> files (CSV: also <SYMBOL>.csv, --symbol-pattern, or one "
+                        "long file with --symbol-column); Qlib: the data folder (or --provider)")
     p.add_argument("--symbols", metavar="LIST", type=symbols_arg,
-                   help="comma-separated (default: every file for the timeframe)")
+                   help="comma-separated, e.g. BTC/USDT or AAPL,MSFT (default: every symbol of the source)")
     p.add_argument("--timeframe", metavar="TF", default="1h", type=timeframe_arg, help="bar size (1m 15m 1h 4h 1d)")
+    p.add_argument("--start", metavar="DATE", type=utc_arg, help="first bar, UTC, for --format qlib (default: the data's start)")
+    p.add_argument("--end", metavar="DATE", type=utc_arg, help="last bar, UTC, for --format qlib (default: the data's end)")
+    add_source_options(p, ("csv", "qlib"))
     p.add_argument("--repair", action="store_true",
                    help="explicitly sort rows and drop repeated timestamps (reported), instead of failing")
     p.add_argument("--verbose-report", action="store_true", help="print the full validation report")

@@ -28,6 +28,7 @@ import pandas as pd
 from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.core.timeframes import from_qlib_freq, qlib_freq_is_valid
 from graphwiz_trader.data.cache import CacheLimits, enforce_cache_limits, mark_used
+from graphwiz_trader.data.calendars import infer_calendar
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.errors import DataError
 
@@ -40,17 +41,34 @@ def calendar_format(freq: str) -> str:
     return "%Y-%m-%d" if freq == "day" else "%Y-%m-%d %H:%M:%S"
 
 
-def write_qlib_bins(bars: dict[str, pd.DataFrame], out_dir: str | Path, freq: str) -> dict[str, object]:
-    """Write ``bars`` (validated strictly first) as Qlib bins at ``freq``. Replaces that freq's files.
+def write_qlib_bins(bars: dict[str, pd.DataFrame], out_dir: str | Path, freq: str,
+                    calendar: str | None = None) -> dict[str, object]:
+    """Write ``bars`` (validated strictly first, on ``calendar``) as Qlib bins at ``freq``. Replaces that freq's files.
+
+    ``calendar``: the bars' trading calendar (``24/7``, ``XNYS``...); None: inferred from the symbols
+    (:func:`graphwiz_trader.data.calendars.infer_calendar`). Qlib's calendar file holds the union of the bars'
+    times, so an exchange's closed sessions never enter it.
 
     Returns a summary: calendar length, instruments, fields, and the vwap approximation used.
+
+    Raises
+    ------
+    DataError
+        for an unknown freq, no bars, or two symbols with one Qlib code (``BTC/USDT`` and ``BTCUSDT``).
     """
     if not qlib_freq_is_valid(freq):
         raise DataError(f"unknown qlib freq {freq!r}; expected 'day' or '<N>min' (hourly is '60min', not '1h')")
     if not bars:
         raise DataError("no bars to write")
     timeframe = from_qlib_freq(freq)
-    validate_bars(bars, timeframe, strict=True)
+    codes: dict[str, str] = {}
+    for sym in bars:
+        code = to_qlib_instrument(sym)
+        if code in codes:
+            raise DataError(f"{codes[code]} and {sym} would share the Qlib instrument code {code}; keep one of them")
+        codes[code] = sym
+    cal = calendar or infer_calendar("store", list(bars))[0]
+    validate_bars(bars, timeframe, strict=True, calendar=cal)
     out = Path(out_dir)
     (out / "calendars").mkdir(parents=True, exist_ok=True)
     (out / "instruments").mkdir(parents=True, exist_ok=True)
@@ -126,13 +144,14 @@ def bars_fingerprint(bars: dict[str, pd.DataFrame]) -> str:
 
 
 def prepare_qlib_dir(bars: dict[str, pd.DataFrame], root: str | Path, freq: str,
-                     limits: CacheLimits | None = None) -> Path:
+                     limits: CacheLimits | None = None, calendar: str | None = None) -> Path:
     """Bins for ``bars`` under ``root/<freq>_<fingerprint>``, written only when not already there.
 
     Content-addressed, so repeated runs on the same data reuse the bins (and the feature cache in them).
     The folder ``root`` is a bounded cache: after this entry is marked used, entries beyond ``limits``
     (default: the settings' defaults, see :class:`~graphwiz_trader.data.cache.CacheLimits`) are evicted,
-    least recently used first; this entry and any used in the last hour are kept.
+    least recently used first; this entry and any used in the last hour are kept. ``calendar``: see
+    :func:`write_qlib_bins`.
     """
     fp = bars_fingerprint(bars)
     out = Path(root) / f"{freq}_{fp}"
@@ -140,7 +159,7 @@ def prepare_qlib_dir(bars: dict[str, pd.DataFrame], root: str | Path, freq: str,
     if meta.exists() and json.loads(meta.read_text()).get(freq, {}).get("fingerprint") == fp:
         log.info("reusing Qlib bins %s", out)
     else:
-        write_qlib_bins(bars, out, freq)
+        write_qlib_bins(bars, out, freq, calendar)
     mark_used(out)
     enforce_cache_limits(root, limits, protect=[out])
     return out

@@ -33,6 +33,7 @@ from graphwiz_trader.core.symbols import file_stem, symbol_from_stem
 from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.data.bars import OHLCV
 from graphwiz_trader.data.ranges import cut_to_range
+from graphwiz_trader.data.calendars import ALWAYS_OPEN
 from graphwiz_trader.data.validate import validate_bars
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 
@@ -204,14 +205,39 @@ class ParquetStore:
         idx = self._read_file(p, columns=[]).index
         return idx.max() if len(idx) else None
 
-    def upsert(self, symbol: str, timeframe: str, bars: pd.DataFrame) -> tuple[int, int]:
+    def calendar(self, symbol: str, timeframe: str) -> str | None:
+        """The trading calendar the symbol's stored bars were validated on (None when nothing is stored)."""
+        p = self.path(symbol, timeframe)
+        if not p.exists():
+            return None
+        return str(self._read_file(p, columns=[]).attrs.get("calendar", ALWAYS_OPEN))
+
+    def calendars(self, symbols: list[str], timeframe: str) -> str:
+        """The one calendar of ``symbols``' stored bars.
+
+        Raises
+        ------
+        DataError
+            when the symbols are stored on different calendars (naming two of them).
+        """
+        cals = {s: self.calendar(s, timeframe) or ALWAYS_OPEN for s in symbols}
+        kinds = sorted(set(cals.values()))
+        if len(kinds) > 1:
+            eg = {k: next(s for s, c in cals.items() if c == k) for k in kinds}
+            raise DataError(f"store {self.root} holds {timeframe} bars on several calendars ("
+                            + ", ".join(f"{k}: {s}" for k, s in eg.items()) + "); pick symbols of one market")
+        return kinds[0] if kinds else ALWAYS_OPEN
+
+    def upsert(self, symbol: str, timeframe: str, bars: pd.DataFrame, calendar: str = ALWAYS_OPEN) -> tuple[int, int]:
         """Merge ``bars`` into the stored file. Returns (rows added, rows replaced).
 
         The incoming frame must itself be valid (sorted, unique timestamps, finite values, the declared
-        timeframe): it is validated strictly first, so nothing malformed reaches the store. The merge
-        holds the file's write lock; see the module docstring for the crash-safety rules.
+        timeframe, on ``calendar``'s sessions): it is validated strictly first, so nothing malformed reaches
+        the store. The calendar is stored with the bars (Parquet metadata), and a symbol keeps one calendar:
+        merging bars of another calendar is refused. The merge holds the file's write lock; see the module
+        docstring for the crash-safety rules.
         """
-        validate_bars({symbol: bars}, timeframe, strict=True)
+        validate_bars({symbol: bars}, timeframe, strict=True, calendar=calendar)
         new = bars[OHLCV].astype("float64")
         self._check_root()
         p = self.path(symbol, timeframe)
@@ -223,12 +249,17 @@ class ParquetStore:
             self._remove_temps_locked(p)
             if p.exists():
                 old = self._read_file(p)
+                had = old.attrs.get("calendar", ALWAYS_OPEN)
+                if had != calendar:
+                    raise DataError(f"{symbol} {timeframe} is stored on the {had} calendar in {self.root}; "
+                                    f"bars on the {calendar} calendar cannot be merged into it")
                 replaced = int(old.index.isin(new.index).sum())
                 merged = pd.concat([old[~old.index.isin(new.index)], new]).sort_index()
                 added = len(merged) - len(old)
             else:
                 merged, added, replaced = new.sort_index(), len(new), 0
             merged.index.name = "datetime"
+            merged.attrs = {"calendar": calendar}
             self._write_atomic(merged, p)
         log.debug("%s %s: +%d rows, %d replaced, %d stored", symbol, timeframe, added, replaced, len(merged))
         return added, replaced
@@ -270,4 +301,6 @@ class ParquetStore:
         if not wanted:
             raise DataError(f"store {self.root} holds no {timeframe} bars; run `graphwiz data import` or `download`")
         bars = {s: self.read(s, timeframe) for s in wanted}
+        for df in bars.values():
+            df.attrs = {}  # the calendar is read by :meth:`calendars`; attrs would not survive concat anyway
         return cut_to_range(bars, start, end, explicit=bool(symbols))[0]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.data.bars import OHLCV
+from graphwiz_trader.data.calendars import ALWAYS_OPEN, calendar_issues
 from graphwiz_trader.core.timeframes import timeframe_delta
 from graphwiz_trader.errors import DataValidationError
 
@@ -71,6 +72,7 @@ class ValidationReport:
 
     timeframe: str
     symbols: tuple[SymbolReport, ...] = field(default_factory=tuple)
+    calendar: str = ALWAYS_OPEN
 
     @property
     def ok(self) -> bool:
@@ -85,6 +87,7 @@ class ValidationReport:
     def to_dict(self) -> dict:
         return {
             "timeframe": self.timeframe,
+            "calendar": self.calendar,
             "ok": self.ok,
             "symbols": [
                 {**asdict(s), "ok": s.ok, "issues": [asdict(i) for i in s.issues]} for s in self.symbols
@@ -155,8 +158,61 @@ def _timeframe_issues(uniq: np.ndarray, step: int, timeframe: str) -> list[Issue
     return out
 
 
-def validate_symbol(df: pd.DataFrame, symbol: str, timeframe: str, max_abs_log_return: float = 0.5) -> SymbolReport:
-    """Check one symbol's bars. ``max_abs_log_return`` flags bar-to-bar |log(close ratio)| above it."""
+def _grid_issues(uniq: np.ndarray, step: int, timeframe: str) -> tuple[list[Issue], int, str | None]:
+    """Timeframe, grid and gap findings for a market open around the clock (every grid bar exists)."""
+    issues = _timeframe_issues(uniq, step, timeframe)
+    missing_bars, largest = 0, None
+    mismatch = any(i.kind == "timeframe_mismatch" for i in issues)
+    if len(uniq) > 1 and not mismatch:  # bars of another timeframe have no meaningful gaps
+        d = np.diff(uniq)
+        gaps = d > step
+        if gaps.any():
+            missing_bars = int(((d[gaps] // step) - 1).sum())
+            largest = str(pd.Timedelta(int(d.max()), unit="ns"))
+            gap_starts = pd.DatetimeIndex(uniq[:-1][gaps], tz="UTC")
+            issues.append(Issue("gaps", "warning", int(gaps.sum()), tuple(str(t) for t in gap_starts[:_SHOW]),
+                                f"{missing_bars} missing bars, largest gap {largest}"))
+        offgrid = (d % step) != 0
+        if offgrid.any() and _grid_offset(step) is None:  # on a fixed grid, "misaligned" already says it
+            where = pd.DatetimeIndex(uniq[1:][offgrid], tz="UTC")
+            issues.append(Issue("off_grid", "warning", int(offgrid.sum()), tuple(str(t) for t in where[:_SHOW]),
+                                f"spacing not a multiple of {timeframe}"))
+    return issues, missing_bars, largest
+
+
+def _session_issues(uniq: np.ndarray, calendar: str, timeframe: str) -> tuple[list[Issue], int, str | None]:
+    """Calendar and gap findings on an exchange calendar: closed sessions are not gaps.
+
+    Bars at times the calendar has no bar are ``off_calendar`` errors; expected bars missing between the
+    first and last bar are gaps (a warning), counted in bars of the calendar.
+    """
+    issues: list[Issue] = []
+    idx = pd.DatetimeIndex(uniq, tz="UTC")
+    off, missing = calendar_issues(idx, calendar, timeframe)
+    if off.any():
+        issues.append(Issue("off_calendar", "error", int(off.sum()), tuple(str(t) for t in idx[off][:_SHOW]),
+                            f"open times that the {calendar} calendar has no {timeframe} bar at (another market, "
+                            "timezone or bar size?)"))
+    if len(missing) == 0:
+        return issues, 0, None
+    on = idx[~off]
+    # a gap = consecutive bars in the data with expected bars between them
+    pos = np.searchsorted(on.asi8, missing.asi8)          # the bar after each missing one
+    starts = np.unique(pos)
+    prev_bar, next_bar = on[starts - 1], on[starts]
+    largest = str((next_bar - prev_bar).max())
+    issues.append(Issue("gaps", "warning", len(starts), tuple(str(t) for t in prev_bar[:_SHOW]),
+                        f"{len(missing)} missing bars in {calendar} sessions, largest gap {largest}"))
+    return issues, len(missing), largest
+
+
+def validate_symbol(df: pd.DataFrame, symbol: str, timeframe: str, max_abs_log_return: float = 0.5,
+                    calendar: str = ALWAYS_OPEN) -> SymbolReport:
+    """Check one symbol's bars against ``calendar`` (:mod:`graphwiz_trader.data.calendars`).
+
+    ``max_abs_log_return`` flags bar-to-bar |log(close ratio)| above it. On ``24/7`` every bar of the
+    timeframe's UTC grid is expected; on an exchange calendar (``XNYS``) only the bars of its sessions.
+    """
     idx = pd.DatetimeIndex(df.index)
     issues: list[Issue] = []
     n = len(df)
@@ -192,26 +248,13 @@ def validate_symbol(df: pd.DataFrame, symbol: str, timeframe: str, max_abs_log_r
         if bad.any():
             issues.append(Issue("ohlc_inconsistent", "error", int(bad.sum()), _stamps(idx, bad),
                                 "high below open/close/low or low above open/close/high"))
-    missing_bars, largest = 0, None
     step = timeframe_delta(timeframe).value
     uniq = np.unique(ns)
-    frame_issues = _timeframe_issues(uniq, step, timeframe)
-    issues.extend(frame_issues)
-    mismatch = any(i.kind == "timeframe_mismatch" for i in frame_issues)
-    if len(uniq) > 1 and not mismatch:  # bars of another timeframe have no meaningful gaps
-        d = np.diff(uniq)
-        gaps = d > step
-        if gaps.any():
-            missing_bars = int(((d[gaps] // step) - 1).sum())
-            largest = str(pd.Timedelta(int(d.max()), unit="ns"))
-            gap_starts = pd.DatetimeIndex(uniq[:-1][gaps], tz="UTC")
-            issues.append(Issue("gaps", "warning", int(gaps.sum()), tuple(str(t) for t in gap_starts[:_SHOW]),
-                                f"{missing_bars} missing bars, largest gap {largest}"))
-        offgrid = (d % step) != 0
-        if offgrid.any() and _grid_offset(step) is None:  # on a fixed grid, "misaligned" already says it
-            where = pd.DatetimeIndex(uniq[1:][offgrid], tz="UTC")
-            issues.append(Issue("off_grid", "warning", int(offgrid.sum()), tuple(str(t) for t in where[:_SHOW]),
-                                f"spacing not a multiple of {timeframe}"))
+    if calendar == ALWAYS_OPEN:
+        more, missing_bars, largest = _grid_issues(uniq, step, timeframe)
+    else:
+        more, missing_bars, largest = _session_issues(uniq, calendar, timeframe)
+    issues.extend(more)
     with np.errstate(divide="ignore", invalid="ignore"):
         jump = np.abs(np.diff(np.log(c)))
     jumps = np.r_[False, np.nan_to_num(jump, nan=0.0) > max_abs_log_return]
@@ -242,7 +285,8 @@ def warning_summary(report: ValidationReport) -> str | None:
                      f"({sum(s.missing_bars for s in with_gaps)} missing bars; largest {_short(worst.largest_gap)} "
                      f"in {worst.symbol})")
     parts.extend(f"{n} symbol(s) with {kind.replace('_', ' ')}" for kind, n in sorted(kinds.items()))
-    return f"{report.timeframe}: " + "; ".join(parts) + " (details: graphwiz data validate, or the report's JSON)"
+    cal = "" if report.calendar == ALWAYS_OPEN else f" ({report.calendar} sessions)"
+    return f"{report.timeframe}{cal}: " + "; ".join(parts) + " (details: graphwiz data validate, or the report's JSON)"
 
 
 def _short(text: str | None) -> str:
@@ -269,8 +313,10 @@ def _log_once(report: ValidationReport) -> None:
 
 
 def validate_bars(bars: dict[str, pd.DataFrame], timeframe: str, strict: bool = False,
-                  max_abs_log_return: float = 0.5) -> ValidationReport:
-    """Validate every symbol. With ``strict=True`` raise on the first symbols with errors.
+                  max_abs_log_return: float = 0.5, calendar: str = ALWAYS_OPEN) -> ValidationReport:
+    """Validate every symbol against ``calendar`` (``24/7`` or an exchange such as ``XNYS``).
+
+    With ``strict=True`` raise on the first symbols with errors.
 
     Raises
     ------
@@ -279,7 +325,7 @@ def validate_bars(bars: dict[str, pd.DataFrame], timeframe: str, strict: bool = 
         the full report is on ``exc.report``.
     """
     report = ValidationReport(timeframe, tuple(
-        validate_symbol(df, sym, timeframe, max_abs_log_return) for sym, df in bars.items()))
+        validate_symbol(df, sym, timeframe, max_abs_log_return, calendar) for sym, df in bars.items()), calendar)
     _log_once(report)
     if strict and not report.ok:
         msgs = [f"{s.symbol}: " + "; ".join(str(i) for i in s.errors) for s in report.symbols if not s.ok]

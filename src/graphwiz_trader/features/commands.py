@@ -17,20 +17,21 @@ from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.core.timeframes import to_qlib_freq
 from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.data.qlib_bins import prepare_qlib_dir
-from graphwiz_trader.data.sources import load_bars
+from graphwiz_trader.data.sources import SourceOptions, load_universe
 from graphwiz_trader.features.alpha158 import ALPHA158_LOOKBACK, AlphaFeatureExtractor
 
 
 def _features(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     warmup = warmup_bars(args) if args.start else 0
-    bars, label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end,
-                            warmup_bars=warmup)
+    loaded = load_universe(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end,
+                           warmup_bars=warmup, options=SourceOptions.from_args(args))
+    bars, label = loaded.bars, loaded.label
     print(f"data: {label}: {len(bars)} symbols" + (f" (with up to {warmup} warm-up bars before --start)"
                                                     if warmup else ""))
     freq = to_qlib_freq(args.timeframe)
     qlib = load_config_or_default(args.config).qlib
-    qdir = prepare_qlib_dir(bars, args.qlib_dir or qlib.provider_uri, freq)
+    qdir = prepare_qlib_dir(bars, args.qlib_dir or qlib.provider_uri, freq, calendar=loaded.calendar)
     extractor = AlphaFeatureExtractor(qdir, freq=freq, extras={} if args.no_extras else None,
                                       mlflow_dir=args.mlflow_dir or qlib.mlflow_dir)
     frame = extractor.extract(list(bars))

@@ -16,7 +16,7 @@ import time
 import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
-from graphwiz_trader.data.sources import load_bars
+from graphwiz_trader.data.sources import SourceOptions, load_bars
 from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, write_graph
 from graphwiz_trader.core.commandline import add_config_option, add_data_options, add_json_option, resolve_format
 from graphwiz_trader.core.progress import progress_enabled
@@ -49,7 +49,8 @@ def _build(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     fmt = resolve_format(args)
-    bars, label = load_bars(args.source, fmt, args.timeframe, args.symbols, args.start, args.end)
+    bars, label = load_bars(args.source, fmt, args.timeframe, args.symbols, args.start, args.end,
+                            options=SourceOptions.from_args(args))
     cfg = _config(args)
     settings = _settings(args, cfg)
     given = {"window": args.window, "stride": args.stride, "method": args.method, "min_abs_rho": args.min_abs_rho,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphwiz_trader.core.symbols import split_symbol
+from graphwiz_trader.core.symbols import check_symbol
 from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph.snapshot import EDGE_COLUMNS, LEAD_COLUMNS, REGIME_COLUMNS, GraphSnapshot
@@ -140,7 +140,7 @@ def _validated(snap: GraphSnapshot) -> _Parts:
         raise DataError(f"{where}: window must be a positive integer (bars), got {snap.window!r}")
     assets = tuple(snap.assets)
     for a in assets:
-        split_symbol(a)
+        check_symbol(a, f"{where}: asset")
     if len(set(assets)) != len(assets):
         dup = sorted({a for a in assets if assets.count(a) > 1})
         raise DataError(f"{where}: duplicate assets {dup}")
@@ -205,9 +205,10 @@ def validate_regime_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for scope in df["scope"].unique():
         if scope != MARKET_SCOPE:
             try:
-                split_symbol(scope)
+                check_symbol(scope)
             except DataError as exc:
-                raise DataError(f"regime state: scope {scope!r} is neither 'market' nor a BASE/QUOTE symbol") from exc
+                raise DataError(f"regime state: scope {scope!r} is neither 'market' nor an instrument symbol "
+                                "(upper case, e.g. 'BTC/USDT' or 'AAPL')") from exc
     dt = df["datetime"]
     if not isinstance(dt.dtype, pd.DatetimeTZDtype):
         raise DataError(f"regime state: datetime must be tz-aware UTC (dtype datetime64[ns, UTC]), got {dt.dtype}")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphwiz_trader.core.symbols import split_symbol
+from graphwiz_trader.core.symbols import check_symbol
 from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph import cypher as C
@@ -74,7 +74,7 @@ def _columns(frame: Any, columns: list[str], what: str) -> pd.DataFrame:
     if missing:
         raise DataError(f"{what}: missing column(s) {missing}; expected {columns}")
     for sym in frame["symbol"].unique():
-        split_symbol(sym)
+        check_symbol(sym, f"{what}: symbol")
     return frame[columns].reset_index(drop=True)
 
 
