@@ -29,11 +29,10 @@ from graphwiz_trader.research.reproduce_csi300 import (
     Segments,
     alpha158_default_processors,
     build_workflow_config,
-    correlation_graph_features,
     format_table,
-    pairwise_corr,
+    graph_feature_columns,
+    graph_features_csi300,
     published_model_kwargs,
-    snapshot_positions,
     summarize,
 )
 
@@ -180,76 +179,81 @@ def _panel(n_days=140, n_assets=9, seed=3):
     return close, members
 
 
-def test_pairwise_corr_equals_pandas_with_missing_days():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(60, 7))
-    x[rng.uniform(size=x.shape) < 0.2] = np.nan
-    x[:, 6] = np.nan
-    x[:45, 6] = rng.normal(size=45) * np.isfinite(x[:45, 0])
-    got = pairwise_corr(x, min_periods=30)
-    ref = pd.DataFrame(x).corr(min_periods=30).to_numpy()
-    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12, equal_nan=True)
+def _shared_features(close, members, cfg):
+    """The shared path in memory (no store): build_panel_graph, then graph_features of what it built."""
+    from graphwiz_trader.features.graph_features import graph_features
+    from graphwiz_trader.graph.pipeline import build_panel_graph
+    from graphwiz_trader.research.csi300_data import graph_build_settings
+
+    utc = close.index.tz_localize("UTC")
+    panel = pd.DataFrame(close.to_numpy(), index=utc, columns=[f"{c}/CNY" for c in close.columns])
+    mask = pd.DataFrame(members.to_numpy(), index=utc, columns=panel.columns)
+    build = build_panel_graph(panel, graph_build_settings(cfg), mask)
+    feats = graph_features(build.snapshots, None, panel, horizons=(cfg.mom_days,), gaps=True, members=mask)
+    return build, feats
 
 
-def test_graph_features_equal_a_plain_loop():
+CFG = GraphFeatureSettings(window=40, min_periods=30, stride=5, top_k=3, mom_days=5)
+
+
+def test_csi300_graph_features_read_back_from_the_store_equal_the_shared_code_on_the_built_graph(graph_store):
     close, members = _panel()
-    cfg = GraphFeatureSettings(window=40, min_periods=30, stride=5, rho_min=0.3, top_k=3, mom_days=5)
-    feats = correlation_graph_features(close, members, cfg)
-    ret = close / close.shift(1) - 1
-    mom = close / close.shift(5) - 1
-    days = close.index
-    for t_pos, inst in [(62, "SH600000"), (103, "SH600004"), (117, "SH600002"), (139, "SH600008")]:
-        s_pos = max(p for p in range(cfg.window - 1, len(days), cfg.stride) if p <= t_pos)
-        win = ret.iloc[s_pos - cfg.window + 1: s_pos + 1]
-        nodes = [c for c in close.columns if members.iloc[s_pos][c] and win[c].notna().sum() >= cfg.min_periods]
-        rho = win[nodes].corr(min_periods=cfg.min_periods)
-        others = [j for j in nodes if j != inst]
-        a = {j: abs(rho.loc[inst, j]) for j in others}
-        wdeg = sum(v for v in a.values() if v >= cfg.rho_min) / (len(nodes) - 1)
-        top = sorted(others, key=lambda j: -a[j])[: cfg.top_k]
-        krho = sum(a[j] for j in top) / len(top)
-        mkt = sum(a.values()) / len(others)
-        m_t = mom.iloc[t_pos]
-        used = [j for j in top if not math.isnan(m_t[j])]
-        nmom = sum(a[j] * m_t[j] for j in used) / sum(a[j] for j in used)
-        row = feats.loc[(days[t_pos], inst)]
-        assert row["G_WDEG"] == pytest.approx(wdeg, rel=1e-5)
-        assert row["G_KRHO"] == pytest.approx(krho, rel=1e-5)
-        assert row["G_MKTRHO"] == pytest.approx(mkt, rel=1e-5)
-        assert row["G_NMOM"] == pytest.approx(nmom, rel=1e-4, abs=1e-7)
-        assert row["G_NMOM_GAP"] == pytest.approx(m_t[inst] - nmom, rel=1e-4, abs=1e-7)
-    assert list(feats.columns) == list(GRAPH_FEATURES)
+    got = graph_features_csi300(close, members, CFG, store=graph_store)
+    _, ref = _shared_features(close, members, CFG)
+    assert list(got.columns) == list(graph_feature_columns(CFG))
+    assert got.index.names == ["datetime", "instrument"] and got.index.get_level_values(0).tz is None
+    expect = ref[list(graph_feature_columns(CFG))].astype(np.float32)
+    expect.index = pd.MultiIndex.from_arrays([expect.index.get_level_values(0).tz_convert(None),
+                                              expect.index.get_level_values(1).str.replace("CNY", "")],
+                                             names=["datetime", "instrument"])
+    pd.testing.assert_frame_equal(got, expect.sort_index())
 
 
-def test_non_members_and_short_histories_are_not_nodes():
+def test_the_neighbour_momentum_gap_is_the_own_five_day_log_return_minus_the_neighbours(graph_store):
     close, members = _panel()
-    cfg = GraphFeatureSettings(window=40, min_periods=30, stride=5)
-    feats = correlation_graph_features(close, members, cfg)
+    got = graph_features_csi300(close, members, CFG, store=graph_store)
+    own = np.log(close).diff(5).stack().rename("own")
+    own.index = own.index.set_names(["datetime", "instrument"])
+    both = got.join(own.astype(np.float32), how="left").dropna(subset=["G_nbr_mom_5", "own"])
+    assert len(both) > 500
+    np.testing.assert_allclose(both["G_nbr_mom_gap_5"], both["own"] - both["G_nbr_mom_5"], rtol=1e-5, atol=1e-6)
+
+
+def test_non_members_and_short_histories_are_not_nodes_and_have_no_rows(graph_store):
+    close, members = _panel()
+    build, _ = _shared_features(close, members, CFG)
+    feats = graph_features_csi300(close, members, CFG, store=graph_store)
     insts = feats.index.get_level_values("instrument")
     dts = feats.index.get_level_values("datetime")
-    # SH600005 leaves the index on day 100: the first snapshot from day 100 on drops it
-    first_snap_after = close.index[min(p for p in snapshot_positions(len(close), cfg) if p >= 100)]
-    assert not ((insts == "SH600005") & (dts >= first_snap_after)).any()
-    # SH600008 has its first close on day 70: no returns before day 71, so 30 returns first on day 100
-    assert dts[insts == "SH600008"].min() >= close.index[100]
+    # SH600005 leaves the index on day 100: no row from then on, and no snapshot from then on holds it
+    assert dts[insts == "SH600005"].max() == close.index[99]
+    for snap in build.snapshots:
+        member_then = bool(members.loc[snap.as_of.tz_convert(None), "SH600005"])
+        assert ("SH600005/CNY" in snap.assets) == member_then
+    # SH600008 has its first close on day 70: 30 log returns first on day 100, so it is no node before then
+    # (and its snapshot metrics are NaN until the first snapshot that holds it)
+    first = min(s.as_of for s in build.snapshots if "SH600008/CNY" in s.assets)
+    assert first.tz_convert(None) >= close.index[100]
+    g8 = feats.xs("SH600008", level="instrument")["G_wdeg"]
+    assert g8[g8.index < first.tz_convert(None)].isna().all() and g8[g8.index >= first.tz_convert(None)].notna().all()
 
 
-@pytest.mark.parametrize("t_pos", [39, 41, 77, 104, 139])
-def test_graph_features_on_day_t_do_not_change_when_later_days_are_removed(t_pos):
+@pytest.mark.parametrize("t_pos", [41, 104, 139])
+def test_graph_features_on_day_t_do_not_change_when_later_days_are_removed(graph_store, t_pos):
     close, members = _panel()
-    cfg = GraphFeatureSettings(window=40, min_periods=30, stride=5, rho_min=0.3, top_k=3)
-    full = correlation_graph_features(close, members, cfg)
-    cut = correlation_graph_features(close.iloc[: t_pos + 1], members.iloc[: t_pos + 1], cfg)
+    full = graph_features_csi300(close, members, CFG, store=graph_store)
+    cut = graph_features_csi300(close.iloc[: t_pos + 1], members.iloc[: t_pos + 1], CFG, store=graph_store)
     t = close.index[t_pos]
-    a, b = full.xs(t, level="datetime"), cut.xs(t, level="datetime")
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(full.xs(t, level="datetime"), cut.xs(t, level="datetime"))
     assert cut.index.get_level_values("datetime").max() == t
 
 
-def test_snapshot_days_are_anchored_at_the_start():
-    cfg = GraphFeatureSettings(window=60, stride=5)
-    assert list(snapshot_positions(75, cfg)) == [59, 64, 69, 74]
-    assert list(snapshot_positions(71, cfg)) == [59, 64, 69]
+def test_a_membership_mask_of_another_shape_is_refused():
+    close, members = _panel()
+    from graphwiz_trader.errors import DataError
+
+    with pytest.raises(DataError, match="same index and columns"):
+        graph_features_csi300(close, members.iloc[:, :-1], CFG, store=object())
 
 
 def test_bad_graph_settings_fail_clearly():
@@ -257,6 +261,8 @@ def test_bad_graph_settings_fail_clearly():
         GraphFeatureSettings(window=20, min_periods=30)
     with pytest.raises(ConfigError, match="rho_min"):
         GraphFeatureSettings(rho_min=1.5)
+    with pytest.raises(ConfigError, match="min_periods"):
+        GraphFeatureSettings(window=20, min_periods=2)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -321,11 +327,15 @@ def tiny_cfg(csi300, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tiny_cfg, tmp_path_factory):
+def tiny_run(tiny_cfg, tmp_path_factory, embedded_graph_server):
+    from graphwiz_trader.config.settings import GraphSettings
+    from graphwiz_trader.graph.store import GraphStore
     from graphwiz_trader.research.reproduce_csi300 import run_reproduction
 
     run_dir = tmp_path_factory.mktemp("run")
-    return run_reproduction(tiny_cfg, run_dir=run_dir, progress=False), run_dir
+    s = embedded_graph_server
+    with GraphStore.connect(GraphSettings(uri=s.uri, user=s.user, password=s.password, database=s.database)) as store:
+        return run_reproduction(tiny_cfg, run_dir=run_dir, progress=False, store=store), run_dir
 
 
 @pytest.mark.realdata
@@ -394,12 +404,12 @@ def test_the_graph_dataset_is_alpha158_plus_the_graph_columns(tiny_cfg, tiny_run
     pd.testing.assert_frame_equal(g[list(b.columns)], b)
     expect = graph.reindex(b.index)
     np.testing.assert_array_equal(g[list(GRAPH_FEATURES)].to_numpy(), expect.to_numpy())
-    assert expect["G_MKTRHO"].notna().mean() > 0.95
+    assert expect["G_wdeg"].notna().mean() > 0.95
 
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_real_graph_features_are_point_in_time(csi300, tmp_path):
+def test_real_graph_features_are_point_in_time(csi300, tmp_path, graph_store):
     from graphwiz_trader.data.qlib_runtime import init_qlib
     from graphwiz_trader.research.reproduce_csi300 import load_close_and_membership
 
@@ -409,10 +419,10 @@ def test_real_graph_features_are_point_in_time(csi300, tmp_path):
     assert members.sum(axis=1).between(250, 300).all()
     assert members["SH600000"].all() and "SH600005" not in members.columns
     cfg = GraphFeatureSettings()
-    full = correlation_graph_features(close, members, cfg)
-    for t_pos in (59, 100, 151):
+    full = graph_features_csi300(close, members, cfg, store=graph_store)
+    for t_pos in (60, 100, 151):
         t = close.index[t_pos]
-        cut = correlation_graph_features(close.iloc[: t_pos + 1], members.iloc[: t_pos + 1], cfg)
+        cut = graph_features_csi300(close.iloc[: t_pos + 1], members.iloc[: t_pos + 1], cfg, store=graph_store)
         pd.testing.assert_frame_equal(full.xs(t, level="datetime"), cut.xs(t, level="datetime"))
 
 
@@ -472,15 +482,12 @@ def test_the_cache_key_changes_when_a_data_file_or_the_handler_changes(tmp_path)
 
 
 @pytest.mark.realdata
-def test_an_instrument_is_absent_before_it_joins_csi300_and_after_it_leaves(csi300, tmp_path):
+def test_an_instrument_is_absent_before_it_joins_csi300_and_after_it_leaves(csi300, tmp_path, graph_store):
     # SH600880 was a member from 2014-06-16 to 2014-12-15 only (instruments/csi300.txt of the shared data)
     from qlib.data import D
 
     from graphwiz_trader.data.qlib_runtime import init_qlib
-    from graphwiz_trader.research.csi300_data import (
-        correlation_graph_features,
-        load_close_and_membership,
-    )
+    from graphwiz_trader.research.csi300_data import load_close_and_membership
 
     spans = {ln.split("\t")[0]: [] for ln in (csi300 / "instruments" / "csi300.txt").read_text().splitlines()}
     for ln in (csi300 / "instruments" / "csi300.txt").read_text().splitlines():
@@ -499,7 +506,21 @@ def test_an_instrument_is_absent_before_it_joins_csi300_and_after_it_leaves(csi3
     inside = members["SH600880"]
     assert inside[inside].index.min() == pd.Timestamp("2014-06-16")
     assert inside[inside].index.max() == pd.Timestamp("2014-12-15")
-    graph = correlation_graph_features(px, members, GraphFeatureSettings(window=60, min_periods=40, stride=5))
+    # the graph stage, through the shared builders and the store: a node only on snapshot days it is a member,
+    # feature rows only on member days
+    from graphwiz_trader.graph.pipeline import build_panel_graph
+    from graphwiz_trader.research.csi300_data import graph_build_settings
+
+    cfg = GraphFeatureSettings(window=60, min_periods=40, stride=5)
+    graph = graph_features_csi300(px, members, cfg, store=graph_store)
+    utc = px.index.tz_localize("UTC")
+    build = build_panel_graph(pd.DataFrame(px.to_numpy(), index=utc, columns=[f"{c}/CNY" for c in px.columns]),
+                              graph_build_settings(cfg),
+                              pd.DataFrame(members.to_numpy(), index=utc, columns=[f"{c}/CNY" for c in px.columns]))
+    held = [s.as_of.tz_convert(None) for s in build.snapshots if "SH600880/CNY" in s.assets]
+    assert held and min(held) >= pd.Timestamp("2014-06-16") and max(held) <= pd.Timestamp("2014-12-15")
+    back = graph_store.read_snapshots(build.build_id)
+    assert [s.as_of.tz_convert(None) for s in back if "SH600880/CNY" in s.assets] == held
     g_days = graph.xs("SH600880", level="instrument").index
     assert len(g_days) > 0
     assert g_days.min() >= pd.Timestamp("2014-06-16") and g_days.max() <= pd.Timestamp("2014-12-15")

@@ -35,6 +35,8 @@ Bar-level features:
 - ``G_nbr_mom_h`` for h in 1, 6, 24: correlation-weighted momentum of the neighbours,
   ``sum_j rho_ij R_j^h(t) / sum_j |rho_ij|`` over i's edges in S whose ``R_j^h(t)`` is defined (NaN
   when none);
+- ``G_nbr_mom_gap_h`` (with ``gaps=True``): the asset's own ``R_i^h(t)`` minus ``G_nbr_mom_h`` (how far
+  it ran ahead of its neighbours; NaN when either is);
 - ``G_leadlag``     lead-lag signal for the next bar: over the assets j that LEAD i in S (edge
   ``j -> i`` with lag ``L_j`` and correlation ``rho_ji``),
   ``sum_j rho_ji r_j(t + 1 - L_j) / sum_j |rho_ji|`` (returns known at t since ``L_j >= 1``); 0 when i
@@ -47,6 +49,9 @@ Bar-level features:
 
 Output: a float64 frame indexed by ``(datetime, instrument)`` (``instrument`` = Qlib code such as
 ``BTCUSDT``), one row per bar time and asset with a close there, sorted by datetime then instrument.
+With a point-in-time universe (``members``, e.g. index membership), an asset has rows only on the bars
+where it is a member (and its snapshots only hold it when it was a member on their ``as_of``, see
+:func:`~graphwiz_trader.graph.builders.build_snapshots`).
 Snapshot metrics are computed once per snapshot and broadcast to bars with array indexing; the only
 per-snapshot loops are small matrix products.
 """
@@ -65,7 +70,7 @@ from graphwiz_trader.core.progress import progress as progress_bar
 from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.core.threads import single_threaded
 from graphwiz_trader.errors import DataError, UnknownSymbolError
-from graphwiz_trader.graph.builders.panel import BarsOrPanel, close_panel
+from graphwiz_trader.graph.builders.panel import BarsOrPanel, close_panel, members_at
 from graphwiz_trader.graph.builders.regimes import ASSET_REGIMES, MARKET_SCOPE, market_regime_names
 from graphwiz_trader.graph.snapshot import REGIME_COLUMNS, GraphSnapshot
 
@@ -77,9 +82,10 @@ MOMENTUM_HORIZONS: tuple[int, ...] = (1, 6, 24)
 
 
 def feature_names(regime_names: Sequence[str] = market_regime_names(3),
-                  horizons: Sequence[int] = MOMENTUM_HORIZONS) -> list[str]:
-    """Column names of :func:`graph_features`, in order."""
-    return (list(SNAPSHOT_METRICS) + [f"G_nbr_mom_{h}" for h in horizons] + ["G_leadlag"]
+                  horizons: Sequence[int] = MOMENTUM_HORIZONS, gaps: bool = False) -> list[str]:
+    """Column names of :func:`graph_features`, in order (``gaps``: with the ``G_nbr_mom_gap_h`` columns)."""
+    mom = [c for h in horizons for c in ([f"G_nbr_mom_{h}"] + ([f"G_nbr_mom_gap_{h}"] if gaps else []))]
+    return (list(SNAPSHOT_METRICS) + mom + ["G_leadlag"]
             + [f"G_mkt_regime_{n}" for n in regime_names]
             + ["G_mkt_regime_prob", "G_mkt_regime_age", "G_asset_regime", "G_asset_regime_prob"])
 
@@ -334,7 +340,7 @@ def _regime_columns(regimes: pd.DataFrame | None, times: pd.DatetimeIndex, syms:
 def graph_features(snapshots: Sequence[GraphSnapshot], regimes: pd.DataFrame | None, bars: BarsOrPanel, *,
                    symbols: Sequence[str] | None = None, regime_names: Sequence[str] | None = None,
                    horizons: Sequence[int] = MOMENTUM_HORIZONS, metrics: SnapshotMetrics | None = None,
-                   progress: bool = False) -> pd.DataFrame:
+                   progress: bool = False, gaps: bool = False, members: pd.DataFrame | None = None) -> pd.DataFrame:
     """Graph features per (datetime, instrument) as of each bar (see the module docstring).
 
     Parameters
@@ -353,6 +359,11 @@ def graph_features(snapshots: Sequence[GraphSnapshot], regimes: pd.DataFrame | N
         Neighbour-momentum horizons in bars.
     metrics
         Pre-computed :func:`snapshot_metrics` for the same snapshots and symbols (a cache).
+    gaps
+        Add ``G_nbr_mom_gap_h`` (own ``h``-bar log return minus ``G_nbr_mom_h``) after each momentum column.
+    members
+        Point-in-time universe (booleans, UTC bar times x symbols, covering every bar and symbol): rows only
+        where the asset is a member. ``None``: every bar with a close.
 
     Returns
     -------
@@ -394,6 +405,8 @@ def graph_features(snapshots: Sequence[GraphSnapshot], regimes: pd.DataFrame | N
                 den = valid[a:b].astype(np.float64) @ np.abs(w).T
                 out[a:b] = np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
             cols[f"G_nbr_mom_{h}"] = np.where(member_t, out, np.nan)
+            if gaps:
+                cols[f"G_nbr_mom_gap_{h}"] = mom - cols[f"G_nbr_mom_{h}"]
         valid1 = ~np.isnan(r1)
         filled1 = np.where(valid1, r1, 0.0)
         ll = np.full((t_count, n), np.nan)
@@ -412,8 +425,10 @@ def graph_features(snapshots: Sequence[GraphSnapshot], regimes: pd.DataFrame | N
             ll[a:b] = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         cols["G_leadlag"] = np.where(member_t, ll, np.nan)
     cols.update(_regime_columns(regimes, times, syms, names))
-    order = feature_names(names, horizons)
+    order = feature_names(names, horizons, gaps)
     present = ~np.isnan(panel.to_numpy())
+    if members is not None:
+        present &= members_at(members, times, syms, where="members given to graph_features")
     ti, ai = np.nonzero(present)                               # row-major: by time, then symbol
     instruments = np.asarray([to_qlib_instrument(s) for s in syms], dtype=object)
     inst_order = np.argsort(instruments, kind="stable")

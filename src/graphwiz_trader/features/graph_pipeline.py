@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
-from graphwiz_trader.features.graph_features import graph_features
-from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, read_graph, write_graph
+from graphwiz_trader.features.graph_features import MOMENTUM_HORIZONS, graph_features
+from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, build_panel_graph, read_graph, write_graph
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GraphBuildSettings", "graph_features_for_bars"]
+__all__ = ["GraphBuildSettings", "graph_features_for_bars", "graph_features_for_panel"]
 
 
 def graph_features_for_bars(bars: dict[str, pd.DataFrame], window: int | None = None, stride: int | None = None,
@@ -64,3 +65,53 @@ def graph_features_for_bars(bars: dict[str, pd.DataFrame], window: int | None = 
     return feats
 
 
+def graph_features_for_panel(panel: pd.DataFrame, spec: GraphBuildSettings, members: pd.DataFrame | None = None,
+                             store: Any = None, settings: GraphSettings | None = None,
+                             horizons: Sequence[int] = MOMENTUM_HORIZONS, gaps: bool = False,
+                             timings: dict | None = None, progress: bool = False) -> pd.DataFrame:
+    """Graph features of a close panel through the store, with an optional point-in-time universe.
+
+    The panel's snapshots are built (:func:`~graphwiz_trader.graph.pipeline.build_panel_graph`: an asset is
+    a node only when it is a member on the snapshot's ``as_of``), written under their build id, read back,
+    and the features computed from what was read, with rows only on the bars where the asset is a member.
+    There is no regime state: the regime columns are NaN.
+
+    Parameters
+    ----------
+    panel
+        Closes, UTC times x store symbols (``BASE/QUOTE``).
+    spec
+        How the graph is built (bars, fractions); ``spec.exchange`` names the assets' exchange in the store.
+    members
+        Booleans covering ``panel`` (True = member that bar); ``None``: every bar with a close.
+    store, settings
+        As :func:`graph_features_for_bars`.
+    horizons, gaps
+        Neighbour-momentum horizons (bars) and the gap columns (see :func:`graph_features`).
+
+    Returns
+    -------
+    DataFrame
+        ``G_*`` columns, index ``(datetime, instrument)`` with tz-naive UTC datetimes (Qlib's convention).
+    """
+    from graphwiz_trader.graph.store import GraphStore
+
+    own = store is None
+    store = store or GraphStore.connect(settings)
+    try:
+        build = build_panel_graph(panel, spec, members, progress=progress)
+        w = write_graph(store, build, spec.exchange)
+        back = read_graph(store, build.build_id, None, regimes=False)   # its nodes: members only
+    finally:
+        if own:
+            store.close()
+    t0 = time.perf_counter()
+    feats = graph_features(back.snapshots, None, panel, horizons=horizons, gaps=gaps, members=members,
+                           progress=progress)
+    feats.index = feats.index.set_levels(feats.index.levels[0].tz_convert(None), level=0)
+    if timings is not None:
+        timings.update(build.seconds, **w, **back.seconds, features=time.perf_counter() - t0,
+                       n_snapshots=len(back.snapshots))
+    log.info("graph features (panel): build %s, %d snapshots read back, %d rows x %d columns", build.build_id,
+             len(back.snapshots), *feats.shape)
+    return feats

@@ -3,8 +3,9 @@
 :func:`build_graph` runs the builders in memory and names the result with a **build id**, a hash of the
 build spec (regime parameters resolved), the bars fingerprint and the universe. :func:`write_graph` writes
 a build under its id and :func:`read_graph` reads one build back, so what a run reads is what that run
-built, whatever else the store holds. :func:`populate_sample_graph_data` fills the store from the data
-layer (async, as users call it).
+built, whatever else the store holds. :func:`build_panel_graph` builds snapshots only (no regime state)
+from a close panel and an optional point-in-time membership mask (index members, e.g. CSI300), named the
+same way. :func:`populate_sample_graph_data` fills the store from the data layer (async, as users call it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
@@ -24,8 +26,9 @@ from graphwiz_trader.core.timeframes import infer_timeframe, timeframe_minutes
 from graphwiz_trader.data.qlib_bins import bars_fingerprint
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph.builders.regimes import MARKET_SCOPE, RegimeSettings, build_regime_state
-from graphwiz_trader.graph.builders.snapshots import build_snapshots
-from graphwiz_trader.graph.snapshot import GraphSnapshot
+from graphwiz_trader.graph.builders.panel import close_panel, members_at
+from graphwiz_trader.graph.builders.snapshots import SnapshotSettings, build_snapshots, build_snapshots_from
+from graphwiz_trader.graph.snapshot import GraphSnapshot, empty_regime_state
 
 log = logging.getLogger(__name__)
 
@@ -111,21 +114,72 @@ def build_graph(bars: dict[str, pd.DataFrame], spec: GraphBuildSettings, progres
     return GraphBuild(snaps, regimes, {"snapshots": t1 - t0, "regimes": t2 - t1}, build_id, info)
 
 
+def panel_fingerprint(panel: pd.DataFrame, members: pd.DataFrame | None = None) -> str:
+    """A content hash (16 hex digits) of a close panel (times, symbols, values) and of its membership mask."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, panel.columns)).encode())
+    h.update(pd.DatetimeIndex(panel.index).as_unit("ns").asi8.tobytes())
+    h.update(np.ascontiguousarray(panel.to_numpy("float64")).tobytes())
+    if members is not None:
+        h.update(b"members")
+        h.update(np.ascontiguousarray(members_at(members, panel.index, list(panel.columns))).tobytes())
+    return h.hexdigest()[:16]
+
+
+def build_panel_graph(panel: pd.DataFrame, spec: GraphBuildSettings, members: pd.DataFrame | None = None,
+                      progress: bool = False) -> GraphBuild:
+    """Correlation snapshots of a close panel, a node only where ``members`` says so; no regime state.
+
+    Parameters
+    ----------
+    panel
+        Closes (UTC times x symbols ``BASE/QUOTE``), NaN where there is no bar.
+    spec
+        Window, stride, method and pruning (bars, fractions); ``spec.regimes`` is not used.
+    members
+        Point-in-time universe (booleans covering the panel's times and symbols), ``None``: all.
+
+    Returns
+    -------
+    GraphBuild
+        Snapshots, an empty regime frame, and a build id over the build format, the spec, the universe,
+        the panel's content and the mask (:func:`panel_fingerprint`).
+    """
+    panel = close_panel(panel, where="close panel")
+    info = {"format": BUILD_FORMAT, "kind": "panel", "spec": asdict(replace(spec, regimes=None)),
+            "universe": [str(c) for c in panel.columns], "panel": panel_fingerprint(panel, members)}
+    build_id = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    params = SnapshotSettings(window=spec.window, stride=spec.stride, min_periods=spec.min_periods,
+                              method=spec.method, min_abs_rho=spec.min_abs_rho, top_k=spec.top_k,
+                              lead_max_lag=spec.lead_max_lag)
+    t0 = time.perf_counter()
+    snaps = build_snapshots_from(panel, params, progress=progress, members=members)
+    return GraphBuild(snaps, empty_regime_state(), {"snapshots": time.perf_counter() - t0}, build_id, info)
+
+
 def write_graph(store: Any, build: GraphBuild, exchange: str) -> dict[str, float]:
-    """Write a build's snapshots and regimes (batched, each switched in complete) under its build id."""
+    """Write a build's snapshots and regimes (batched, each switched in complete) under its build id.
+
+    A build without regime records (:func:`build_panel_graph`) writes its snapshots only.
+    """
     t0 = time.perf_counter()
     store.write_snapshots(build.snapshots, build=build.build_id, info=build.info, exchange=exchange)
     t1 = time.perf_counter()
-    store.write_regimes(build.regimes, build=build.build_id, info=build.info)
+    if len(build.regimes):
+        store.write_regimes(build.regimes, build=build.build_id, info=build.info)
     return {"write_snapshots": t1 - t0, "write_regimes": time.perf_counter() - t1}
 
 
-def read_graph(store: Any, build_id: str, symbols: list[str], end: Any = None) -> GraphBuild:
-    """Read back one build: its snapshots and its regime records (market and ``symbols``) as of ``end``."""
+def read_graph(store: Any, build_id: str, symbols: list[str] | None, end: Any = None,
+               regimes: bool = True) -> GraphBuild:
+    """Read back one build: its snapshots and (``regimes``) its regime records (market and ``symbols``) as of
+    ``end``; ``symbols=None`` reads every asset of the build, ``regimes=False`` is for a build that has none
+    (:func:`build_panel_graph`)."""
     t0 = time.perf_counter()
     snaps = store.read_snapshots(build_id, symbols, end=end)
-    regimes = store.read_regimes(build_id, [MARKET_SCOPE, *symbols], end=end)
-    return GraphBuild(snaps, regimes, {"read": time.perf_counter() - t0}, build_id)
+    reg = (store.read_regimes(build_id, [MARKET_SCOPE, *(symbols or [])], end=end) if regimes
+           else empty_regime_state())
+    return GraphBuild(snaps, reg, {"read": time.perf_counter() - t0}, build_id)
 
 
 async def populate_sample_graph_data(symbols: list[str] | None = None, source: str | None = None,

@@ -77,7 +77,7 @@ def _csi300(args: argparse.Namespace) -> int:
         provider_uri=data, seeds=args.seeds, segments=segments, market=market, num_threads=args.threads,
         num_boost_round=args.num_boost_round, topk=args.topk, n_drop=args.n_drop,
         exchange_codes=market if args.instruments else None, graph=not args.no_graph,
-        graph_config=GraphFeatureSettings(window=args.graph_window, min_periods=max(2, 2 * args.graph_window // 3),
+        graph_config=GraphFeatureSettings(window=args.graph_window, min_periods=max(3, 2 * args.graph_window // 3),
                                         stride=args.graph_stride),
         mlflow_dir=Path(args.mlflow_dir) if args.mlflow_dir else None, kernels=args.kernels,
         cache_dir=None if args.no_cache else Path(args.cache_dir),

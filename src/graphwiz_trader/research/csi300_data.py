@@ -1,5 +1,6 @@
-"""The CSI300 reproduction's data side: the data audit and the point-in-time correlation-graph features
-(see :mod:`graphwiz_trader.research.reproduce_csi300`)."""
+"""The CSI300 reproduction's data side: the data audit, the closes with their point-in-time index membership,
+and the graph features through the project's shared graph path (builders -> graph store -> features; see
+:mod:`graphwiz_trader.research.reproduce_csi300`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,21 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.core.symbols import to_qlib_instrument
+from graphwiz_trader.data.universe import membership_mask
 from graphwiz_trader.errors import DataError
-from graphwiz_trader.research.csi300_setup import CSI300ReproductionSettings, GraphFeatureSettings, PUBLISHED_EXCHANGE_KWARGS
+from graphwiz_trader.graph.pipeline import GraphBuildSettings
+from graphwiz_trader.research.csi300_setup import (
+    CSI300ReproductionSettings,
+    GraphFeatureSettings,
+    PUBLISHED_EXCHANGE_KWARGS,
+    graph_feature_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,129 +103,66 @@ def audit_data(cfg: CSI300ReproductionSettings) -> DataAudit:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Point-in-time correlation graph features
+# Point-in-time correlation graph features: the shared builders, the graph store and the shared feature code
 # --------------------------------------------------------------------------------------------------------------
-# NOTE for the lead: this is the module-internal graph. When graphwiz_trader.graph.builders.build_snapshots
-# and graphwiz_trader.features.graph_features land, swap them in at `correlation_graph_features` (same
-# input: a close panel and a membership mask; same output: a (datetime, instrument) frame of float32).
+
+STORE_QUOTE = "CNY"
+"""A-shares trade in yuan: instrument ``SH600000`` is the store symbol ``SH600000/CNY``."""
 
 
-def pairwise_corr(x: np.ndarray, min_periods: int) -> np.ndarray:
-    """Pearson correlation of the columns of ``x`` (rows = days) over the days both are non-NaN.
-
-    Same as ``pandas.DataFrame.corr(min_periods=...)``: pairs with fewer than ``min_periods`` shared days,
-    or a zero variance over them, are NaN. Vectorised with five matrix products.
-    """
-    m = ~np.isnan(x)
-    x0 = np.where(m, x, 0.0)
-    mf = m.astype(np.float64)
-    n = mf.T @ mf
-    sx = x0.T @ mf                      # sx[i, j] = sum of x_i over days where both i and j are present
-    sxx = (x0 * x0).T @ mf
-    sxy = x0.T @ x0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cov = sxy - sx * sx.T / n
-        vx = sxx - sx * sx / n
-        vy = vx.T
-        rho = cov / np.sqrt(vx * vy)
-    bad = (n < min_periods) | ~(vx > 1e-18) | ~(vy > 1e-18)
-    rho[bad] = np.nan
-    return np.clip(rho, -1.0, 1.0)
+def store_symbol(code: str) -> str:
+    """Qlib instrument code -> graph-store symbol (``SH600000`` -> ``SH600000/CNY``)."""
+    return f"{code}/{STORE_QUOTE}"
 
 
-def snapshot_positions(n_days: int, cfg: GraphFeatureSettings) -> np.ndarray:
-    """Row positions of the snapshot days: ``window-1, window-1+stride, ...`` (anchored at the panel's start,
-    so truncating the panel's end never moves a snapshot)."""
-    return np.arange(cfg.window - 1, n_days, cfg.stride)
+def graph_build_settings(cfg: GraphFeatureSettings) -> GraphBuildSettings:
+    """The shared build spec of the CSI300 graph: Pearson correlation of daily log returns over ``window``
+    trading days, a snapshot every ``stride`` days, edges among each node's ``top_k`` strongest |rho|
+    (>= ``rho_min``), no lead-lag edges, Louvain communities (see :func:`graph_features_csi300`)."""
+    return GraphBuildSettings(window=cfg.window, stride=cfg.stride, method="pearson", min_abs_rho=cfg.rho_min,
+                              top_k=cfg.top_k, min_periods=cfg.min_periods, lead_max_lag=0, exchange="qlib_cn")
 
 
-def correlation_graph_features(close: pd.DataFrame, members: pd.DataFrame | None = None,
-                               cfg: GraphFeatureSettings = GraphFeatureSettings()) -> pd.DataFrame:
-    """Point-in-time graph features per (day, member).
+def graph_features_csi300(close: pd.DataFrame, members: pd.DataFrame | None = None,
+                          cfg: GraphFeatureSettings = GraphFeatureSettings(), store: Any = None,
+                          timings: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Point-in-time graph features per (day, member), through the shared graph path.
 
     Parameters
     ----------
-    close : adjusted closes, rows = trading days (ascending), columns = instruments; NaN where no bar.
+    close : adjusted closes, rows = trading days (ascending, tz-naive dates), columns = instruments
+        (``SH600000``); NaN where no bar.
     members : same shape, True where the instrument is an index member that day (``None``: all).
-    cfg : window, stride, thresholds.
+    cfg : window, stride, pruning, momentum horizon (trading days).
+    store : an open :class:`~graphwiz_trader.graph.store.GraphStore`; ``None``: one is opened from the
+        ``NEO4J_*`` environment (the embedded server without ``NEO4J_URI``).
+    timings : filled with the stages' seconds (build, write, read, features).
 
     Returns
     -------
-    DataFrame indexed (datetime, instrument), float32 columns :data:`GRAPH_FEATURES`. On day t the snapshot
-    ``s`` = the last snapshot day <= t; its nodes are the members on day s with >= ``min_periods`` returns in
-    the ``window`` days ending at s; rho = pairwise Pearson correlation of daily returns over that window.
-
-    - ``G_WDEG``: sum of |rho_ij| over edges (|rho_ij| >= ``rho_min``) divided by (nodes - 1);
-    - ``G_KRHO``: mean |rho_ij| over the ``top_k`` neighbours j of largest |rho_ij|;
-    - ``G_MKTRHO``: mean |rho_ij| over all other nodes;
-    - ``G_NMOM``: |rho|-weighted mean over the ``top_k`` neighbours of their ``mom_days`` return
-      ``close_t / close_{t-mom_days} - 1`` on day t (neighbours without a value that day are skipped);
-    - ``G_NMOM_GAP``: the instrument's own ``mom_days`` return on day t minus ``G_NMOM``.
-
-    Every value on day t uses closes up to t only. Rows: nodes of the snapshot, on the days t it covers when
-    they are members on day t (an instrument has no row outside its membership).
+    DataFrame indexed (datetime, instrument), float32 columns :func:`graph_feature_columns`. The snapshots are
+    built by :func:`graphwiz_trader.graph.pipeline.build_panel_graph` (a node only when a member on the
+    snapshot day), written to the graph store under their build id and read back; the features are
+    :func:`graphwiz_trader.features.graph_features.graph_features` of what was read (the snapshot metrics,
+    ``G_nbr_mom_<mom_days>`` and its gap). An instrument has rows only on days it is a member.
     """
+    from graphwiz_trader.features.graph_pipeline import graph_features_for_panel
+
     if not close.index.is_monotonic_increasing or close.index.has_duplicates:
-        raise DataError("correlation_graph_features: close index must be ascending and unique")
+        raise DataError("graph_features_csi300: close index must be ascending and unique")
     if members is not None and (not members.index.equals(close.index) or not members.columns.equals(close.columns)):
-        raise DataError("correlation_graph_features: members must have the same index and columns as close")
-    px = close.to_numpy(dtype=np.float64)
-    ret = np.full_like(px, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ret[1:] = px[1:] / px[:-1] - 1.0
-        mom = np.full_like(px, np.nan)
-        mom[cfg.mom_days:] = px[cfg.mom_days:] / px[:-cfg.mom_days] - 1.0
-    ret[~np.isfinite(ret)] = np.nan
-    mom[~np.isfinite(mom)] = np.nan
-    mem = np.ones(px.shape, dtype=bool) if members is None else members.to_numpy(dtype=bool)
-    n_days = len(close)
-    snaps = snapshot_positions(n_days, cfg)
-    cols = np.asarray(close.columns)
-    blocks: list[pd.DataFrame] = []
-    for k, s in enumerate(snaps):
-        win = ret[s - cfg.window + 1: s + 1]
-        nodes = np.flatnonzero(mem[s] & (np.sum(~np.isnan(win), axis=0) >= cfg.min_periods))
-        if len(nodes) < 2:
-            continue
-        a = np.abs(pairwise_corr(win[:, nodes], cfg.min_periods))
-        np.fill_diagonal(a, np.nan)
-        n = len(nodes)
-        with np.errstate(invalid="ignore"):
-            edge = np.where(a >= cfg.rho_min, a, 0.0)
-        wdeg = edge.sum(axis=1) / (n - 1)
-        with warnings_ignored():
-            mkt = np.nanmean(a, axis=1)
-        kk = min(cfg.top_k, n - 1)
-        filled = np.where(np.isnan(a), -1.0, a)
-        top = np.argpartition(-filled, kk - 1, axis=1)[:, :kk]
-        w = np.zeros((n, n))
-        rows = np.repeat(np.arange(n), kk)
-        w[rows, top.ravel()] = np.maximum(filled[rows, top.ravel()], 0.0)
-        cnt = (w > 0).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            krho = np.where(cnt > 0, w.sum(axis=1) / np.maximum(cnt, 1), np.nan)
-        end = snaps[k + 1] if k + 1 < len(snaps) else n_days
-        days = np.arange(s, end)
-        m = mom[days][:, nodes]                         # (days, n)
-        present = ~np.isnan(m)
-        num = np.where(present, m, 0.0) @ w.T           # sum_j w_ij m_j
-        den = present.astype(np.float64) @ w.T
-        with np.errstate(invalid="ignore", divide="ignore"):
-            nmom = np.where(den > 0, num / den, np.nan)
-        gap = m - nmom
-        nd = len(days)
-        idx = pd.MultiIndex.from_arrays([np.repeat(close.index[days], n), np.tile(cols[nodes], nd)],
-                                        names=["datetime", "instrument"])
-        block = pd.DataFrame({
-            "G_WDEG": np.tile(wdeg, nd), "G_KRHO": np.tile(krho, nd), "G_MKTRHO": np.tile(mkt, nd),
-            "G_NMOM": nmom.ravel(), "G_NMOM_GAP": gap.ravel(),
-        }, index=idx, dtype=np.float32)
-        # a node that leaves the index before the next snapshot has no row once it is out
-        blocks.append(block[mem[days][:, nodes].ravel()])
-    if not blocks:
-        raise DataError(f"correlation graph: no snapshot has 2 or more nodes ({n_days} days, window {cfg.window}, "
-                        f"min_periods {cfg.min_periods})")
-    return pd.concat(blocks).sort_index()
+        raise DataError("graph_features_csi300: members must have the same index and columns as close")
+    codes = [str(c) for c in close.columns]
+    utc = pd.DatetimeIndex(close.index).tz_localize("UTC")
+    panel = pd.DataFrame(close.to_numpy(dtype=np.float64), index=utc, columns=[store_symbol(c) for c in codes])
+    mask = None if members is None else pd.DataFrame(members.to_numpy(dtype=bool), index=utc, columns=panel.columns)
+    feats = graph_features_for_panel(panel, graph_build_settings(cfg), mask, store=store,
+                                     horizons=(cfg.mom_days,), gaps=True, timings=timings)
+    back = {to_qlib_instrument(store_symbol(c)): c for c in codes}
+    out = feats[list(graph_feature_columns(cfg))].astype(np.float32)
+    out.index = out.index.set_levels(out.index.levels[1].map(back), level=1)
+    out.index = out.index.set_names(["datetime", "instrument"])
+    return out.sort_index()
 
 
 @contextlib.contextmanager
@@ -257,13 +203,9 @@ def load_close_and_membership(market: str | tuple[str, ...], start: str, end: st
     close = df["$close"].unstack(level="instrument").reindex(index=cal).astype("float64")
     close = close.reindex(columns=[c for c in codes if c in close.columns])
     close.columns.name = "instrument"
-    mask = np.zeros(close.shape, dtype=bool)
-    pos = {c: i for i, c in enumerate(close.columns)}
-    for c, sp in spans.items():
-        if c not in pos:
-            continue
-        for a, b in sp:
-            mask[(cal >= pd.Timestamp(a)) & (cal <= pd.Timestamp(b)), pos[c]] = True
-    return close, pd.DataFrame(mask, index=close.index, columns=close.columns)
+    members = membership_mask({str(c).upper(): [(pd.Timestamp(x), pd.Timestamp(y)) for x, y in sp]
+                               for c, sp in spans.items()}, close.index, list(close.columns))
+    members.columns = close.columns
+    return close, members
 
 

@@ -88,35 +88,36 @@ DATA_SEGMENTS = Segments(("2010-01-01", "2014-12-31"), ("2015-01-01", "2016-12-3
 
 @dataclass(frozen=True)
 class GraphFeatureSettings:
-    """Point-in-time correlation graph over the index members.
+    """Point-in-time correlation graph over the index members (built by the shared graph builders).
 
     Attributes
     ----------
     window : int
-        Trading days of daily close-to-close returns (fractions) in each correlation window.
+        Trading days of daily log returns in each correlation window.
     min_periods : int
         Minimum days on which both members of a pair have a return for their correlation to count (else NaN);
         a member needs this many returns in the window to be a node.
     stride : int
         Trading days between snapshots; the snapshot of day ``s`` is used on days ``s .. s+stride-1``.
     rho_min : float
-        |rho| threshold of an edge for the weighted degree.
+        Edge pruning: an edge needs ``|rho| >= rho_min`` (fraction) besides being among the ``top_k``.
     top_k : int
-        Neighbours (largest |rho|) used for the mean |rho| and the neighbour momentum.
+        Edge pruning: each node keeps the edges to its ``top_k`` largest |rho| (an edge stays when it is among
+        either endpoint's ``top_k``).
     mom_days : int
-        Horizon of the momentum ``close_t / close_{t-mom_days} - 1`` (fraction) averaged over neighbours.
+        Horizon (trading days) of the neighbour momentum ``G_nbr_mom_<mom_days>`` and its gap.
     """
 
     window: int = 60
     min_periods: int = 40
     stride: int = 5
-    rho_min: float = 0.5
+    rho_min: float = 0.0
     top_k: int = 10
     mom_days: int = 5
 
     def __post_init__(self) -> None:
-        if not 2 <= self.min_periods <= self.window:
-            raise ConfigError(f"graph: need 2 <= min_periods <= window, got {self.min_periods}, {self.window}")
+        if not 3 <= self.min_periods <= self.window:
+            raise ConfigError(f"graph: need 3 <= min_periods <= window, got {self.min_periods}, {self.window}")
         if self.stride < 1 or self.top_k < 1 or self.mom_days < 1:
             raise ConfigError(f"graph: stride, top_k and mom_days must be >= 1, got {self.stride}, {self.top_k}, "
                               f"{self.mom_days}")
@@ -124,8 +125,16 @@ class GraphFeatureSettings:
             raise ConfigError(f"graph: rho_min must be in [0, 1), got {self.rho_min}")
 
 
-GRAPH_FEATURES: tuple[str, ...] = ("G_WDEG", "G_KRHO", "G_MKTRHO", "G_NMOM", "G_NMOM_GAP")
-"""Graph feature columns (see :func:`correlation_graph_features`)."""
+def graph_feature_columns(cfg: GraphFeatureSettings = GraphFeatureSettings()) -> tuple[str, ...]:
+    """The shared ``G_*`` columns the CSI300 variant appends to Alpha158 (see
+    :mod:`graphwiz_trader.features.graph_features`): the snapshot metrics but the community label, and the
+    neighbour momentum over ``mom_days`` with its gap. The regime and lead-lag columns are not built here."""
+    return ("G_wdeg", "G_eigvec", "G_pagerank", "G_clustering", "G_comm_size", "G_comm_corr",
+            f"G_nbr_mom_{cfg.mom_days}", f"G_nbr_mom_gap_{cfg.mom_days}")
+
+
+GRAPH_FEATURES: tuple[str, ...] = graph_feature_columns()
+"""Graph feature columns with the default settings (see :func:`graph_feature_columns`)."""
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ fitted per seed (LightGBM ``seed`` / ``bagging_seed`` / ``feature_fraction_seed`
 Then (``graph=True``) the same runs again with graph features appended to Alpha158 as extra ``feature``
 columns of a Qlib ``DataHandlerLP`` (a ``StaticDataLoader`` over Alpha158's raw frame joined with the graph
 frame; the processors are Alpha158's defaults, so only the columns differ). The graph: a point-in-time
-Pearson correlation graph of daily returns over the CSI300 members of the day (60-day window, a new
-snapshot every 5 trading days), see :func:`correlation_graph_features`.
+Pearson correlation graph of daily log returns over the CSI300 members of the day (60-day window, a new
+snapshot every 5 trading days, each node's 10 strongest edges), built by the project's shared graph builders,
+written to the graph store under its build id and read back, with the shared graph features computed from
+what was read (see :func:`graph_features_csi300`).
 
 Deviations from the published run, all forced by the data (``../shared/data/README.md``) or the machine
 -------------------------------------------------------------------------------------------------------
@@ -54,11 +56,9 @@ from graphwiz_trader.research.csi300_data import (
     DataAudit,
     _quiet,
     audit_data,
-    correlation_graph_features,
     detect_change_unit,
+    graph_features_csi300,
     load_close_and_membership,
-    pairwise_corr,
-    snapshot_positions,
 )
 from graphwiz_trader.research.csi300_setup import (
     DATA_SEGMENTS,
@@ -75,6 +75,7 @@ from graphwiz_trader.research.csi300_setup import (
     GraphFeatureSettings,
     Segments,
     alpha158_default_processors,
+    graph_feature_columns,
     build_workflow_config,
     published_model_kwargs,
 )
@@ -247,7 +248,7 @@ def _fit_and_record(variant: str, seed: int, dataset: Any, workflow: dict[str, A
 
 
 def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = None, progress: bool = True,
-                     on_seed: Callable[[SeedResult], None] | None = None) -> ReproductionResult:
+                     on_seed: Callable[[SeedResult], None] | None = None, store: Any = None) -> ReproductionResult:
     """Run the published workflow for every seed (and with graph features when ``cfg.graph``).
 
     Parameters
@@ -256,6 +257,9 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
     run_dir : folder for Qlib's console output (``qlib_output.log``) and the graph features (Parquet).
     progress : a progress bar over the fits.
     on_seed : called after each fitted and backtested model (e.g. to print a line).
+    store : the graph store the graph variant writes its build to and reads it back from (an open
+        :class:`~graphwiz_trader.graph.store.GraphStore`); ``None``: opened from the ``NEO4J_*`` environment,
+        the embedded server without ``NEO4J_URI``.
     """
     from graphwiz_trader.core.progress import bar as progress_counter
     from graphwiz_trader.data.qlib_runtime import init_qlib
@@ -296,8 +300,11 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
             t0 = time.perf_counter()
             seg = cfg.segments
             close, members = load_close_and_membership(cfg.market, seg.train[0], seg.test[1])
-            graph = correlation_graph_features(close, members, cfg.graph_config)
+            stages: dict[str, Any] = {}
+            graph = graph_features_csi300(close, members, cfg.graph_config, store=store, timings=stages)
             timings["graph_features"] = round(time.perf_counter() - t0, 2)
+            log.info("graph: %d snapshots, stages %s", stages.get("n_snapshots", 0),
+                     ", ".join(f"{k} {v:.1f}s" for k, v in stages.items() if k != "n_snapshots"))
             if run_dir is not None:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 graph.to_parquet(run_dir / "graph_features.parquet")
@@ -364,7 +371,7 @@ __all__ = [
     "DATA_SEGMENTS", "DataAudit", "GRAPH_FEATURES", "GraphFeatureSettings", "METRICS", "PUBLISHED",
     "PUBLISHED_EXCHANGE_KWARGS", "PUBLISHED_LABEL", "PUBLISHED_MODEL_KWARGS", "PUBLISHED_SEGMENTS",
     "CSI300ReproductionSettings", "ReproductionResult", "SeedResult", "Segments", "alpha158_default_processors",
-    "audit_data", "build_workflow_config", "correlation_graph_features", "detect_change_unit", "format_table",
-    "load_close_and_membership", "pairwise_corr", "published_model_kwargs", "run_reproduction",
-    "snapshot_positions", "summarize",
+    "audit_data", "build_workflow_config", "detect_change_unit", "format_table", "graph_feature_columns",
+    "graph_features_csi300", "load_close_and_membership", "published_model_kwargs", "run_reproduction",
+    "summarize",
 ]

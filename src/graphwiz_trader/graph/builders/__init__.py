@@ -13,7 +13,7 @@ per-bar features.
 
 from graphwiz_trader.graph.builders.communities import louvain_communities, relabel_communities
 from graphwiz_trader.graph.builders.correlation import METHODS, prune_edges
-from graphwiz_trader.graph.builders.panel import close_panel, log_returns, window_ends
+from graphwiz_trader.graph.builders.panel import close_panel, log_returns, members_at, window_ends
 from graphwiz_trader.graph.builders.regimes import (
     ASSET_REGIMES,
     MARKET_SCOPE,
@@ -29,6 +29,6 @@ from graphwiz_trader.graph.builders.snapshots import SnapshotSettings, build_sna
 __all__ = [
     "ASSET_REGIMES", "MARKET_SCOPE", "METHODS", "RegimeSettings", "SnapshotSettings",
     "asset_regimes", "build_regime_state", "build_snapshots", "build_snapshots_from", "close_panel",
-    "log_returns", "louvain_communities", "market_features", "market_regime_names", "market_regimes",
+    "log_returns", "louvain_communities", "members_at", "market_features", "market_regime_names", "market_regimes",
     "prune_edges", "relabel_communities", "window_ends",
 ]

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.data.universe import mask_values
 from graphwiz_trader.errors import ConfigError, DataError, UnknownSymbolError
 
 BarsOrPanel = Mapping[str, pd.DataFrame] | pd.DataFrame
@@ -125,3 +126,21 @@ def check_window_params(window: int, stride: int, min_periods: int) -> None:
         raise ConfigError(f"stride must be an integer >= 1 bar, got {stride!r}")
     if int(min_periods) != min_periods or not 3 <= min_periods <= window:
         raise ConfigError(f"min_periods must be an integer in [3, window={window}], got {min_periods!r}")
+
+
+def members_at(members: pd.DataFrame, times: pd.DatetimeIndex, symbols: Sequence[str],
+               where: str = "members") -> np.ndarray:
+    """The membership mask (UTC bar times x symbols, booleans) as a ``(len(times), len(symbols))`` array.
+
+    See :func:`graphwiz_trader.data.universe.mask_values` (a mask that does not cover the data is refused).
+
+    Raises
+    ------
+    DataError
+        on a non-UTC index, a missing time or symbol, or non-boolean values.
+    """
+    if isinstance(members, pd.DataFrame):
+        tz = pd.DatetimeIndex(members.index).tz
+        if tz is None or str(tz) != "UTC":
+            raise DataError(f"{where}: index must be tz-aware UTC, got tz={tz}")
+    return mask_values(members, times, symbols, where)

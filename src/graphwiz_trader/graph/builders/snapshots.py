@@ -4,6 +4,11 @@ Point-in-time: snapshot ``k`` covers the ``window`` return rows ending at row ``
 stride`` of the return frame (see :mod:`.panel`), its ``as_of`` is that row's bar time, and it is a
 function of the closes at times ``<= as_of`` only. The schedule is anchored at the first bar, so
 appending data never moves or changes earlier snapshots.
+
+Point-in-time universes: with a ``members`` mask (``datetime x symbol`` booleans, e.g. index
+membership from Qlib's ``instruments/<market>.txt``), an asset is a node of snapshot ``k`` only when it
+is a member on the snapshot's ``as_of`` bar (and has ``min_periods`` returns in the window); its
+returns before it joined still count towards its correlations, since they are known at ``as_of``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,14 @@ from graphwiz_trader.errors import ConfigError
 from graphwiz_trader.graph.builders.communities import louvain_communities
 from graphwiz_trader.graph.builders.correlation import METHODS, correlation_chunk, prune_edges, window_stack
 from graphwiz_trader.graph.builders.leadlag import lagged_corr_chunk, select_leads
-from graphwiz_trader.graph.builders.panel import BarsOrPanel, check_window_params, close_panel, log_returns, window_ends
+from graphwiz_trader.graph.builders.panel import (
+    BarsOrPanel,
+    check_window_params,
+    close_panel,
+    log_returns,
+    members_at,
+    window_ends,
+)
 from graphwiz_trader.graph.snapshot import GraphSnapshot
 
 log = logging.getLogger(__name__)
@@ -92,7 +104,7 @@ def build_snapshots(data: BarsOrPanel, window: int, stride: int, min_periods: in
                     lead_max_lag: int = 6, lead_min_abs_rho: float = 0.15, lead_min_gain: float = 0.05, *,
                     communities: bool = True, louvain_seed: int = 42, louvain_resolution: float = 1.0,
                     symbols: Sequence[str] | None = None, chunk_size: int = 32,
-                    progress: bool = False) -> list[GraphSnapshot]:
+                    progress: bool = False, members: pd.DataFrame | None = None) -> list[GraphSnapshot]:
     """Rolling correlation snapshots of log returns (see :class:`SnapshotSettings` for the knobs).
 
     Parameters
@@ -105,6 +117,9 @@ def build_snapshots(data: BarsOrPanel, window: int, stride: int, min_periods: in
         Windows per vectorised batch (memory ~ ``chunk_size * N * window * 8`` bytes per array).
     progress
         Show a progress bar (see :mod:`graphwiz_trader.core.progress`).
+    members
+        Point-in-time universe: booleans, rows = bar times, columns = symbols (see :func:`members_at`);
+        ``None``: every asset with data is eligible.
 
     Returns
     -------
@@ -123,22 +138,24 @@ def build_snapshots(data: BarsOrPanel, window: int, stride: int, min_periods: in
                             lead_min_abs_rho=lead_min_abs_rho, lead_min_gain=lead_min_gain,
                             communities=communities, louvain_seed=louvain_seed,
                             louvain_resolution=louvain_resolution)
-    return build_snapshots_from(data, params, symbols=symbols, chunk_size=chunk_size, progress=progress)
+    return build_snapshots_from(data, params, symbols=symbols, chunk_size=chunk_size, progress=progress,
+                                members=members)
 
 
 def build_snapshots_from(data: BarsOrPanel, params: SnapshotSettings, symbols: Sequence[str] | None = None,
-                         chunk_size: int = 32, progress: bool = False) -> list[GraphSnapshot]:
+                         chunk_size: int = 32, progress: bool = False,
+                         members: pd.DataFrame | None = None) -> list[GraphSnapshot]:
     """:func:`build_snapshots` with a :class:`SnapshotSettings`.
 
     BLAS runs single-threaded here: the products are small (N x window), where OpenBLAS threads only
     add synchronisation cost (and stall badly on a busy machine).
     """
     with single_threaded():
-        return _build(data, params, symbols, chunk_size, progress)
+        return _build(data, params, symbols, chunk_size, progress, members)
 
 
 def _build(data: BarsOrPanel, params: SnapshotSettings, symbols: Sequence[str] | None, chunk_size: int,
-           progress: bool) -> list[GraphSnapshot]:
+           progress: bool, members: pd.DataFrame | None = None) -> list[GraphSnapshot]:
     params.check()
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -149,12 +166,17 @@ def _build(data: BarsOrPanel, params: SnapshotSettings, symbols: Sequence[str] |
     values = rets.to_numpy()
     times = rets.index
     mp = params.periods
+    member_rows = None if members is None else members_at(members, times[ends], cols)
     out: list[GraphSnapshot] = []
     bar = progress_counter(total=len(ends), desc=f"{params.method} snapshots", unit="snap", enabled=progress)
     for start in range(0, len(ends), chunk_size):
         chunk_ends = ends[start:start + chunk_size]
         stack = window_stack(values, chunk_ends, params.window)
         rho, _, eligible = correlation_chunk(stack, params.method, mp)
+        if member_rows is not None:
+            eligible &= member_rows[start:start + len(chunk_ends)]
+            off = ~(eligible[:, :, None] & eligible[:, None, :])
+            rho[off] = np.nan
         lagged = lagged_corr_chunk(stack, params.lead_max_lag, mp) if params.lead_max_lag > 0 else None
         for k, e in enumerate(chunk_ends):
             assets_mask = eligible[k]
