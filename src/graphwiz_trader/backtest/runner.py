@@ -38,6 +38,7 @@ from graphwiz_trader.core.timeframes import timeframe_delta
 from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.data.ranges import cut_to_range
 from graphwiz_trader.data.sources import load_universe
+from graphwiz_trader.data.universe import mask_values
 from graphwiz_trader.data.synthetic import SyntheticMarketSettings, generate_synthetic_market
 from graphwiz_trader.errors import ConfigError, DataError, UnknownSymbolError
 from graphwiz_trader.portfolio.rolling import RollingResult, per_bar_returns, rolling_optimise
@@ -202,7 +203,8 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
                             tearsheet: bool = False, *, scores: pd.DataFrame | pd.Series | None = None,
                             score_column: str | None = None, center_scores: bool = False,
                             start: object = None, end: object = None, symbols: list[str] | None = None,
-                            scores_where: str = "the score panel") -> BacktestRun:
+                            scores_where: str = "the score panel",
+                            universe: pd.DataFrame | None = None) -> BacktestRun:
     """Run the strategy the config describes, its benchmarks and (optionally) the HTML report.
 
     ``data`` skips loading (pass the :func:`load_market` result to run several configs on one market).
@@ -220,6 +222,13 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
     The strategy's targets at decision time t come from :func:`rolling_optimise` on closes and
     scores at bars <= t and are filled at bar t+1's open by :func:`run_backtest`; benchmarks use
     the same decision times (after the optimiser's warm-up), engine, costs and schedule.
+
+    ``universe``: the point-in-time universe, booleans with the bars' UTC times as rows and the symbols as
+    columns (e.g. index membership, :func:`graphwiz_trader.data.universe.membership_mask`). A symbol is
+    in the optimiser's universe at a decision only when it is a member then: its target is 0 before it
+    joins and after it leaves, and a position held when it leaves is sold at the next rebalance (filled
+    at the next open, with costs). The equal-weight and inverse-volatility benchmarks hold members only
+    (:func:`restrict_to_universe`); buy-and-hold keeps its one symbol.
     """
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -312,7 +321,7 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
     if lo is not None:
         decisions = decisions[decisions >= lo]
     rolling = rolling_optimise(close, decisions, scores_frame, settings, constraints, cfg.portfolio.sizing,
-                               communities, progress=progress)
+                               communities, progress=progress, universe=universe)
     seconds["optimise"] = time.perf_counter() - t1
     if rolling.weights.empty:
         raise DataError(f"no decision after the {window}-bar covariance warm-up; the data has {len(close)} bars")
@@ -335,9 +344,11 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
             results[name] = run_backtest(panel, buy_and_hold_targets(close, bh_symbol, dec[0], invested), bt,
                                          name=name)
         elif b == "equal_weight":
-            results[b] = run_backtest(panel, equal_weight_targets(close, dec, window, invested), bt, name=b)
+            results[b] = run_backtest(panel, restrict_to_universe(equal_weight_targets(close, dec, window, invested),
+                                                                  universe), bt, name=b)
         else:
-            results[b] = run_backtest(panel, inverse_vol_targets(close, dec, window, invested), bt, name=b)
+            results[b] = run_backtest(panel, restrict_to_universe(inverse_vol_targets(close, dec, window, invested),
+                                                                  universe), bt, name=b)
     first = panel.index.get_loc(dec[0]) + 1
     results = {k: _from(v, first) for k, v in results.items()}
     seconds["backtest"] = time.perf_counter() - t2
@@ -362,6 +373,29 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
                      metrics=metrics, regime=regime, regime_note=regime_note, tearsheet=tearsheet)
     seconds["total"] = time.perf_counter() - t0
     return BacktestRun(data.label, sname, results, rolling, metrics, bh_symbol, hr, path, seconds, scores_info)
+
+
+def restrict_to_universe(targets: pd.DataFrame, universe: pd.DataFrame | None) -> pd.DataFrame:
+    """Targets with every non-member at 0 and each row rescaled to its total before (fractions of equity).
+
+    Equal weights stay equal among the members, inverse-volatility weights keep their proportions. A row
+    whose members all had 0 stays 0 (cash). ``universe=None`` returns ``targets`` unchanged.
+
+    Raises
+    ------
+    DataError
+        when ``universe`` does not cover the targets' times and symbols.
+    """
+    if universe is None:
+        return targets
+    m = mask_values(universe, pd.DatetimeIndex(targets.index), [str(c) for c in targets.columns],
+                    where="the backtest universe")
+    w = targets.to_numpy(dtype="float64")
+    kept = np.where(m, w, 0.0)
+    tot, tot_kept = w.sum(axis=1, keepdims=True), kept.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(tot_kept != 0, kept * (tot / np.where(tot_kept != 0, tot_kept, 1.0)), 0.0)
+    return pd.DataFrame(scaled, index=targets.index, columns=targets.columns)
 
 
 def _from(r: BacktestResult, start: int) -> BacktestResult:

@@ -227,6 +227,7 @@ def optimise_window(
     communities: Mapping[str, object] | None = None,
     covariance: pd.DataFrame | None = None,
     fallback_log_level: int = logging.WARNING,
+    universe: np.ndarray | None = None,
 ) -> OptimisationResult:
     """:func:`optimise_weights` on arrays aligned to ``symbols`` (walk-forward loops call this once per
     decision and skip building a frame and two series per call).
@@ -238,6 +239,9 @@ def optimise_window(
     scores : model score per symbol at t, in the order of ``symbols`` (NaN: not eligible for score methods).
     current_weights : current weight per symbol (fractions, no NaN), in the order of ``symbols``.
     settings, constraints, communities, covariance, fallback_log_level : as in :func:`optimise_weights`.
+    universe : booleans in the order of ``symbols``: the point-in-time universe at t (e.g. index members).
+        A symbol outside it is not eligible and gets weight 0; the no-trade band never keeps a position in
+        one (it is sold). ``None``: every symbol.
 
     Returns
     -------
@@ -250,7 +254,8 @@ def optimise_window(
     if not symbols.is_unique:
         raise DataError("returns has duplicate symbol columns")
     n_sym = len(symbols)
-    for what, a in (("returns", returns), ("scores", scores), ("current_weights", current_weights)):
+    for what, a in (("returns", returns), ("scores", scores), ("current_weights", current_weights),
+                    ("universe", universe)):
         if a is not None and a.shape[-1] != n_sym:
             raise DataError(f"{what} has {a.shape[-1]} columns for {n_sym} symbols")
     method = settings.method
@@ -273,6 +278,11 @@ def optimise_window(
     sc = None if scores is None else np.asarray(scores, dtype="float64")
     if sc is not None and settings.expected_returns == "scores":
         ok &= np.isfinite(sc)
+    outside = None
+    if universe is not None:
+        members = np.asarray(universe, dtype=bool)
+        ok &= members
+        outside = ~members
     idx = np.flatnonzero(ok)
     names = symbols.tolist()
     eligible = [names[i] for i in idx]
@@ -291,7 +301,8 @@ def optimise_window(
         final = pd.Series(final_a, index=symbols, name="weight")
         held = False
         if (current_weights is not None and constraints.no_trade_band > 0
-                and float(np.abs(final_a - current_weights).sum()) < constraints.no_trade_band):
+                and float(np.abs(final_a - current_weights).sum()) < constraints.no_trade_band
+                and (outside is None or not np.any(np.asarray(current_weights)[outside] != 0.0))):
             final = pd.Series(np.array(current_weights, dtype="float64"), index=symbols, name="weight")
             held = True
         return OptimisationResult(final, used, tuple(fb.keys), held, mu, cov, delta, tuple(eligible))

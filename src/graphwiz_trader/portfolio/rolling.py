@@ -3,6 +3,11 @@
 At decision time t (a bar's close) the optimiser sees the ``cov_window_bars`` per-bar returns ending
 at t (closes <= t) and the scores at t. Nothing after t is read: truncating the inputs after t leaves
 the weights at t unchanged. The weights are executed later by the backtester (at bar t+1's open).
+
+With a point-in-time universe (``universe``: booleans, bars x symbols, e.g. index membership from
+:func:`graphwiz_trader.data.universe.membership_mask`), a symbol is in the optimiser's universe at t only
+when it is a member at t: before it joins and after it leaves its target weight is 0, and a position held
+when it leaves is sold at the next decision (the no-trade band never keeps it).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pandas as pd
 
 from graphwiz_trader.core.progress import progress as progress_bar
 from graphwiz_trader.core.threads import single_threaded
+from graphwiz_trader.data.universe import mask_values
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.portfolio.optimiser import optimise_window
 from graphwiz_trader.portfolio.settings import OptimiserSettings, PortfolioConstraints, SizingSettings
@@ -62,6 +68,7 @@ def rolling_optimise(
     communities: Mapping[str, object] | None = None,
     progress: bool = False,
     drawdown_probability: pd.DataFrame | None = None,
+    universe: pd.DataFrame | None = None,
 ) -> RollingResult:
     """Optimise at each decision time with the trailing window ending there.
 
@@ -76,6 +83,8 @@ def rolling_optimise(
     progress : show a progress bar.
     drawdown_probability : bars x symbols predicted drawdown probability known at each bar's close
         (e.g. ``DrawdownRiskModel.predict(...)['p_dd_24']`` unstacked); used by ``sizing.mode: drawdown``.
+    universe : bars x symbols booleans, True where the symbol exists (is a member) at that bar; it must
+        cover every decision time and symbol (else :class:`DataError`). ``None``: every symbol.
 
     Notes
     -----
@@ -86,14 +95,14 @@ def rolling_optimise(
     """
     with single_threaded("blas"):
         return _rolling(close, decision_times, scores, settings, constraints, sizing, communities, progress,
-                        drawdown_probability)
+                        drawdown_probability, universe)
 
 
 def _rolling(close: pd.DataFrame, decision_times: Sequence[pd.Timestamp] | pd.DatetimeIndex,
              scores: pd.DataFrame | None, settings: OptimiserSettings | None,
              constraints: PortfolioConstraints | None, sizing: SizingSettings | None,
              communities: Mapping[str, object] | None, progress: bool,
-             drawdown_probability: pd.DataFrame | None) -> RollingResult:
+             drawdown_probability: pd.DataFrame | None, universe: pd.DataFrame | None = None) -> RollingResult:
     settings = settings or OptimiserSettings()
     constraints = constraints or PortfolioConstraints()
     sizing = sizing or SizingSettings()
@@ -114,6 +123,9 @@ def _rolling(close: pd.DataFrame, decision_times: Sequence[pd.Timestamp] | pd.Da
     dd_arr = None
     if drawdown_probability is not None:
         dd_arr = drawdown_probability.reindex(index=close.index, columns=close.columns).to_numpy(dtype="float64")
+    member_arr = None
+    if universe is not None:
+        member_arr = mask_values(universe, times, symbols, where="the universe given to rolling_optimise")
     win = settings.cov_window_bars
     col_index = pd.Index(symbols)  # built once: every per-decision Series and frame shares it
     col_pos = {s: i for i, s in enumerate(symbols)}
@@ -124,7 +136,8 @@ def _rolling(close: pd.DataFrame, decision_times: Sequence[pd.Timestamp] | pd.Da
     prev_w: np.ndarray | None = None
     prev_p = -1
     counts: Counter[str] = Counter()
-    for t, p in progress_bar(list(zip(times, pos)), desc="optimise", unit="decision", enabled=progress):
+    for k_t, (t, p) in enumerate(progress_bar(list(zip(times, pos)), desc="optimise", unit="decision",
+                                              enabled=progress)):
         if p < win:  # returns start at row 1: rows p-win+1..p must exist
             continue
         sc = score_arr[p] if score_arr is not None else None
@@ -136,7 +149,8 @@ def _rolling(close: pd.DataFrame, decision_times: Sequence[pd.Timestamp] | pd.Da
             grown = prev_w * ratio
             current = grown / (1.0 + float((prev_w * (ratio - 1.0)).sum()))
         res = optimise_window(rets[p - win + 1: p + 1], col_index, sc, settings, constraints, current_weights=current,
-                              communities=communities, fallback_log_level=logging.DEBUG)
+                              communities=communities, fallback_log_level=logging.DEBUG,
+                              universe=None if member_arr is None else member_arr[k_t])
         for k in res.fallbacks:
             counts[k] += 1
         w = res.weights.to_numpy(dtype="float64")
