@@ -6,7 +6,7 @@ import pytest
 
 from graphwiz_trader.data.calendars import expected_opens
 from graphwiz_trader.data.qlib_bins import write_qlib_bins
-from graphwiz_trader.data.qlib_source import membership_mask
+from graphwiz_trader.data.universe import membership_mask
 from graphwiz_trader.data.sources import SourceOptions, load_universe
 from graphwiz_trader.errors import DataError, UnknownSymbolError
 

@@ -7,7 +7,8 @@ own reader. Prices are as Qlib stores them (Qlib's CN data: adjusted by ``$facto
 Qlib keeps one calendar for all instruments, so a suspended or not-yet-listed instrument has rows of NaN.
 A row whose five fields are all NaN is a day without a bar: it is left out here and the validator reports it
 as a gap on the market's calendar. A row with some fields NaN is kept, so the validator reports it.
-The membership spans travel with the bars (:class:`QlibBars`), so that every stage can ask who is a member at t.
+The membership spans travel with the bars (:class:`QlibBars`), so that every stage can ask who is a member at t
+(:func:`graphwiz_trader.data.universe.membership_mask`).
 """
 
 from __future__ import annotations
@@ -120,12 +121,3 @@ def read_qlib_bars(provider: str | Path, timeframe: str, market: str | None = No
                     hi[:10], ", ".join(lost[:8]) + (" ..." if len(lost) > 8 else ""))
     log.info("read %d instruments of Qlib market %s (%s, %s..%s) from %s", len(bars), name, freq, lo[:10], hi[:10], root)
     return QlibBars(bars, {c: spans[c] for c in bars}, empty)
-
-
-def membership_mask(spans: Spans, index: pd.DatetimeIndex, columns: list[str]) -> pd.DataFrame:
-    """Boolean (datetime x instrument) frame: True where the instrument is a member (spans inclusive)."""
-    mask = np.zeros((len(index), len(columns)), dtype=bool)
-    for j, code in enumerate(columns):
-        for a, b in spans.get(code, []):
-            mask[(index >= a) & (index <= b), j] = True
-    return pd.DataFrame(mask, index=index, columns=columns)

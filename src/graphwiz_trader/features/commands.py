@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from graphwiz_trader.config.loader import load_config_or_default
 from graphwiz_trader.core.commandline import (
     add_config_option,
@@ -17,7 +19,7 @@ from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.core.timeframes import to_qlib_freq
 from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.data.qlib_bins import prepare_qlib_dir
-from graphwiz_trader.data.sources import SourceOptions, load_universe
+from graphwiz_trader.data.sources import LoadedBars, SourceOptions, load_universe
 from graphwiz_trader.features.alpha158 import ALPHA158_LOOKBACK, AlphaFeatureExtractor
 
 
@@ -36,11 +38,11 @@ def _features(args: argparse.Namespace) -> int:
                                       mlflow_dir=args.mlflow_dir or qlib.mlflow_dir)
     frame = extractor.extract(list(bars))
     n_alpha = frame.shape[1]
+    members = _members(loaded)
     if args.graph:
-        from graphwiz_trader.features.graph_pipeline import graph_features_for_bars
-
-        frame = frame.join(graph_features_for_bars(bars, window=args.graph_window, stride=args.graph_stride),
-                           how="left")
+        frame = frame.join(_graph_columns(args, bars, members), how="left")
+    if members is not None:
+        frame = members_only(frame, members)
     if args.start:
         lo = to_utc(args.start, "--start").tz_localize(None)      # the frame's times are tz-naive UTC
         frame = frame[frame.index.get_level_values("datetime") >= lo]
@@ -56,6 +58,40 @@ def _features(args: argparse.Namespace) -> int:
     open_run(args).write_summary({"rows": frame.shape[0], "columns": list(frame.columns), "seconds": secs,
                            "from_cache": extractor.last_from_cache, "data": label, "out": str(out)}, args.json)
     return 0
+
+
+def _members(loaded: LoadedBars) -> pd.DataFrame | None:
+    """The point-in-time membership mask (bar times x symbols) of an index universe, or None for a fixed one."""
+    if loaded.membership is None:
+        return None
+    from graphwiz_trader.data.universe import membership_mask
+
+    times = pd.DatetimeIndex(sorted(set().union(*(df.index for df in loaded.bars.values()))))
+    return membership_mask(loaded.membership, times, list(loaded.bars))
+
+
+def _graph_columns(args: argparse.Namespace, bars: dict[str, pd.DataFrame], members: pd.DataFrame | None) -> pd.DataFrame:
+    """Graph features read back from the store; on an index universe, a node only while it is a member."""
+    from graphwiz_trader.features.graph_pipeline import graph_features_for_bars, graph_features_for_panel
+
+    if members is None:
+        return graph_features_for_bars(bars, window=args.graph_window, stride=args.graph_stride)
+    from graphwiz_trader.graph.builders.panel import close_panel
+    from graphwiz_trader.graph.pipeline import GraphBuildSettings
+
+    given = {"window": args.graph_window, "stride": args.graph_stride}
+    spec = GraphBuildSettings.from_settings(load_config_or_default(args.config).graph, exchange=args.market or "qlib",
+                                            **{k: v for k, v in given.items() if v is not None})
+    return graph_features_for_panel(close_panel(bars), spec, members)
+
+
+def members_only(frame: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a ``(datetime, instrument)`` frame (tz-naive UTC times) where the instrument is a member then."""
+    m = members.copy()
+    m.index = pd.DatetimeIndex(m.index).tz_convert(None)
+    stacked = m.stack()
+    keep = stacked.reindex(frame.index, fill_value=False).to_numpy(dtype=bool)
+    return frame[keep]
 
 
 def warmup_bars(args: argparse.Namespace) -> int:
