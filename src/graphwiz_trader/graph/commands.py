@@ -16,7 +16,7 @@ import time
 import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
-from graphwiz_trader.data.sources import SourceOptions, load_bars
+from graphwiz_trader.data.sources import SourceOptions, load_universe
 from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, write_graph
 from graphwiz_trader.core.commandline import add_config_option, add_data_options, add_json_option, resolve_format
 from graphwiz_trader.core.progress import progress_enabled
@@ -49,8 +49,9 @@ def _build(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     fmt = resolve_format(args)
-    bars, label = load_bars(args.source, fmt, args.timeframe, args.symbols, args.start, args.end,
-                            options=SourceOptions.from_args(args))
+    loaded = load_universe(args.source, fmt, args.timeframe, args.symbols, args.start, args.end,
+                           options=SourceOptions.from_args(args))
+    bars, label = loaded.bars, loaded.label
     cfg = _config(args)
     settings = _settings(args, cfg)
     given = {"window": args.window, "stride": args.stride, "method": args.method, "min_abs_rho": args.min_abs_rho,
@@ -61,7 +62,17 @@ def _build(args: argparse.Namespace) -> int:
     spec = GraphBuildSettings.from_settings(cfg, exchange="synthetic" if fmt == "synthetic" else args.exchange,
                                         **overrides)
     print(f"data: {label}: {len(bars)} symbols")
-    build = build_graph(bars, spec, progress=progress_enabled())
+    if loaded.membership is None:
+        build = build_graph(bars, spec, progress=progress_enabled())
+    else:  # an index universe: a node only while a member; no regime state
+        from graphwiz_trader.data.universe import membership_mask
+        from graphwiz_trader.graph.builders.panel import close_panel
+        from graphwiz_trader.graph.pipeline import build_panel_graph
+
+        panel = close_panel(bars)
+        members = membership_mask(loaded.membership, panel.index, list(panel.columns))
+        build = build_panel_graph(panel, spec, members, progress=progress_enabled())
+        build.seconds.setdefault("regimes", 0.0)
     with GraphStore.connect(settings, batch_size=args.batch_size) as store:
         if args.clear:
             store.clear()
