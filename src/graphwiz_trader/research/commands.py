@@ -1,4 +1,8 @@
-"""``graphwiz research walkforward``: purged walk-forward evaluation with reports and importance stability."""
+"""``graphwiz research walkforward``: purged walk-forward evaluation with reports and importance stability.
+
+Features (and graph features with ``--graph``) are computed once; then every fold of every variant is one
+task, run on a local Ray instance over every core by default (``--workers``, ``--ray-address``; see
+:mod:`graphwiz_trader.research.fanout` and docs/research_parallel.md)."""
 
 from __future__ import annotations
 
@@ -26,8 +30,9 @@ from graphwiz_trader.research.experiment import (
     WalkForwardSettings,
     config_dict,
     predictions_frame,
-    run_walkforward,
+    run_walkforward_many,
 )
+from graphwiz_trader.research.fanout import add_fanout_options, check_reachable, describe
 from graphwiz_trader.research.report import write_walkforward_outputs
 from graphwiz_trader.research.walkforward import walk_forward_folds
 
@@ -40,6 +45,8 @@ def _label(args: argparse.Namespace, n_symbols: int) -> LabelSpec:
 
 def _walkforward(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    if args.ray_address:
+        check_reachable(args.ray_address)  # before the data and feature steps, not after them
     bars, data_label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end)
     print(f"data: {data_label}: {len(bars)} symbols")
     run = open_run(args)
@@ -57,18 +64,21 @@ def _walkforward(args: argparse.Namespace) -> int:
     t_feat = time.perf_counter() - t0
     label = make_label(bars, spec)
     fwd = make_label(bars, LabelSpec("regression", spec.horizon, relative=spec.relative))
-    results = {"alpha158": run_walkforward(feats, label, cfg, fwd, name="alpha158", progress=progress_enabled())}
-    comparison = None
     t_graph = 0.0
+    runs: dict[str, tuple[WalkForwardSettings, list[str] | None]] = {"alpha158": (cfg, list(feats.columns))}
+    panel = feats
     if args.graph:
         from graphwiz_trader.features.graph_pipeline import graph_features_for_bars
 
         tg = time.perf_counter()
         gfeats = graph_features_for_bars(bars, window=args.graph_window, stride=args.graph_stride)
         t_graph = time.perf_counter() - tg
-        hybrid = feats.join(gfeats, how="left")
-        results["hybrid"] = run_walkforward(hybrid, label, cfg, fwd, name="hybrid", progress=progress_enabled())
-        comparison = compare_results(results["alpha158"], results["hybrid"], seed=args.seed)
+        panel = feats.join(gfeats, how="left")
+        runs["hybrid"] = (cfg, None)
+    print(f"walk-forward: {len(runs)} variant(s), fold tasks run {describe(args.workers, args.ray_address)}")
+    results = run_walkforward_many(panel, label, runs, fwd, workers=args.workers, ray_address=args.ray_address,
+                                   progress=progress_enabled(), desc="walk-forward folds")
+    comparison = compare_results(results["alpha158"], results["hybrid"], seed=args.seed) if args.graph else None
     paths = write_walkforward_outputs(results, out, f"Walk-forward: {spec.describe()}", comparison, data_label,
                                       fwd_returns=fwd)
     for name, res in results.items():
@@ -95,7 +105,8 @@ def _walkforward(args: argparse.Namespace) -> int:
     print(f"predictions: {run.path / 'predictions.parquet'}")
     print(f"report: {paths['html']} and {paths['png']}; total {secs:.1f}s (features {t_feat:.1f}s, graph {t_graph:.1f}s)")
     run.write_summary({
-        "data": data_label, "config": config_dict(cfg), "seconds": secs, "feature_seconds": t_feat,
+        "data": data_label, "config": config_dict(cfg), "fold_tasks": describe(args.workers, args.ray_address),
+        "seconds": secs, "feature_seconds": t_feat,
         "graph_seconds": t_graph,
         "runs": {n: {"summary": r.summary(), "folds": r.folds.to_dict(orient="records")} for n, r in results.items()},
         "comparison": comparison, "outputs": paths}, args.json)
@@ -131,6 +142,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=defaults["seed"], help="LightGBM and Optuna seed")
     p.add_argument("--qlib-dir", metavar="DIR",
                    help="Qlib bins, content-addressed and reused (default: qlib.provider_uri of the config)")
+    add_fanout_options(p)
     add_config_option(p)
     add_run_dir_option(p)
     add_json_option(p)

@@ -157,6 +157,10 @@ def _graph_crypto(args: argparse.Namespace) -> int:
         run_graph_crypto,
     )
 
+    from graphwiz_trader.research.fanout import check_reachable
+
+    if args.ray_address:
+        check_reachable(args.ray_address)  # before the data and feature steps, not after them
     data = Path(args.data)
     if not data.is_dir():
         raise ConfigError(f"--data {data} does not exist; the Binance candles live in "
@@ -165,13 +169,15 @@ def _graph_crypto(args: argparse.Namespace) -> int:
                             train_len=args.train_len, test_len=args.test_len, stride=args.stride,
                             relative=args.relative, max_folds=args.max_folds, qlib_dir=Path(args.qlib_dir),
                             out=open_run(args).path, graph_window=args.graph_window, graph_stride=args.graph_stride,
+                            workers=args.workers, ray_address=args.ray_address,
                             **({"symbols": tuple(parse_symbols(args.symbols))} if args.symbols else {}))
     res = run_graph_crypto(cfg, progress=progress_enabled())
     print(format_crypto_table(res))
     t = res["timings_s"]
-    print(f"time: alpha158 {t['alpha158']:.0f}s, graph {t['graph_total']:.0f}s, walk-forward "
-          f"{t['walkforward']['alpha158']:.0f}s + {t['walkforward']['hybrid']:.0f}s, total {t['total']:.0f}s; "
-          f"report {res['outputs'].get('html')}")
+    w = t["walkforward"]
+    print(f"time: alpha158 {t['alpha158']:.0f}s, graph {t['graph_total']:.0f}s, walk-forward {w['total']:.0f}s "
+          f"({w['where']}; fold tasks alpha158 {w['alpha158']:.0f}s + hybrid {w['hybrid']:.0f}s), total "
+          f"{t['total']:.0f}s; report {res['outputs'].get('html')}")
     print(f"predictions: {res['outputs']['predictions']} (columns alpha158_seed<s>, hybrid_seed<s>, fold; "
           f"backtest them with graphwiz backtest --source {data} --scores <file> --score-column hybrid_seed"
           f"{cfg.seeds[0]} --center-scores)")
@@ -181,6 +187,8 @@ def _graph_crypto(args: argparse.Namespace) -> int:
 
 def add_graph_crypto_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``graph-crypto``: Alpha158-only vs Alpha158 + graph on the hourly crypto majors."""
+    from graphwiz_trader.research.fanout import add_fanout_options
+
     p = rsub.add_parser("graph-crypto", help="do graph features raise accuracy on hourly crypto? (claim: 2-15%%)",
                         description="Walk-forward Alpha158-only vs Alpha158 + graph features (read back from the "
                         "graph store) on the 20 hourly majors, same folds and seeds; reports whatever comes out.")
@@ -198,6 +206,7 @@ def add_graph_crypto_parser(rsub: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--graph-window", type=int, default=720, help="bars per correlation window")
     p.add_argument("--graph-stride", type=int, default=24, help="bars between graph snapshots")
     p.add_argument("--qlib-dir", metavar="DIR", default="data/qlib", help="Qlib bins (content-addressed, reused)")
+    add_fanout_options(p)
     add_run_dir_option(p)
     add_json_option(p)
     p.set_defaults(func=_graph_crypto)

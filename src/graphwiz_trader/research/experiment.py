@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from graphwiz_trader.core.progress import progress as progress_bar
 from graphwiz_trader.errors import SettingError
 from graphwiz_trader.models import lgbm
 from graphwiz_trader.models.metrics import evaluate_predictions
@@ -162,9 +162,193 @@ def _hpo(x: pd.DataFrame, y: pd.Series, dates: pd.Index, cfg: WalkForwardSetting
     return {**cfg.lgb_params, **study.best_params}
 
 
+@dataclass
+class WalkForwardPanel:
+    """What every fold task reads, built once by :func:`prepare_panel` (and shipped once to Ray workers).
+
+    ``data`` holds the feature columns of every variant plus ``__label__`` (rows with a label only);
+    ``target`` is what the booster fits (:func:`graphwiz_trader.models.lgbm.training_target`); ``fwd`` the
+    series IC, ties and the long-short diagnostic are scored on (None: no such series); ``dt`` and
+    ``fwd_dt`` the datetime level of ``data`` and ``fwd``; ``calendar`` the sorted distinct datetimes.
+    """
+
+    data: pd.DataFrame
+    target: pd.Series
+    fwd: pd.Series | None
+    dt: pd.Index
+    fwd_dt: pd.Index | None
+    calendar: pd.Index
+    folds: list[Fold]
+    cross_sectional: bool
+
+
+def _fold_key(cfg: WalkForwardSettings) -> tuple[Any, ...]:
+    return (cfg.train_len, cfg.test_len, cfg.stride, cfg.effective_gap, cfg.embargo, cfg.expanding, cfg.max_folds,
+            cfg.label)
+
+
+def prepare_panel(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardSettings,
+                  fwd_return: pd.Series | None = None) -> WalkForwardPanel:
+    """The rows with a label, the training target and the folds of ``cfg`` (its seed and model settings
+    are not used here: every configuration with the same folds and label shares one panel)."""
+    data = features.join(label.rename("__label__"), how="inner")
+    data = data[data["__label__"].notna()]
+    calendar = data.index.get_level_values("datetime").unique().sort_values()
+    folds = walk_forward_folds(len(calendar), cfg.train_len, cfg.test_len, cfg.stride, cfg.effective_gap,
+                               cfg.embargo, cfg.label.horizon, cfg.expanding, cfg.max_folds)
+    fwd = fwd_return if fwd_return is not None else (None if cfg.label.is_classification else data["__label__"])
+    cross_sectional = data.index.get_level_values("instrument").nunique() > 1
+    return WalkForwardPanel(
+        data=data, target=lgbm.training_target(data["__label__"], cfg.label, cross_sectional), fwd=fwd,
+        dt=data.index.get_level_values("datetime"),
+        fwd_dt=fwd.index.get_level_values("datetime") if fwd is not None else None,
+        calendar=calendar, folds=list(folds), cross_sectional=cross_sectional)
+
+
+@dataclass
+class FoldOutput:
+    """One fold of one configuration: its metrics row, test scores, long-short returns and importances."""
+
+    row: dict[str, Any]
+    score: pd.Series
+    long_short: pd.Series
+    gain: pd.Series
+    shap: pd.Series
+    params: dict[str, Any] | None
+
+
+LGB_THREADS = 1
+"""LightGBM threads inside every fold task, serial or on Ray: the parallelism is across tasks, and one
+thread count gives the same trees whichever mode runs the fold."""
+
+
+@dataclass(frozen=True)
+class FoldTask:
+    """Fit and score fold ``k`` of ``panel.folds`` with ``cfg`` on ``columns`` (picklable: a Ray task).
+
+    Optuna (``cfg.hpo_trials > 0``) runs inside the task, sequentially, on the fold's training bars: each
+    TPE trial depends on the ones before it, so running trials in parallel would change the search.
+    """
+
+    k: int
+    cfg: WalkForwardSettings
+    columns: tuple[str, ...]
+
+    def __call__(self, panel: WalkForwardPanel) -> FoldOutput:
+        return run_fold(panel, self.k, self.cfg, list(self.columns))
+
+
+def run_fold(panel: WalkForwardPanel, k: int, cfg: WalkForwardSettings, cols: list[str]) -> FoldOutput:
+    """Fold ``k``: HPO (optional) and the fit on its training bars, scores and figures on its test bars.
+
+    The row's ``seconds`` is the task's wall time and ``cpu_seconds`` the CPU time of its process over
+    the same span (about equal for a single-threaded task).
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
+    cfg = replace(cfg, lgb_params={**cfg.lgb_params, "num_threads": LGB_THREADS})
+    data, y_all, fwd, dt, calendar = panel.data, panel.target, panel.fwd, panel.dt, panel.calendar
+    fold = panel.folds[k]
+    train_d, test_d = fold.dates(calendar)
+    n_stop = int(len(train_d) * cfg.stop_fraction)
+    fit_d = train_d[: len(train_d) - n_stop - cfg.effective_gap] if n_stop else train_d
+    stop_d = train_d[len(train_d) - n_stop:] if n_stop else None
+    tr = dt.isin(train_d)
+    params = cfg.lgb_params
+    best = None
+    if cfg.hpo_trials > 0:
+        params = best = _hpo(data.loc[tr, cols], y_all[tr], train_d, cfg, panel.cross_sectional,
+                             fwd.reindex(data.index[tr]) if fwd is not None else None)
+    fi = dt.isin(fit_d)
+    si = dt.isin(stop_d) if stop_d is not None else np.zeros(len(dt), bool)
+    booster = lgbm.fit_booster(data.loc[fi, cols], y_all[fi], data.loc[si, cols] if si.any() else None,
+                               y_all[si] if si.any() else None, cfg.label, cfg.seed, params,
+                               cfg.num_boost_round, cfg.early_stopping_rounds)
+    te = dt.isin(test_d)
+    xt = data.loc[te, cols]
+    score = pd.Series(lgbm.predict(booster, xt), index=xt.index, name="score")
+    m = evaluate_predictions(score, y_all[te], cfg.label.is_classification,
+                             fwd.reindex(xt.index) if fwd is not None else None, train_label=y_all[tr])
+    if fwd is not None:
+        ls_dates = non_overlapping_dates(calendar, fold, panel.folds[0].test_start, cfg.label.horizon)
+        ls = long_short_returns(score[xt.index.get_level_values("datetime").isin(ls_dates)],
+                                fwd.reindex(xt.index), cfg.long_short_fraction)
+    else:
+        ls = pd.Series(dtype=float)
+    ties = int(((fwd == cfg.label.threshold) & panel.fwd_dt.isin(test_d)).sum()) \
+        if fwd is not None and panel.fwd_dt is not None and cfg.label.kind == "direction" else m["n_zero_label"]
+    it = booster.best_iteration or None
+    gain = pd.Series(booster.feature_importance("gain", iteration=it), index=cols, name=fold.k)
+    contrib = booster.predict(xt, num_iteration=it, pred_contrib=True)
+    shap = pd.Series(np.abs(contrib[:, :-1]).mean(axis=0), index=cols, name=fold.k)
+    row = {"fold": fold.k, "train_start": str(train_d[0]), "train_end": str(train_d[-1]),
+           "test_start": str(test_d[0]), "test_end": str(test_d[-1]), **m,
+           "accuracy_minus_majority": m["accuracy"] - m["majority_rate"], "zero_return_rows": ties,
+           "long_short_return": float(ls.sum()) if len(ls) else float("nan"),
+           "long_short_bars": int(len(ls)),
+           "trees": int(booster.best_iteration or booster.num_trees()),
+           "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+    return FoldOutput(row=row, score=score, long_short=ls, gain=gain, shap=shap, params=best)
+
+
+def assemble(outputs: list[FoldOutput], cfg: WalkForwardSettings) -> WalkForwardResult:
+    """One configuration's fold outputs (in fold order) as a :class:`WalkForwardResult`."""
+    return WalkForwardResult(
+        folds=pd.DataFrame([o.row for o in outputs]),
+        predictions=pd.concat([o.score for o in outputs]).sort_index(),
+        prediction_folds=pd.concat([pd.Series(o.row["fold"], index=o.score.index, name="fold", dtype="int64")
+                                    for o in outputs]).sort_index(),
+        long_short=pd.concat([o.long_short for o in outputs]).sort_index() if outputs else pd.Series(dtype=float),
+        gain=pd.DataFrame([o.gain for o in outputs]), shap=pd.DataFrame([o.shap for o in outputs]), config=cfg,
+        best_params=[o.params for o in outputs if o.params is not None],
+    )
+
+
+def run_walkforward_many(features: pd.DataFrame, label: pd.Series,
+                         runs: dict[str, tuple[WalkForwardSettings, Sequence[str] | None]],
+                         fwd_return: pd.Series | None = None, *, workers: int | None = 1,
+                         ray_address: str | None = None, progress: bool = True, desc: str = "walk-forward",
+                         timings: dict[str, float] | None = None) -> dict[str, WalkForwardResult]:
+    """Several configurations over the same folds, fold x configuration as the unit of work.
+
+    ``runs`` maps a name to ``(cfg, columns)``: the columns of ``features`` that configuration uses
+    (None: all). The configurations must agree on the folds and the label (seeds, model settings, HPO
+    and columns may differ). The panel is built once here and handed to
+    :func:`graphwiz_trader.research.fanout.run_tasks` (shipped to Ray once); ``workers`` and
+    ``ray_address`` are passed on (``workers=1``: serial in this process). The numbers do not depend on
+    either: every task fits with LightGBM at :data:`LGB_THREADS` thread and its own seed. ``timings``, when
+    given, receives the seconds spent building the panel (``panel``, in this process) and those of
+    :func:`~graphwiz_trader.research.fanout.run_tasks`.
+    """
+    from graphwiz_trader.research.fanout import run_tasks
+
+    if not runs:
+        raise SettingError("no walk-forward configuration to run")
+    first = next(iter(runs.values()))[0]
+    for name, (c, _) in runs.items():
+        if _fold_key(c) != _fold_key(first):
+            raise SettingError(f"walk-forward run {name!r} has other folds or another label than the first run; "
+                               "runs that share a panel must share both")
+    t0 = time.perf_counter()
+    panel = prepare_panel(features, label, first, fwd_return)
+    if timings is not None:
+        timings["panel"] = time.perf_counter() - t0
+    tasks: list[FoldTask] = []
+    for c, cols in runs.values():
+        missing = [x for x in (cols or ()) if x not in features.columns]
+        if missing:
+            raise SettingError(f"walk-forward columns not among the features: {missing[:5]}")
+        tasks += [FoldTask(k, c, tuple(cols if cols is not None else features.columns))
+                  for k in range(len(panel.folds))]
+    outputs = run_tasks(tasks, panel, workers=workers, ray_address=ray_address, desc=desc, progress=progress,
+                        timings=timings)
+    n = len(panel.folds)
+    return {name: assemble(outputs[i * n:(i + 1) * n], c) for i, (name, (c, _)) in enumerate(runs.items())}
+
+
 def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardSettings,
-                    fwd_return: pd.Series | None = None, name: str = "model", progress: bool = True) -> WalkForwardResult:
-    """Run every fold.
+                    fwd_return: pd.Series | None = None, name: str = "model", progress: bool = True, *,
+                    workers: int | None = 1, ray_address: str | None = None) -> WalkForwardResult:
+    """Run every fold (serially by default; ``workers``/``ray_address`` as in :func:`run_walkforward_many`).
 
     ``fwd_return`` (the h-bar forward log return, demeaned like the label) feeds IC for classification
     labels, the zero-return count and the long-short diagnostic; when ``None`` the label itself is used
@@ -172,68 +356,8 @@ def run_walkforward(features: pd.DataFrame, label: pd.Series, cfg: WalkForwardSe
     on (:func:`graphwiz_trader.models.lgbm.training_target`: the per-datetime demeaned return for a
     regression on a universe).
     """
-    data = features.join(label.rename("__label__"), how="inner")
-    data = data[data["__label__"].notna()]
-    calendar = data.index.get_level_values("datetime").unique().sort_values()
-    folds = walk_forward_folds(len(calendar), cfg.train_len, cfg.test_len, cfg.stride, cfg.effective_gap,
-                               cfg.embargo, cfg.label.horizon, cfg.expanding, cfg.max_folds)
-    cols = list(features.columns)
-    dt = data.index.get_level_values("datetime")
-    fwd = fwd_return if fwd_return is not None else (None if cfg.label.is_classification else data["__label__"])
-    fwd_dt = fwd.index.get_level_values("datetime") if fwd is not None else None
-    cross_sectional = data.index.get_level_values("instrument").nunique() > 1
-    y_all = lgbm.training_target(data["__label__"], cfg.label, cross_sectional)
-    rows, preds, fold_of, ls_parts, gains, shaps, best = [], [], [], [], [], [], []
-    for fold in progress_bar(folds, desc=f"walk-forward {name}", unit="fold", enabled=progress):
-        t0 = time.perf_counter()
-        train_d, test_d = fold.dates(calendar)
-        n_stop = int(len(train_d) * cfg.stop_fraction)
-        fit_d = train_d[: len(train_d) - n_stop - cfg.effective_gap] if n_stop else train_d
-        stop_d = train_d[len(train_d) - n_stop:] if n_stop else None
-        tr = dt.isin(train_d)
-        params = cfg.lgb_params
-        if cfg.hpo_trials > 0:
-            params = _hpo(data.loc[tr, cols], y_all[tr], train_d, cfg, cross_sectional,
-                          fwd.reindex(data.index[tr]) if fwd is not None else None)
-            best.append(params)
-        fi = dt.isin(fit_d)
-        si = dt.isin(stop_d) if stop_d is not None else np.zeros(len(dt), bool)
-        booster = lgbm.fit_booster(data.loc[fi, cols], y_all[fi], data.loc[si, cols] if si.any() else None,
-                                   y_all[si] if si.any() else None, cfg.label, cfg.seed, params,
-                                   cfg.num_boost_round, cfg.early_stopping_rounds)
-        te = dt.isin(test_d)
-        xt = data.loc[te, cols]
-        score = pd.Series(lgbm.predict(booster, xt), index=xt.index, name="score")
-        m = evaluate_predictions(score, y_all[te], cfg.label.is_classification,
-                                 fwd.reindex(xt.index) if fwd is not None else None, train_label=y_all[tr])
-        if fwd is not None:
-            ls_dates = non_overlapping_dates(calendar, fold, folds[0].test_start, cfg.label.horizon)
-            ls = long_short_returns(score[xt.index.get_level_values("datetime").isin(ls_dates)],
-                                    fwd.reindex(xt.index), cfg.long_short_fraction)
-        else:
-            ls = pd.Series(dtype=float)
-        ties = int(((fwd == cfg.label.threshold) & fwd_dt.isin(test_d)).sum()) \
-            if fwd is not None and cfg.label.kind == "direction" else m["n_zero_label"]
-        it = booster.best_iteration or None
-        gains.append(pd.Series(booster.feature_importance("gain", iteration=it), index=cols, name=fold.k))
-        contrib = booster.predict(xt, num_iteration=it, pred_contrib=True)
-        shaps.append(pd.Series(np.abs(contrib[:, :-1]).mean(axis=0), index=cols, name=fold.k))
-        preds.append(score)
-        fold_of.append(pd.Series(fold.k, index=score.index, name="fold", dtype="int64"))
-        ls_parts.append(ls)
-        rows.append({"fold": fold.k, "train_start": str(train_d[0]), "train_end": str(train_d[-1]),
-                     "test_start": str(test_d[0]), "test_end": str(test_d[-1]), **m,
-                     "accuracy_minus_majority": m["accuracy"] - m["majority_rate"], "zero_return_rows": ties,
-                     "long_short_return": float(ls.sum()) if len(ls) else float("nan"),
-                     "long_short_bars": int(len(ls)),
-                     "trees": int(booster.best_iteration or booster.num_trees()),
-                     "seconds": time.perf_counter() - t0})
-    return WalkForwardResult(
-        folds=pd.DataFrame(rows), predictions=pd.concat(preds).sort_index(),
-        prediction_folds=pd.concat(fold_of).sort_index(),
-        long_short=pd.concat(ls_parts).sort_index() if ls_parts else pd.Series(dtype=float),
-        gain=pd.DataFrame(gains), shap=pd.DataFrame(shaps), config=cfg, best_params=best,
-    )
+    return run_walkforward_many(features, label, {name: (cfg, None)}, fwd_return, workers=workers,
+                                ray_address=ray_address, progress=progress, desc=f"walk-forward {name}")[name]
 
 
 def predictions_frame(results: dict[str, WalkForwardResult]) -> pd.DataFrame:

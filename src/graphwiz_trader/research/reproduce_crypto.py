@@ -8,7 +8,8 @@ The claim in circulation: graph features raise accuracy by 2-15%. The test, all 
 - features computed once: Alpha158 (+ extras) via Qlib; graph features built from the bars, written to
   the graph store (embedded Bolt server unless ``NEO4J_URI``), read back, point-in-time;
 - walk-forward folds (train 8,760 bars, gap = horizon, test 720, stride 720) identical for both feature
-  sets, and the same LightGBM seeds;
+  sets, and the same LightGBM seeds; every fold x variant x seed is one task, run serially or on Ray
+  (``workers``, ``ray_address``; :mod:`graphwiz_trader.research.fanout`) with the same numbers either way;
 - per seed and fold: AUC, IC, Rank IC, and accuracy beside the majority rate (always the training fold's
   most frequent class) and balanced accuracy; bars whose next return is exactly zero have no direction
   and are dropped from the labels (their count is reported);
@@ -40,7 +41,12 @@ from graphwiz_trader.features.graph_pipeline import graph_features_for_bars
 from graphwiz_trader.features.pipeline import alpha_features
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.compare import compare_results
-from graphwiz_trader.research.experiment import WalkForwardResult, WalkForwardSettings, predictions_frame, run_walkforward
+from graphwiz_trader.research.experiment import (
+    WalkForwardResult,
+    WalkForwardSettings,
+    predictions_frame,
+    run_walkforward_many,
+)
 from graphwiz_trader.research.stats import fold_statistics
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,8 @@ class CryptoReproductionSettings:
                                                                 "min_data_in_leaf": 200, "max_bin": 127})
     num_boost_round: int = 200
     early_stopping_rounds: int = 20
+    workers: int | None = None
+    ray_address: str | None = None
 
 
 def verdict(mean: float, lo: float, hi: float) -> str:
@@ -149,10 +157,27 @@ def write_predictions(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> dict[str, Any]:
-    """Run the comparison; returns every figure (per seed, per fold), timings and the verdict."""
-    from graphwiz_trader.research.report import write_walkforward_outputs
+@dataclass
+class CryptoInputs:
+    """Everything the walk-forward of graph-crypto reads, computed once in the driver.
 
+    ``hybrid`` holds Alpha158 (+ extras) and the graph columns on the Alpha158 rows; the baseline uses
+    ``alpha_columns`` of it. Timings in seconds.
+    """
+
+    bars: dict[str, pd.DataFrame]
+    data_label: str
+    hybrid: pd.DataFrame
+    alpha_columns: list[str]
+    graph_columns: list[str]
+    spec: LabelSpec
+    label: pd.Series
+    fwd: pd.Series
+    timings: dict[str, Any]
+
+
+def crypto_inputs(cfg: CryptoReproductionSettings, progress: bool = True) -> CryptoInputs:
+    """Load the bars, compute Alpha158 and the graph features (through the graph store), and the labels."""
     t0 = time.perf_counter()
     bars, data_label = load_bars(cfg.data, "freqtrade", "1h", list(cfg.symbols), cfg.start, cfg.end)
     t_load = time.perf_counter() - t0
@@ -163,37 +188,69 @@ def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> 
     gfeats = graph_features_for_bars(bars, window=cfg.graph_window, stride=cfg.graph_stride, timings=graph_timings,
                                      progress=progress)
     t_graph = time.perf_counter() - tg
-    hybrid = feats.join(gfeats, how="left")
     spec = LabelSpec("direction", 1, relative=cfg.relative)
-    label = make_label(bars, spec)
-    fwd = make_label(bars, LabelSpec("regression", 1, relative=cfg.relative))
-    base_cfg = WalkForwardSettings(train_len=cfg.train_len, test_len=cfg.test_len, stride=cfg.stride, label=spec,
-                                 lgb_params=cfg.lgb_params, num_boost_round=cfg.num_boost_round,
-                                 early_stopping_rounds=cfg.early_stopping_rounds, max_folds=cfg.max_folds)
+    return CryptoInputs(
+        bars=bars, data_label=data_label, hybrid=feats.join(gfeats, how="left"), alpha_columns=list(feats.columns),
+        graph_columns=list(gfeats.columns), spec=spec, label=make_label(bars, spec),
+        fwd=make_label(bars, LabelSpec("regression", 1, relative=cfg.relative)),
+        timings={"load": t_load, "alpha158": t_alpha, "graph_total": t_graph, "graph": graph_timings})
+
+
+def crypto_walkforward(inputs: CryptoInputs, cfg: CryptoReproductionSettings, progress: bool = True,
+                       timings: dict[str, float] | None = None) -> dict[int, dict[str, WalkForwardResult]]:
+    """Seed -> {"alpha158", "hybrid"} -> result: every fold x variant x seed one task of
+    :func:`graphwiz_trader.research.experiment.run_walkforward_many` (``cfg.workers``, ``cfg.ray_address``;
+    ``timings`` as there)."""
+    base_cfg = WalkForwardSettings(train_len=cfg.train_len, test_len=cfg.test_len, stride=cfg.stride,
+                                   label=inputs.spec, lgb_params=cfg.lgb_params, num_boost_round=cfg.num_boost_round,
+                                   early_stopping_rounds=cfg.early_stopping_rounds, max_folds=cfg.max_folds)
+    runs: dict[str, tuple[WalkForwardSettings, list[str] | None]] = {}
+    for seed in cfg.seeds:
+        runs[f"alpha158/{seed}"] = (replace(base_cfg, seed=seed), inputs.alpha_columns)
+        runs[f"hybrid/{seed}"] = (replace(base_cfg, seed=seed), None)
+    res = run_walkforward_many(inputs.hybrid, inputs.label, runs, inputs.fwd, workers=cfg.workers,
+                               ray_address=cfg.ray_address, progress=progress, desc="walk-forward folds",
+                               timings=timings)
+    return {seed: {"alpha158": res[f"alpha158/{seed}"], "hybrid": res[f"hybrid/{seed}"]} for seed in cfg.seeds}
+
+
+def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> dict[str, Any]:
+    """Run the comparison; returns every figure (per seed, per fold), timings and the verdict.
+
+    Features are computed once (:func:`crypto_inputs`), then the folds of both variants and every seed
+    fan out (:func:`crypto_walkforward`). ``timings_s["walkforward"]``: ``total`` is the wall time of the
+    fan-out, ``alpha158`` and ``hybrid`` the summed task times of each variant.
+    """
+    from graphwiz_trader.research.fanout import describe
+    from graphwiz_trader.research.report import write_walkforward_outputs
+
+    t0 = time.perf_counter()
+    inputs = crypto_inputs(cfg, progress)
+    spec, fwd, bars = inputs.spec, inputs.fwd, inputs.bars
+    tw = time.perf_counter()
+    stages: dict[str, float] = {}
+    runs = crypto_walkforward(inputs, cfg, progress, stages)
+    t_wf: dict[str, Any] = {"total": time.perf_counter() - tw, "where": describe(cfg.workers, cfg.ray_address),
+                            "stages": stages,
+                            **{v: float(sum(r[v].folds["seconds"].sum() for r in runs.values()))
+                               for v in ("alpha158", "hybrid")}}
     per_seed = []
     fold_rows = []
     first_results: dict[str, Any] | None = None
     first_cmp: dict[str, Any] = {}
-    runs: dict[int, dict[str, WalkForwardResult]] = {}
     zero_rows = 0
-    t_wf = {"alpha158": 0.0, "hybrid": 0.0}
-    for seed in cfg.seeds:
-        wcfg = replace(base_cfg, seed=seed)
-        ta = time.perf_counter()
-        b = run_walkforward(feats, label, wcfg, fwd, name=f"alpha158 seed {seed}", progress=progress)
-        t_wf["alpha158"] += time.perf_counter() - ta
-        th = time.perf_counter()
-        h = run_walkforward(hybrid, label, wcfg, fwd, name=f"hybrid seed {seed}", progress=progress)
-        t_wf["hybrid"] += time.perf_counter() - th
+    for seed, by_variant in runs.items():
+        b, h = by_variant["alpha158"], by_variant["hybrid"]
         cmp = compare_results(b, h, seed=seed)
-        runs[seed] = {"alpha158": b, "hybrid": h}
         zero_rows = int(b.folds["zero_return_rows"].sum())
         per_seed.append({"seed": seed, **{k: cmp[k] for k in ("auc_difference", "ic_difference",
                                                               "accuracy_improvement_pct",
                                                               "accuracy_improvement_pct_ci_hac", "majority_rate",
                                                               "hybrid_better_folds", "n_folds")},
                          "baseline": cmp["baseline"], "hybrid": cmp["hybrid"],
-                         "fold_seconds": {"alpha158": b.folds["seconds"].tolist(), "hybrid": h.folds["seconds"].tolist()}})
+                         "fold_seconds": {"alpha158": b.folds["seconds"].tolist(), "hybrid": h.folds["seconds"].tolist()},
+                         "fold_cpu_seconds": {"alpha158": b.folds["cpu_seconds"].tolist(),
+                                              "hybrid": h.folds["cpu_seconds"].tolist()}})
         for row in cmp["per_fold"]:
             fold_rows.append({"seed": seed, **row})
         if first_results is None:
@@ -208,16 +265,15 @@ def run_graph_crypto(cfg: CryptoReproductionSettings, progress: bool = True) -> 
     paths = {}
     if first_results is not None:
         paths = write_walkforward_outputs(first_results, out, f"graph-crypto: {spec.describe()} (seed {cfg.seeds[0]})",
-                                          first_cmp, data_label, fwd_returns=fwd)
+                                          first_cmp, inputs.data_label, fwd_returns=fwd)
     return {
-        "data": data_label, "symbols": list(bars), "label": spec.describe(),
+        "data": inputs.data_label, "symbols": list(bars), "label": spec.describe(),
         "range": [str(min(df.index[0] for df in bars.values())), str(max(df.index[-1] for df in bars.values()))],
         "folds": {"train_len": cfg.train_len, "test_len": cfg.test_len, "stride": cfg.stride, "gap": 1,
                   "n_folds": summary["n_folds"]},
         "seeds": list(cfg.seeds), "summary": summary, "per_seed": per_seed,
-        "graph_features": [c for c in gfeats.columns],
-        "timings_s": {"load": t_load, "alpha158": t_alpha, "graph_total": t_graph, "graph": graph_timings,
-                      "walkforward": t_wf, "total": time.perf_counter() - t0},
+        "graph_features": inputs.graph_columns,
+        "timings_s": {**inputs.timings, "walkforward": t_wf, "total": time.perf_counter() - t0},
         "outputs": {**paths, "folds_all_seeds": str(out / "folds_all_seeds.csv"), "predictions": str(predictions)},
     }
 
