@@ -62,7 +62,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 
@@ -132,13 +131,49 @@ def weighted_clustering(w: np.ndarray) -> np.ndarray:
     deg = adj.sum(axis=-1).astype(np.float64)
     mx = w.max(axis=(-2, -1), keepdims=True)
     v = np.cbrt(np.divide(w, mx, out=np.zeros_like(w), where=mx > 0))
-    tri = np.einsum("...ij,...jk,...ki->...i", v, v, v)
+    tri = np.einsum("...ij,...ji->...i", np.matmul(v, v), v)   # diag(v^3), one BLAS product
     denom = deg * (deg - 1.0)
     return np.divide(tri, denom, out=np.zeros_like(tri), where=denom > 0)
 
 
+def pagerank_dense(w: np.ndarray, alpha: float = 0.85, tol: float = 1e-10, max_iter: int = 1000) -> np.ndarray:
+    """``networkx.pagerank(G, alpha, weight=...)`` of the graph with weight matrix ``w``, on dense arrays.
+
+    The same power iteration as networkx: transition probabilities ``w_ij / sum_k w_ik``, dangling nodes (no
+    edge) jump uniformly, teleport ``1 - alpha`` uniformly, start uniform, stop when the L1 change is below
+    ``N * tol``.
+
+    Raises
+    ------
+    DataError
+        when it does not converge in ``max_iter`` iterations.
+    """
+    n = len(w)
+    out = w.sum(axis=1)
+    a = np.divide(w, out[:, None], out=np.zeros_like(w), where=out[:, None] != 0)
+    dangling = out == 0
+    p = np.full(n, 1.0 / n)
+    x = p.copy()
+    for _ in range(max_iter):
+        last = x
+        x = alpha * (x @ a + x[dangling].sum() * p) + (1.0 - alpha) * p
+        if np.abs(x - last).sum() < n * tol:
+            return x
+    raise DataError(f"PageRank did not converge in {max_iter} iterations on a {n}-node snapshot")
+
+
+def _components(adj: np.ndarray) -> list[np.ndarray]:
+    """Connected components (sorted node positions) of a symmetric boolean adjacency matrix."""
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import connected_components
+
+    k, labels = connected_components(csr_array(adj), directed=False)
+    return [np.flatnonzero(labels == c) for c in range(k)]
+
+
 def _graph_metrics(absw: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvector centrality and PageRank (networkx) on the members' sub-graph of ``absw``."""
+    """Eigenvector centrality and PageRank on the members' sub-graph of ``absw`` (networkx's definitions:
+    ``eigenvector_centrality_numpy`` per connected component and ``pagerank``, computed with numpy)."""
     idx = np.flatnonzero(members)
     n = len(absw)
     eig = np.full(n, np.nan)
@@ -146,21 +181,20 @@ def _graph_metrics(absw: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, n
     if len(idx) == 0:
         return eig, pr
     sub = absw[np.ix_(idx, idx)]
-    g = nx.from_numpy_array(sub)
-    pr_d = nx.pagerank(g, alpha=0.85, weight="weight", tol=1e-10, max_iter=1000)
-    pr[idx] = [pr_d[k] for k in range(len(idx))]
+    pr[idx] = pagerank_dense(sub)
     eig[idx] = 0.0
     # A pruned snapshot can be disconnected, where the principal eigenvector is not unique: take it per
-    # connected component (unit norm within each component); isolated assets keep 0.
-    for comp in nx.connected_components(g):
-        nodes = sorted(comp)
+    # connected component (unit norm within each component, the sign making it non-negative); isolated
+    # assets keep 0.
+    for nodes in _components(sub > 0):
         if len(nodes) == 1:
             continue
         if len(nodes) == 2:
             vals = np.full(2, 1.0 / np.sqrt(2.0))  # two linked nodes: the principal eigenvector is uniform
         else:
-            ev = nx.eigenvector_centrality_numpy(g.subgraph(nodes), weight="weight", max_iter=10_000, tol=0)
-            vals = np.array([ev[k] for k in nodes])
+            _, vecs = np.linalg.eigh(sub[np.ix_(nodes, nodes)])
+            vals = vecs[:, -1]
+            vals = vals * (np.sign(vals.sum()) / np.linalg.norm(vals))
         eig[idx[nodes]] = vals
     return eig, pr
 
@@ -224,14 +258,22 @@ def snapshot_metrics(snapshots: Sequence[GraphSnapshot], symbols: Sequence[str],
                 w[dst, src] = grp["rho"].to_numpy(dtype=np.float64)
                 by_lag[int(lag)] = w
         leads.append(by_lag)
-    absw = np.abs(rho)
-    wdeg = np.where(member, absw.sum(axis=2), np.nan)
-    clust = np.where(member, weighted_clustering(absw), np.nan)
+    wdeg = np.full((s_count, n), np.nan)
+    clust = np.full((s_count, n), np.nan)
     eig = np.full((s_count, n), np.nan)
     pr = np.full((s_count, n), np.nan)
     with single_threaded():
+        # per snapshot on its own assets: a large universe (an index's past and present members) holds
+        # many more symbols than any one snapshot
         for k in progress_bar(range(s_count), desc="snapshot metrics", unit="snap", enabled=progress):
-            eig[k], pr[k] = _graph_metrics(absw[k], member[k])
+            idx = np.flatnonzero(member[k])
+            if len(idx) == 0:
+                continue
+            absw = np.abs(rho[k][np.ix_(idx, idx)])
+            wdeg[k, idx] = absw.sum(axis=1)
+            clust[k, idx] = weighted_clustering(absw)
+            sub_eig, sub_pr = _graph_metrics(absw, np.ones(len(idx), dtype=bool))
+            eig[k, idx], pr[k, idx] = sub_eig, sub_pr
     # community size and mean correlation to the rest of the community
     size = np.full((s_count, n), np.nan)
     ccorr = np.full((s_count, n), np.nan)
