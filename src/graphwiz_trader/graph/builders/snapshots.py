@@ -171,19 +171,28 @@ def _build(data: BarsOrPanel, params: SnapshotSettings, symbols: Sequence[str] |
     bar = progress_counter(total=len(ends), desc=f"{params.method} snapshots", unit="snap", enabled=progress)
     for start in range(0, len(ends), chunk_size):
         chunk_ends = ends[start:start + chunk_size]
-        stack = window_stack(values, chunk_ends, params.window)
+        if member_rows is None:
+            live, live_cols = slice(None), cols
+        else:
+            # only the columns that are members at some snapshot of the chunk (correlations are pairwise, so
+            # leaving the others out changes none of them)
+            chunk_members = member_rows[start:start + len(chunk_ends)]
+            keep = np.flatnonzero(chunk_members.any(axis=0))
+            live, live_cols = keep, tuple(cols[i] for i in keep)
+        stack = window_stack(values[:, live], chunk_ends, params.window)
         rho, _, eligible = correlation_chunk(stack, params.method, mp)
         if member_rows is not None:
-            eligible &= member_rows[start:start + len(chunk_ends)]
+            eligible &= chunk_members[:, live]
             off = ~(eligible[:, :, None] & eligible[:, None, :])
             rho[off] = np.nan
         lagged = lagged_corr_chunk(stack, params.lead_max_lag, mp) if params.lead_max_lag > 0 else None
         for k, e in enumerate(chunk_ends):
             assets_mask = eligible[k]
-            assets = tuple(c for c, ok in zip(cols, assets_mask) if ok)
-            edges = prune_edges(rho[k], cols, params.min_abs_rho, params.top_k)
+            assets = tuple(c for c, ok in zip(live_cols, assets_mask) if ok)
+            edges = prune_edges(rho[k], live_cols, params.min_abs_rho, params.top_k)
             if lagged is not None:
-                leads = select_leads(lagged[k], assets_mask, cols, params.lead_min_abs_rho, params.lead_min_gain)
+                leads = select_leads(lagged[k], assets_mask, live_cols, params.lead_min_abs_rho,
+                                     params.lead_min_gain)
             else:
                 leads = empty_leads()
             comms = (louvain_communities(assets, edges, params.louvain_seed, params.louvain_resolution)
