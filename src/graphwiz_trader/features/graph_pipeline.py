@@ -19,7 +19,14 @@ import pandas as pd
 
 from graphwiz_trader.config.settings import GraphSettings
 from graphwiz_trader.features.graph_features import MOMENTUM_HORIZONS, graph_features
-from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, build_panel_graph, read_graph, write_graph
+from graphwiz_trader.graph.pipeline import (
+    GraphBuild,
+    GraphBuildSettings,
+    build_graph,
+    build_panel_graph,
+    read_graph,
+    write_graph,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +62,17 @@ def graph_features_for_bars(bars: dict[str, pd.DataFrame], window: int | None = 
             store.close()
     t0 = time.perf_counter()
     feats = graph_features(back.snapshots, back.regimes, bars, progress=progress)
-    # Qlib's convention (and the Alpha158 frame's): tz-naive UTC datetimes
+    return _finish(feats, build, back, w, t0, timings, "graph features")
+
+
+def _finish(feats: pd.DataFrame, build: GraphBuild, back: GraphBuild, writes: dict[str, float], t0: float,
+            timings: dict | None, what: str) -> pd.DataFrame:
+    """Tz-naive UTC datetimes (Qlib's convention, and the Alpha158 frame's), the stage timings (seconds), a log."""
     feats.index = feats.index.set_levels(feats.index.levels[0].tz_convert(None), level=0)
     if timings is not None:
-        timings.update(build.seconds, **w, **back.seconds, features=time.perf_counter() - t0,
+        timings.update(build.seconds, **writes, **back.seconds, features=time.perf_counter() - t0,
                        n_snapshots=len(back.snapshots))
-    log.info("graph features: build %s, %d snapshots read back, %d rows x %d columns", build.build_id,
+    log.info("%s: build %s, %d snapshots read back, %d rows x %d columns", what, build.build_id,
              len(back.snapshots), *feats.shape)
     return feats
 
@@ -108,10 +120,4 @@ def graph_features_for_panel(panel: pd.DataFrame, spec: GraphBuildSettings, memb
     t0 = time.perf_counter()
     feats = graph_features(back.snapshots, None, panel, horizons=horizons, gaps=gaps, members=members,
                            progress=progress)
-    feats.index = feats.index.set_levels(feats.index.levels[0].tz_convert(None), level=0)
-    if timings is not None:
-        timings.update(build.seconds, **w, **back.seconds, features=time.perf_counter() - t0,
-                       n_snapshots=len(back.snapshots))
-    log.info("graph features (panel): build %s, %d snapshots read back, %d rows x %d columns", build.build_id,
-             len(back.snapshots), *feats.shape)
-    return feats
+    return _finish(feats, build, back, w, t0, timings, "graph features (panel)")
