@@ -22,20 +22,23 @@ def _run(args: argparse.Namespace) -> int:
     from graphwiz_trader.backtest.settings import load_backtest_config
     from graphwiz_trader.backtest.runner import format_metrics, run_configured_backtest
     from graphwiz_trader.backtest.scores import read_score_file
+    from graphwiz_trader.data.sources import SourceOptions
 
     cfg = load_backtest_config(args.config)
     folder = open_run(args)
     folder.write_config(cfg)
     report = args.report or folder.file("report.html")
     fmt = args.format or "freqtrade"
-    if args.format not in (None, "synthetic") and not args.source:
+    given = args.source or (args.provider if fmt == "qlib" else None)
+    if args.format not in (None, "synthetic") and not given:
         raise ConfigError(f"--format {args.format} needs --source DIR (without it the SYNTHETIC market is used)")
-    source = None if fmt == "synthetic" else args.source
+    source = None if fmt == "synthetic" else given
     scores = read_score_file(args.scores) if args.scores else None
     run = run_configured_backtest(cfg, source=source, fmt=fmt, report_path=report, progress=progress_enabled(),
                                   tearsheet=args.tearsheet, scores=scores, score_column=args.score_column,
                                   center_scores=args.center_scores, start=args.start, end=args.end,
-                                  symbols=args.symbols, scores_where=f"--scores {args.scores}")
+                                  symbols=args.symbols, scores_where=f"--scores {args.scores}",
+                                  source_options=SourceOptions.from_args(args))
     strat = run.results["strategy"]
     print(run.label)
     print(f"score: {run.score_name}")

@@ -37,8 +37,9 @@ from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.core.timeframes import timeframe_delta
 from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.data.ranges import cut_to_range
-from graphwiz_trader.data.sources import load_universe
-from graphwiz_trader.data.universe import mask_values
+from graphwiz_trader.data.calendars import bars_per_year
+from graphwiz_trader.data.sources import SourceOptions, load_universe
+from graphwiz_trader.data.universe import mask_values, membership_mask
 from graphwiz_trader.data.synthetic import SyntheticMarketSettings, generate_synthetic_market
 from graphwiz_trader.errors import ConfigError, DataError, UnknownSymbolError
 from graphwiz_trader.portfolio.rolling import RollingResult, per_bar_returns, rolling_optimise
@@ -61,6 +62,8 @@ class MarketData:
     communities: dict[str, int] | None = None
     synthetic_signal: pd.DataFrame | None = None
     rebalance: int | str | None = None
+    calendar: str = "24/7"
+    membership: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,12 +124,14 @@ def trim_to_common_end(bars: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]
 
 def load_market(cfg: BacktestRunSettings, source: str | Path | None, fmt: str = "freqtrade", *,
                 symbols: list[str] | None = None, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
-                instruments: list[str] | None = None) -> MarketData:
+                instruments: list[str] | None = None, options: SourceOptions | None = None) -> MarketData:
     """The synthetic default (``source=None``) or real bars from ``source``.
 
     ``symbols``, ``start`` and ``end`` (UTC) override ``data.source`` of the config for real data;
     ``symbols`` also selects among the synthetic symbols. ``instruments`` (Qlib codes of a score panel)
     pick the real files to load when no symbols are named: an instrument without a file is an error.
+    ``options``: the source options (calendar, CSV naming, Qlib provider and market); with a Qlib market the
+    membership spans come along (``MarketData.membership``).
     """
     if source is None:
         s = cfg.data.synthetic
@@ -135,19 +140,23 @@ def load_market(cfg: BacktestRunSettings, source: str | Path | None, fmt: str = 
             seed=s.seed, signal_strength=s.signal_strength))
         return MarketData(_select(dict(market.bars), symbols, "the synthetic market"), market.label, s.timeframe,
                           dict(market.clusters), market.signal, s.rebalance)
-    if fmt not in ("freqtrade", "csv", "store"):
-        raise ConfigError(f"--format {fmt!r} is not supported for real data; use freqtrade, csv or store")
+    if fmt not in ("freqtrade", "csv", "store", "qlib"):
+        raise ConfigError(f"--format {fmt!r} is not supported for real data; use freqtrade, csv, qlib or store")
     src = cfg.data.source
     wanted = list(symbols) if symbols else (list(src.symbols) if src.symbols else None)
     if wanted is None and instruments is not None:
-        wanted = _files_for(instruments, source, fmt, src.timeframe)
+        wanted = sorted(i.upper() for i in instruments) if fmt == "qlib" else _files_for(instruments, source, fmt,
+                                                                                           src.timeframe)
     loaded = load_universe(source, fmt, src.timeframe, wanted, start if start is not None else src.start,
-                           end if end is not None else src.end)
+                           end if end is not None else src.end, options=options)
     bars = trim_to_common_end(loaded.bars)
-    label = f"REAL DATA: {len(bars)} pairs, {src.timeframe} bars from {Path(source)}"
+    kind = "pairs" if loaded.calendar == "24/7" else f"instruments on the {loaded.calendar} calendar"
+    origin = (loaded.label.replace(f", {loaded.calendar} calendar", "") if fmt == "qlib" or source is None
+              else str(Path(source)))
+    label = f"REAL DATA: {len(bars)} {kind}, {src.timeframe} bars from {origin}"
     if loaded.dropped:
         label += f" ({len(loaded.dropped)} without bars in the range left out: {', '.join(sorted(loaded.dropped))})"
-    return MarketData(bars, label, src.timeframe)
+    return MarketData(bars, label, src.timeframe, calendar=loaded.calendar, membership=loaded.membership)
 
 
 def _select(bars: dict[str, pd.DataFrame], symbols: list[str] | None, where: str) -> dict[str, pd.DataFrame]:
@@ -204,7 +213,8 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
                             score_column: str | None = None, center_scores: bool = False,
                             start: object = None, end: object = None, symbols: list[str] | None = None,
                             scores_where: str = "the score panel",
-                            universe: pd.DataFrame | None = None) -> BacktestRun:
+                            universe: pd.DataFrame | None = None,
+                            source_options: SourceOptions | None = None) -> BacktestRun:
     """Run the strategy the config describes, its benchmarks and (optionally) the HTML report.
 
     ``data`` skips loading (pass the :func:`load_market` result to run several configs on one market).
@@ -251,7 +261,8 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
     load_lo = lo - warm if lo is not None else None
     if data is None:
         instruments = sorted({str(i) for i in raw.index.get_level_values(1)}) if raw is not None else None
-        data = load_market(cfg, source, fmt, symbols=symbols, start=load_lo, end=hi, instruments=instruments)
+        data = load_market(cfg, source, fmt, symbols=symbols, start=load_lo, end=hi, instruments=instruments,
+                           options=source_options)
     bars = _select(dict(data.bars), symbols, "the bars")
     scores_info: dict[str, object] = {}
     panel_scores: ScorePanel | None = None
@@ -274,10 +285,12 @@ def run_configured_backtest(cfg: BacktestRunSettings, source: str | Path | None 
         bars, _ = cut_to_range(bars, load_lo, hi, explicit=True)
     panel = MarketPanel.from_bars(bars, bar=timeframe_delta(data.timeframe))
     close = panel.close_frame()
+    if universe is None and data.membership is not None:
+        universe = membership_mask(data.membership, pd.DatetimeIndex(panel.index), list(panel.symbols))
     seconds["load"] = time.perf_counter() - t0
 
     bar = panel.bar
-    ppy = cfg.backtest.periods_per_year or float(pd.Timedelta(days=365) / bar)
+    ppy = cfg.backtest.periods_per_year or bars_per_year(data.calendar, data.timeframe)
     window = _bars_in(cfg.portfolio.cov_window, bar)
     if window < 3:
         raise ConfigError(f"portfolio.cov_window {cfg.portfolio.cov_window} is {window} bars of {bar}; need >= 3")

@@ -115,6 +115,17 @@ def expected_opens(calendar: str, timeframe: str, start: pd.Timestamp, end: pd.T
     return pd.DatetimeIndex(idx[(idx >= start) & (idx <= end)], name="datetime")
 
 
+def bars_per_year(calendar: str, timeframe: str) -> float:
+    """Bars in a year of ``calendar`` (for annualising): 8,760 hourly bars on ``24/7``; the bars of a year of
+    sessions on an exchange (XNYS 2023: 250 daily bars, 1,744 hourly ones)."""
+    name = check_calendar(calendar)
+    step = timeframe_delta(timeframe)
+    if name == ALWAYS_OPEN:
+        return float(pd.Timedelta(days=365) / step)
+    year = expected_opens(name, timeframe, pd.Timestamp("2023-01-01", tz="UTC"), pd.Timestamp("2023-12-31 23:59", tz="UTC"))
+    return float(len(year))
+
+
 def calendar_issues(index: pd.DatetimeIndex, calendar: str, timeframe: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
     """Where sorted unique bar open times ``index`` (UTC) disagree with ``calendar``.
 
