@@ -79,3 +79,11 @@ def test_an_unknown_calendar_is_refused_with_a_suggestion():
     assert check_calendar("xnys") == "XNYS"
     with pytest.raises(DataError, match="unknown trading calendar 'XNSY'; did you mean 'XNYS'"):
         check_calendar("XNSY")
+
+
+def test_a_year_has_the_calendars_bars_for_annualising():
+    from graphwiz_trader.data.calendars import bars_per_year
+
+    assert bars_per_year("24/7", "1h") == 8760.0
+    nyse_2023 = expected_opens("XNYS", "1d", pd.Timestamp("2023-01-01", tz="UTC"), pd.Timestamp("2023-12-31", tz="UTC"))
+    assert bars_per_year("XNYS", "1d") == len(nyse_2023) == 250
