@@ -16,9 +16,11 @@ Accounting (quote currency, per bar t):
 3. Equity at bar t's close = cash + sum(units x close) (missing closes carry the last close).
 
 Units held are path dependent (minimum order size, impact on absolute notional, liquidation), so
-the engine steps through bars; each step is a handful of numpy operations over all symbols and
-everything that does not depend on the path (marks, tradability, ADV, funding times, schedule) is
-precomputed for the whole panel.
+:func:`graphwiz_trader.backtest.fills.walk_fills` steps through the bars where something can happen
+(fill bars on spot; every bar on futures), a fixed handful of NumPy calls over all symbols per bar.
+Everything that does not depend on the path (marks, tradability, ADV, funding times, schedule) is
+precomputed for the whole panel, and what follows from the fills (units, notionals, impact per symbol,
+weights, orders not sent) is computed for the whole panel afterwards.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from graphwiz_trader.backtest.fills import FuturesRules, walk_fills
 from graphwiz_trader.backtest.metrics import compute_metrics
 from graphwiz_trader.backtest.settings import BacktestSettings
 from graphwiz_trader.core.threads import single_threaded
@@ -38,6 +41,7 @@ from graphwiz_trader.errors import DataError, GraphwizError, UnknownSymbolError
 log = logging.getLogger(__name__)
 _YEAR = pd.Timedelta(days=365)
 _FUNDING_PERIOD_NS = pd.Timedelta(hours=8).value
+_OHLCV = ("open", "high", "low", "close", "volume")
 
 
 class TargetWeightError(GraphwizError):
@@ -68,21 +72,32 @@ class MarketPanel:
                 raise DataError(f"{sym}: bars need a tz-aware UTC DatetimeIndex")
             if df.index.has_duplicates:
                 raise DataError(f"{sym}: duplicate bar timestamps, e.g. {df.index[df.index.duplicated()][0]}")
-            missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
+            missing = [c for c in _OHLCV if c not in df.columns]
             if missing:
                 raise DataError(f"{sym}: missing column(s) {', '.join(missing)}")
         symbols = tuple(bars)
-        wide = pd.concat({s: bars[s][["open", "high", "low", "close", "volume"]] for s in symbols}, axis=1,
-                         sort=True)
-        index = pd.DatetimeIndex(wide.index, name="datetime")
-        arr = wide.to_numpy(dtype="float64").reshape(len(index), len(symbols), 5)
+        frames = [bars[s] for s in symbols]
+        union = frames[0].index
+        for df in frames[1:]:
+            if not df.index.equals(union):
+                union = union.union(df.index)
+        index = pd.DatetimeIndex(union if union.is_monotonic_increasing else union.sort_values(), name="datetime")
+        stamps = index.asi8
+        fields = tuple(np.full((len(index), len(symbols)), np.nan) for _ in _OHLCV)
+        for j, df in enumerate(frames):
+            own = df.index.as_unit(index.unit).asi8
+            first = int(np.searchsorted(stamps, own[0])) if len(own) else 0
+            rows = (slice(first, first + len(own)) if np.array_equal(stamps[first:first + len(own)], own)
+                    else np.searchsorted(stamps, own))  # a slice for a gap-free run of the union (the usual case)
+            for values, column in zip(fields, _OHLCV):
+                values[rows, j] = df[column].to_numpy(dtype="float64")
         if bar is None:
             diffs = np.diff(index.asi8)
             if len(diffs) == 0:
                 raise DataError("need at least two bar times to infer the bar length; pass bar=")
             vals, counts = np.unique(diffs, return_counts=True)
             bar = pd.Timedelta(int(vals[np.argmax(counts)]), unit="ns")
-        return cls(index, symbols, *(np.ascontiguousarray(arr[:, :, k]) for k in range(5)), bar=bar)
+        return cls(index, symbols, *fields, bar=bar)
 
     def close_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.close, index=self.index, columns=list(self.symbols))
@@ -219,12 +234,15 @@ def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame
     if not targets.index.isin(panel.index).all():
         bad = targets.index[~targets.index.isin(panel.index)][:3]
         raise DataError(f"target weights at times that are not bar times: {', '.join(map(str, bad))}")
-    W = targets.reindex(index=panel.index, columns=syms).to_numpy(dtype="float64")
-    has_row = np.isfinite(W).any(axis=1)
-    decide = has_row & rebalance_mask(panel.index, panel.bar, settings.rebalance)
-    W = np.nan_to_num(W, nan=0.0)
-    if not np.isfinite(W).all():
+    if targets.index.equals(panel.index) and list(targets.columns) == syms:
+        W = targets.to_numpy(dtype="float64", copy=True)
+    else:
+        W = targets.reindex(index=panel.index, columns=syms).to_numpy(dtype="float64")
+    if np.isinf(W).any():
         raise TargetWeightError("target weights contain +-inf")
+    missing = np.isnan(W)
+    decide = ~missing.all(axis=1) & rebalance_mask(panel.index, panel.bar, settings.rebalance)
+    np.copyto(W, 0.0, where=missing)
     _check_targets(W, decide, panel.index, settings)
 
     c = settings.costs
@@ -236,99 +254,68 @@ def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame
     capital = float(settings.initial_capital)
 
     O, H, L, C, V = panel.open, panel.high, panel.low, panel.close, panel.volume
-    Cf = pd.DataFrame(C).ffill().to_numpy()
-    Cf0 = np.nan_to_num(Cf, nan=0.0)
-    prev_mark = np.vstack([np.zeros((1, N)), Cf0[:-1]])
+    Cf0 = _nan_to_zero(pd.DataFrame(C).ffill().to_numpy())  # close, carried over gaps; 0 before the first bar
     open_ok = np.isfinite(O)
-    Omark = np.where(open_ok, O, prev_mark)
-    tradable = open_ok & (np.nan_to_num(V, nan=0.0) > 0)
+    Omark = O.copy()  # the open, else the last close (0 before the first bar)
+    Omark[0, ~open_ok[0]] = 0.0
+    np.copyto(Omark[1:], Cf0[:-1], where=~open_ok[1:])
+    tradable = open_ok & (V > 0)  # NaN volume compares False
     inv_sqrt_adv = np.zeros((T, N))
     if impact_k > 0:
-        quote_vol = pd.DataFrame(np.nan_to_num(V, nan=0.0) * Cf0)
-        adv = quote_vol.rolling(c.impact_volume_window_bars, min_periods=1).mean().to_numpy()
-        adv_prev = np.vstack([np.zeros((1, N)), adv[:-1]])
-        with np.errstate(divide="ignore"):
-            inv_sqrt_adv = np.where(adv_prev > 0, 1.0 / np.sqrt(np.where(adv_prev > 0, adv_prev, 1.0)), 0.0)
-        tradable &= adv_prev > 0
-    trf = tradable.astype("float64")
+        quote_vol = _nan_to_zero(V.copy())
+        quote_vol *= Cf0
+        adv = pd.DataFrame(quote_vol).rolling(c.impact_volume_window_bars, min_periods=1).mean().to_numpy()[:-1]
+        known = adv > 0  # the ADV known at t-1 prices an order at t
+        with np.errstate(invalid="ignore"):  # sqrt of a negative ADV (bad volume): not known, never read
+            np.divide(1.0, np.sqrt(adv), out=inv_sqrt_adv[1:], where=known)
+        tradable[0] = False
+        tradable[1:] &= known
     Osafe = np.where(tradable, O, 1.0)
+    fut = None
     if futures:
-        Lw = np.where(np.isfinite(L), L, Cf0)
-        Hw = np.where(np.isfinite(H), H, Cf0)
-        fund_n = _funding_events(panel.index, panel.bar)
-        fund_rate = settings.funding_rate_bps_per_8h / 1e4
-        mmr = settings.maintenance_margin
-        liq_rate = settings.liquidation_fee_bps / 1e4
+        fut = FuturesRules(low=np.where(np.isfinite(L), L, Cf0), high=np.where(np.isfinite(H), H, Cf0),
+                           funding_events=_funding_events(panel.index, panel.bar),
+                           funding_rate=settings.funding_rate_bps_per_8h / 1e4,
+                           maintenance_margin=settings.maintenance_margin,
+                           liquidation_fee=settings.liquidation_fee_bps / 1e4, close_mark=Cf0)
 
     execute = np.zeros(T, dtype=bool)
     execute[1:] = decide[:-1]
-
-    Q = np.zeros((T, N))
-    DQ = np.zeros((T, N))
-    cash_arr = np.zeros(T)
-    e_open_arr = np.full(T, np.nan)
-    fees = np.zeros(T)
-    slip = np.zeros(T)
-    impact = np.zeros(T)
-    funding = np.zeros(T)
-    liquidation = np.zeros(T)
-    liquidated_at: int | None = None
-
-    q = np.zeros(N)
-    cash = capital
-    alive = True
-    for t in range(T):
-        if alive and execute[t]:
-            e_open = cash + float(q @ Omark[t])
-            e_open_arr[t] = e_open
-            if e_open > 0:
-                px = Osafe[t]
-                dv = (W[t - 1] * e_open - q * px) * trf[t]  # signed notional to trade
-                if min_notional > 0:
-                    dv = np.where(np.abs(dv) < min_notional, 0.0, dv)
-                notional = np.abs(dv)
-                tot = float(notional.sum())
-                if tot > 0:
-                    imp = impact_k * float((notional * np.sqrt(notional)) @ inv_sqrt_adv[t]) if impact_k > 0 else 0.0
-                    f = tot * fee_rate
-                    s = tot * ss_rate
-                    cash -= float(dv.sum()) + f + s + imp
-                    dq = dv / px
-                    q = q + dq
-                    DQ[t] = dq
-                    fees[t], slip[t], impact[t] = f, s, imp
-        if futures and alive:
-            if q.any():
-                worst_px = np.where(q > 0, Lw[t], Hw[t])
-                worst_eq = cash + float(q @ worst_px)
-                gross_worst = float(np.abs(q) @ worst_px)
-                if worst_eq < mmr * gross_worst:
-                    fee = liq_rate * gross_worst
-                    liquidation[t] = min(fee, max(worst_eq, 0.0))
-                    cash = max(worst_eq - fee, 0.0)
-                    q = np.zeros(N)
-                    alive = False
-                    liquidated_at = t
-            if alive and fund_n[t] > 0 and q.any():
-                fcost = fund_n[t] * fund_rate * float(q @ Cf0[t])
-                cash -= fcost
-                funding[t] = fcost
-        Q[t] = q
-        cash_arr[t] = cash
+    walk = walk_fills(W, execute, Omark, Osafe, tradable, inv_sqrt_adv, capital=capital, fee_rate=fee_rate,
+                      spread_slippage_rate=ss_rate, impact_k=impact_k, min_notional=min_notional, futures=fut)
+    DQ, cash_arr, e_open_arr, liquidated_at = walk.trade_units, walk.cash, walk.equity_at_open, walk.liquidated_at
+    Q = np.cumsum(DQ, axis=0)  # units held: the running sum of fills (bit for bit the loop's q + dq)
+    if liquidated_at is not None:
+        Q[liquidated_at:] = 0.0
 
     # fills, impact per symbol and orders not sent, recomputed over the whole panel
     NOT = DQ * Osafe
-    IMP = impact_k * np.abs(NOT) * np.sqrt(np.abs(NOT)) * inv_sqrt_adv if impact_k > 0 else np.zeros((T, N))
-    ex = np.flatnonzero(execute & np.isfinite(e_open_arr) & (e_open_arr > 0))
-    q_before = np.vstack([np.zeros((1, N)), Q[:-1]])[ex]
-    want = np.abs(W[ex - 1] * e_open_arr[ex, None] - q_before * Omark[ex]) > 1e-12 * e_open_arr[ex, None]
-    skipped_untradable = int(np.count_nonzero(want & ~tradable[ex]))
-    skipped_small = int(np.count_nonzero(want & tradable[ex] & (DQ[ex] == 0))) if min_notional > 0 else 0
+    if impact_k > 0:
+        abs_not = np.abs(NOT)
+        IMP = impact_k * abs_not
+        IMP *= np.sqrt(abs_not, out=abs_not)
+        IMP *= inv_sqrt_adv
+    else:
+        IMP = np.zeros((T, N))
+    ex = np.flatnonzero(execute & (e_open_arr > 0))  # NaN (no fill bar, or after a liquidation) compares False
+    rows = slice(ex[0], ex[-1] + 1) if len(ex) and ex[-1] - ex[0] + 1 == len(ex) else ex  # a view when contiguous
+    prev = slice(rows.start - 1, rows.stop - 1) if isinstance(rows, slice) else ex - 1
+    e_ex = e_open_arr[rows, None]
+    gap = W[prev] * e_ex
+    gap -= Q[prev] * Omark[rows]
+    want = np.abs(gap, out=gap) > 1e-12 * e_ex
+    tradable_ex = tradable[rows]
+    skipped_untradable = int(np.count_nonzero(want & ~tradable_ex))
+    skipped_small = int(np.count_nonzero(want & tradable_ex & (DQ[rows] == 0))) if min_notional > 0 else 0
 
     equity = cash_arr + np.einsum("ij,ij->i", Q, Cf0)
+    weights = Q * Cf0
     with np.errstate(divide="ignore", invalid="ignore"):
-        weights = np.where(equity[:, None] > 0, Q * Cf0 / equity[:, None], 0.0)
-        turnover = np.where(np.isfinite(e_open_arr) & (e_open_arr > 0), np.abs(NOT).sum(axis=1) / e_open_arr, 0.0)
+        weights /= equity[:, None]
+        turnover = np.where(e_open_arr > 0, walk.traded_notional / e_open_arr, 0.0)
+    positive = equity > 0
+    if not positive.all():
+        weights[~positive] = 0.0
     idx = panel.index
     ppy = settings.periods_per_year or float(_YEAR / panel.bar)
     skipped = {"untradable": skipped_untradable, "below_min_order": skipped_small}
@@ -351,8 +338,8 @@ def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame
         trade_notional=pd.DataFrame(NOT, index=idx, columns=syms),
         impact_cost=pd.DataFrame(IMP, index=idx, columns=syms),
         turnover=pd.Series(turnover, index=idx, name="turnover"),
-        costs=pd.DataFrame({"fees": fees, "spread_slippage": slip, "impact": impact, "funding": funding,
-                            "liquidation": liquidation}, index=idx),
+        costs=pd.DataFrame({"fees": walk.fees, "spread_slippage": walk.spread_slippage, "impact": walk.impact,
+                            "funding": walk.funding, "liquidation": walk.liquidation}, index=idx),
         initial_capital=capital,
         periods_per_year=ppy,
         settings=settings,
@@ -362,22 +349,33 @@ def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame
     )
 
 
+def _nan_to_zero(x: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(x, nan=0.0)`` in place: NaN -> 0, infinities -> the largest finite floats."""
+    np.copyto(x, 0.0, where=np.isnan(x))
+    if not np.isfinite(x).all():
+        np.nan_to_num(x, copy=False)
+    return x
+
+
 def _check_targets(W: np.ndarray, decide: np.ndarray, index: pd.DatetimeIndex, settings: BacktestSettings) -> None:
-    rows = W[decide]
+    rows = W if decide.all() else W[decide]
     if not len(rows):
         return
     times = index[decide]
     tol = 1e-9
+    lowest = float(rows.min())
+    total = None
     if settings.market == "spot":
-        neg = (rows < -tol).any(axis=1)
-        if neg.any():
+        if lowest < -tol:
+            neg = (rows < -tol).any(axis=1)
             raise TargetWeightError(f"spot targets cannot be short: negative weight at {times[neg][0]}; "
                                     "use market: futures for long-short")
-        over = rows.sum(axis=1) > 1.0 + tol
+        total = rows.sum(axis=1)
+        over = total > 1.0 + tol
         if over.any():
-            raise TargetWeightError(f"spot targets sum to {rows.sum(axis=1)[over][0]:.6g} > 1 at "
+            raise TargetWeightError(f"spot targets sum to {total[over][0]:.6g} > 1 at "
                                     f"{times[over][0]}; spot cannot be levered")
-    gross = np.abs(rows).sum(axis=1)
+    gross = total if total is not None and lowest >= 0 else np.abs(rows).sum(axis=1)  # no shorts: gross = sum
     over = gross > settings.max_leverage + tol
     if over.any():
         raise TargetWeightError(f"gross exposure {gross[over][0]:.6g} above max_leverage {settings.max_leverage:g} "
