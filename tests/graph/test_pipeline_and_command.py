@@ -162,3 +162,14 @@ def test_a_window_longer_than_the_data_is_refused_with_both_lengths(tmp_path, ca
                  "--window", "100000", "--stride", "24"])
     assert code == 1
     assert "100000" in capsys.readouterr().err
+
+
+def test_graph_build_loads_the_windows_history_before_start_so_the_first_snapshot_is_at_start(
+        graph_settings, graph_store, monkeypatch, tmp_path):
+    _neo4j_env(monkeypatch, graph_settings)
+    out = tmp_path / "g.json"
+    code = main(["graph", "build", "--format", "synthetic", "--symbols", "SYN00/USDT,SYN01/USDT,SYN02/USDT",
+                 "--window", "48", "--stride", "24", "--start", "2022-04-01", "--json", str(out), "--no-progress"])
+    assert code == 0
+    first = pd.Timestamp(json.loads(out.read_text())["first_snapshot"])
+    assert first == pd.Timestamp("2022-04-01", tz="UTC")   # without the warm-up: 48 bars later

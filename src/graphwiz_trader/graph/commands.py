@@ -49,9 +49,6 @@ def _build(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     fmt = resolve_format(args)
-    loaded = load_universe(args.source, fmt, args.timeframe, args.symbols, args.start, args.end,
-                           options=SourceOptions.from_args(args))
-    bars, label = loaded.bars, loaded.label
     cfg = _config(args)
     settings = _settings(args, cfg)
     given = {"window": args.window, "stride": args.stride, "method": args.method, "min_abs_rho": args.min_abs_rho,
@@ -61,7 +58,13 @@ def _build(args: argparse.Namespace) -> int:
         overrides["top_k"] = None  # --top-k 0: keep every edge
     spec = GraphBuildSettings.from_settings(cfg, exchange="synthetic" if fmt == "synthetic" else args.exchange,
                                         **overrides)
-    print(f"data: {label}: {len(bars)} symbols")
+    # warm-up: the window's closes before --start, so that the first snapshot is taken at --start
+    warmup = spec.window if args.start is not None else 0
+    loaded = load_universe(args.source, fmt, args.timeframe, args.symbols, args.start, args.end,
+                           options=SourceOptions.from_args(args), warmup_bars=warmup)
+    bars, label = loaded.bars, loaded.label
+    print(f"data: {label}: {len(bars)} symbols" + (f" (with up to {warmup} warm-up bars before --start: the "
+                                                    "first snapshot's window)" if warmup else ""))
     if loaded.membership is None:
         build = build_graph(bars, spec, progress=progress_enabled())
     else:  # an index universe: a node only while a member; no regime state
@@ -90,6 +93,8 @@ def _build(args: argparse.Namespace) -> int:
           f"'{build.build_id}'")
     open_run(args).write_summary({"data": label, "symbols": list(bars), "build": build.build_id,
                            "spec": build.info["spec"], "snapshots": len(build.snapshots),
+                           "first_snapshot": str(build.snapshots[0].as_of) if build.snapshots else None,
+                           "last_snapshot": str(build.snapshots[-1].as_of) if build.snapshots else None,
                            "correlation_edges": edges, "lead_edges": leads, "regime_records": len(build.regimes),
                            "uri": uri, "seconds": {**build.seconds, **w, "total": secs}}, args.json)
     return 0
