@@ -46,7 +46,7 @@ def setup(tmp_path_factory):
 
 
 def test_no_position_before_a_symbol_joins_and_none_after_it_leaves(setup) -> None:
-    run, joiner, leaver, universe, index = setup
+    run, joiner, leaver, _, index = setup
     res = run.results[STRATEGY]
     pos = res.weights
     targets = run.rolling.weights

@@ -72,7 +72,7 @@ def test_a_mask_that_leaves_out_a_time_or_a_symbol_is_refused_naming_it() -> Non
 @pytest.mark.parametrize("cut", [45, 71, 111, 159])
 def test_snapshots_with_a_mask_are_unchanged_when_later_bars_are_removed(cut: int) -> None:
     close, members = _panel_and_members()
-    kw = dict(window=WINDOW, stride=STRIDE, min_periods=MIN_PERIODS, top_k=3, lead_max_lag=2)
+    kw = {"window": WINDOW, "stride": STRIDE, "min_periods": MIN_PERIODS, "top_k": 3, "lead_max_lag": 2}
     full = build_snapshots(close, members=members, **kw)
     part = build_snapshots(close.iloc[: cut + 1], members=members.iloc[: cut + 1], **kw)
     t = close.index[cut]

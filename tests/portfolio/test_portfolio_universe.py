@@ -49,7 +49,7 @@ def test_weights_are_zero_before_a_symbol_joins_and_after_it_leaves_and_held_whi
 
 def test_each_decision_equals_the_optimiser_on_that_days_members_only(market) -> None:
     close = market.close_panel()
-    joiner, leaver, universe = _pick(market)
+    _, _, universe = _pick(market)
     times = close.index[[60, JOIN - 1, JOIN, LEAVE - 1, LEAVE, 150]]
     w = rolling_optimise(close, times, market.signal, _settings(), PortfolioConstraints(), universe=universe).weights
     for t in times:
