@@ -266,8 +266,9 @@ def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame
         quote_vol *= Cf0
         adv = pd.DataFrame(quote_vol).rolling(c.impact_volume_window_bars, min_periods=1).mean().to_numpy()[:-1]
         known = adv > 0  # the ADV known at t-1 prices an order at t
-        with np.errstate(invalid="ignore"):  # sqrt of a negative ADV (bad volume): not known, never read
-            np.divide(1.0, np.sqrt(adv), out=inv_sqrt_adv[1:], where=known)
+        with np.errstate(divide="ignore", invalid="ignore"):  # ADV <= 0: not known, set to 0 below
+            np.divide(1.0, np.sqrt(adv), out=inv_sqrt_adv[1:])
+        np.copyto(inv_sqrt_adv[1:], 0.0, where=~known)
         tradable[0] = False
         tradable[1:] &= known
     Osafe = np.where(tradable, O, 1.0)
@@ -290,23 +291,21 @@ def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame
 
     # fills, impact per symbol and orders not sent, recomputed over the whole panel
     NOT = DQ * Osafe
+    IMP = walk.impact_base  # notional ** 1.5 per fill: x impact_k / sqrt(ADV) is the impact paid
     if impact_k > 0:
-        abs_not = np.abs(NOT)
-        IMP = impact_k * abs_not
-        IMP *= np.sqrt(abs_not, out=abs_not)
+        IMP *= impact_k
         IMP *= inv_sqrt_adv
-    else:
-        IMP = np.zeros((T, N))
+    # orders not sent: a wanted trade (|target value - held value| above 1e-12 of equity at the open) without
+    # a fill, on untradable bars or below the minimum notional; only the (bar, symbol) cells without a fill
     ex = np.flatnonzero(execute & (e_open_arr > 0))  # NaN (no fill bar, or after a liquidation) compares False
-    rows = slice(ex[0], ex[-1] + 1) if len(ex) and ex[-1] - ex[0] + 1 == len(ex) else ex  # a view when contiguous
-    prev = slice(rows.start - 1, rows.stop - 1) if isinstance(rows, slice) else ex - 1
-    e_ex = e_open_arr[rows, None]
-    gap = W[prev] * e_ex
-    gap -= Q[prev] * Omark[rows]
-    want = np.abs(gap, out=gap) > 1e-12 * e_ex
-    tradable_ex = tradable[rows]
-    skipped_untradable = int(np.count_nonzero(want & ~tradable_ex))
-    skipped_small = int(np.count_nonzero(want & tradable_ex & (DQ[rows] == 0))) if min_notional > 0 else 0
+    r, j = np.nonzero(DQ[ex] == 0)
+    r = ex[r]
+    e_r = e_open_arr[r]
+    gap = W[r - 1, j] * e_r - Q[r - 1, j] * Omark[r, j]
+    want = np.abs(gap) > 1e-12 * e_r
+    tradable_r = tradable[r, j]
+    skipped_untradable = int(np.count_nonzero(want & ~tradable_r))
+    skipped_small = int(np.count_nonzero(want & tradable_r)) if min_notional > 0 else 0
 
     equity = cash_arr + np.einsum("ij,ij->i", Q, Cf0)
     weights = Q * Cf0

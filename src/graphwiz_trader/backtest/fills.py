@@ -45,6 +45,8 @@ class Walk:
     """What :func:`walk_fills` produced, per bar (T rows).
 
     trade_units : signed units filled at the bar's open (T x N, 0 without a fill).
+    impact_base : ``notional ** 1.5`` of each fill (T x N, quote currency ** 1.5) when impact is on, else 0;
+        times ``impact_k / sqrt(ADV)`` it is the impact paid per symbol.
     cash : cash at the bar's close.
     equity_at_open : equity marked at the open on fill bars (NaN elsewhere and after a liquidation).
     traded_notional : absolute notional filled at the bar's open (quote currency).
@@ -53,6 +55,7 @@ class Walk:
     """
 
     trade_units: np.ndarray
+    impact_base: np.ndarray
     cash: np.ndarray
     equity_at_open: np.ndarray
     traded_notional: np.ndarray
@@ -89,6 +92,7 @@ def walk_fills(weights: np.ndarray, execute: np.ndarray, mark_open: np.ndarray, 
     np.multiply(weights[:-1], tradable[1:], out=target[1:])
     px_tradable = np.where(tradable, price, 0.0)
     trade_units = np.zeros((T, N))
+    impact_base = np.zeros((T, N))
     funding, liquidation = np.zeros(T), np.zeros(T)
     liquidated_at: int | None = None
 
@@ -131,9 +135,10 @@ def walk_fills(weights: np.ndarray, execute: np.ndarray, mark_open: np.ndarray, 
                 if tot > 0:
                     imp = 0.0
                     if use_impact:
-                        sqrt(notional, buf)
-                        buf *= notional
-                        imp = impact_k * float(buf.dot(inv_sqrt_adv[t]))
+                        base = impact_base[t]
+                        sqrt(notional, base)
+                        base *= notional
+                        imp = impact_k * float(base.dot(inv_sqrt_adv[t]))
                     cash -= net + tot * fee_rate + tot * spread_slippage_rate + imp
                     dq = trade_units[t]
                     divide(dv, price[t], dq)
@@ -169,4 +174,4 @@ def walk_fills(weights: np.ndarray, execute: np.ndarray, mark_open: np.ndarray, 
     # cash only changes on visited bars: carry it forward (the initial capital before the first)
     last = np.searchsorted(visit, np.arange(T), side="right") - 1
     cash_arr = np.concatenate([[float(capital)], cash_after])[last + 1]
-    return Walk(trade_units, cash_arr, equity_open, traded, fees, slip, impact, funding, liquidation, liquidated_at)
+    return Walk(trade_units, impact_base, cash_arr, equity_open, traded, fees, slip, impact, funding, liquidation, liquidated_at)
