@@ -237,7 +237,7 @@ def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame
     if targets.index.equals(panel.index) and list(targets.columns) == syms:
         W = targets.to_numpy(dtype="float64", copy=True)
     else:
-        W = targets.reindex(index=panel.index, columns=syms).to_numpy(dtype="float64")
+        W = targets.reindex(index=panel.index, columns=syms).to_numpy(dtype="float64", copy=True)  # ours to edit
     if np.isinf(W).any():
         raise TargetWeightError("target weights contain +-inf")
     missing = np.isnan(W)
@@ -349,7 +349,10 @@ def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame
 
 
 def _nan_to_zero(x: np.ndarray) -> np.ndarray:
-    """``np.nan_to_num(x, nan=0.0)`` in place: NaN -> 0, infinities -> the largest finite floats."""
+    """``np.nan_to_num(x, nan=0.0)``, in place when ``x`` is writable: NaN -> 0, infinities -> the largest
+    finite floats."""
+    if not x.flags.writeable:  # a read-only view (pandas copy-on-write)
+        x = x.copy()
     np.copyto(x, 0.0, where=np.isnan(x))
     if not np.isfinite(x).all():
         np.nan_to_num(x, copy=False)
