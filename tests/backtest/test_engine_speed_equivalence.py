@@ -195,6 +195,14 @@ def test_spot_results_equal_the_previous_implementation_on_a_random_panel_with_c
     assert res.costs["impact"].sum() > 0 and np.count_nonzero(res.trade_units.to_numpy()) > 500
 
 
+def test_a_decision_on_every_bar_equals_the_previous_implementation() -> None:
+    """Fill bars in one unbroken run (the benchmark's case: hourly targets, hourly rebalancing)."""
+    bars = random_bars(seed=15)
+    s = BacktestSettings(initial_capital=40_000.0, rebalance=1, costs=COSTS)
+    out = assert_same_as_previous(bars, random_targets(bars, seed=16).fillna(0.0), s)
+    assert out["result"].skipped["below_min_order"] > 0 and out["result"].skipped["untradable"] > 0
+
+
 def test_spot_without_impact_or_minimum_order_equals_the_previous_implementation() -> None:
     bars = random_bars(seed=21)
     costs = CostModel(taker_fee_bps=7, half_spread_bps=1, slippage_bps=0, impact_coef_bps=0, min_order_notional=0)

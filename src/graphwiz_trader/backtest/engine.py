@@ -298,7 +298,8 @@ def _run(market: MarketPanel | Mapping[str, pd.DataFrame], targets: pd.DataFrame
     # orders not sent: a wanted trade (|target value - held value| above 1e-12 of equity at the open) without
     # a fill, on untradable bars or below the minimum notional; only the (bar, symbol) cells without a fill
     ex = np.flatnonzero(execute & (e_open_arr > 0))  # NaN (no fill bar, or after a liquidation) compares False
-    r, j = np.nonzero(DQ[ex] == 0)
+    contiguous = len(ex) > 0 and ex[-1] - ex[0] + 1 == len(ex)  # fill bars in one run: a view, not a copy
+    r, j = np.nonzero((DQ[ex[0]:ex[-1] + 1] if contiguous else DQ[ex]) == 0)
     r = ex[r]
     e_r = e_open_arr[r]
     gap = W[r - 1, j] * e_r - Q[r - 1, j] * Omark[r, j]
