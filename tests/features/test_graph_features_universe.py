@@ -95,3 +95,19 @@ def test_the_panel_build_id_changes_with_the_mask_and_not_otherwise() -> None:
     other.iloc[100, 0] = False
     assert build_panel_graph(close, SPEC, other).build_id != a
     assert build_panel_graph(close, SPEC, None).build_id != a
+
+
+def test_a_build_the_store_holds_is_read_back_instead_of_written_again_with_reuse(graph_store) -> None:
+    close, members = _panel_and_members()
+    first: dict = {}
+    a = graph_features_for_panel(close, SPEC, members, store=graph_store, horizons=(5,), timings=first, reuse=True)
+    assert "reused_build" not in first                        # not there yet: built and written
+    again: dict = {}
+    b = graph_features_for_panel(close, SPEC, members, store=graph_store, horizons=(5,), timings=again, reuse=True)
+    assert again["reused_build"] == 1.0 and again["n_snapshots"] == first["n_snapshots"]
+    pd.testing.assert_frame_equal(a, b)
+    other = members.copy()
+    other.iloc[100:, 0] = False                               # another universe: another build, written
+    third: dict = {}
+    graph_features_for_panel(close, SPEC, other, store=graph_store, horizons=(5,), timings=third, reuse=True)
+    assert "reused_build" not in third

@@ -186,7 +186,7 @@ def _shared_features(close, members, cfg):
     from graphwiz_trader.research.csi300_data import graph_build_settings
 
     utc = close.index.tz_localize("UTC")
-    panel = pd.DataFrame(close.to_numpy(), index=utc, columns=[f"{c}/CNY" for c in close.columns])
+    panel = pd.DataFrame(close.to_numpy(), index=utc, columns=close.columns)
     mask = pd.DataFrame(members.to_numpy(), index=utc, columns=panel.columns)
     build = build_panel_graph(panel, graph_build_settings(cfg), mask)
     feats = graph_features(build.snapshots, None, panel, horizons=(cfg.mom_days,), gaps=True, members=mask)
@@ -204,8 +204,7 @@ def test_csi300_graph_features_read_back_from_the_store_equal_the_shared_code_on
     assert got.index.names == ["datetime", "instrument"] and got.index.get_level_values(0).tz is None
     expect = ref[list(graph_feature_columns(CFG))].astype(np.float32)
     expect.index = pd.MultiIndex.from_arrays([expect.index.get_level_values(0).tz_convert(None),
-                                              expect.index.get_level_values(1).str.replace("CNY", "")],
-                                             names=["datetime", "instrument"])
+                                              expect.index.get_level_values(1)], names=["datetime", "instrument"])
     pd.testing.assert_frame_equal(got, expect.sort_index())
 
 
@@ -229,10 +228,10 @@ def test_non_members_and_short_histories_are_not_nodes_and_have_no_rows(graph_st
     assert dts[insts == "SH600005"].max() == close.index[99]
     for snap in build.snapshots:
         member_then = bool(members.loc[snap.as_of.tz_convert(None), "SH600005"])
-        assert ("SH600005/CNY" in snap.assets) == member_then
+        assert ("SH600005" in snap.assets) == member_then
     # SH600008 has its first close on day 70: 30 log returns first on day 100, so it is no node before then
     # (and its snapshot metrics are NaN until the first snapshot that holds it)
-    first = min(s.as_of for s in build.snapshots if "SH600008/CNY" in s.assets)
+    first = min(s.as_of for s in build.snapshots if "SH600008" in s.assets)
     assert first.tz_convert(None) >= close.index[100]
     g8 = feats.xs("SH600008", level="instrument")["G_wdeg"]
     assert g8[g8.index < first.tz_convert(None)].isna().all() and g8[g8.index >= first.tz_convert(None)].notna().all()
@@ -514,13 +513,12 @@ def test_an_instrument_is_absent_before_it_joins_csi300_and_after_it_leaves(csi3
     cfg = GraphFeatureSettings(window=60, min_periods=40, stride=5)
     graph = graph_features_csi300(px, members, cfg, store=graph_store)
     utc = px.index.tz_localize("UTC")
-    build = build_panel_graph(pd.DataFrame(px.to_numpy(), index=utc, columns=[f"{c}/CNY" for c in px.columns]),
-                              graph_build_settings(cfg),
-                              pd.DataFrame(members.to_numpy(), index=utc, columns=[f"{c}/CNY" for c in px.columns]))
-    held = [s.as_of.tz_convert(None) for s in build.snapshots if "SH600880/CNY" in s.assets]
+    build = build_panel_graph(pd.DataFrame(px.to_numpy(), index=utc, columns=px.columns), graph_build_settings(cfg),
+                              pd.DataFrame(members.to_numpy(), index=utc, columns=px.columns))
+    held = [s.as_of.tz_convert(None) for s in build.snapshots if "SH600880" in s.assets]
     assert held and min(held) >= pd.Timestamp("2014-06-16") and max(held) <= pd.Timestamp("2014-12-15")
     back = graph_store.read_snapshots(build.build_id)
-    assert [s.as_of.tz_convert(None) for s in back if "SH600880/CNY" in s.assets] == held
+    assert [s.as_of.tz_convert(None) for s in back if "SH600880" in s.assets] == held
     g_days = graph.xs("SH600880", level="instrument").index
     assert len(g_days) > 0
     assert g_days.min() >= pd.Timestamp("2014-06-16") and g_days.max() <= pd.Timestamp("2014-12-15")

@@ -24,6 +24,7 @@ from graphwiz_trader.graph.pipeline import (
     GraphBuildSettings,
     build_graph,
     build_panel_graph,
+    panel_build_identity,
     read_graph,
     write_graph,
 )
@@ -80,7 +81,7 @@ def _finish(feats: pd.DataFrame, build: GraphBuild, back: GraphBuild, writes: di
 def graph_features_for_panel(panel: pd.DataFrame, spec: GraphBuildSettings, members: pd.DataFrame | None = None,
                              store: Any = None, settings: GraphSettings | None = None,
                              horizons: Sequence[int] = MOMENTUM_HORIZONS, gaps: bool = False,
-                             timings: dict | None = None, progress: bool = False) -> pd.DataFrame:
+                             timings: dict | None = None, progress: bool = False, reuse: bool = False) -> pd.DataFrame:
     """Graph features of a close panel through the store, with an optional point-in-time universe.
 
     The panel's snapshots are built (:func:`~graphwiz_trader.graph.pipeline.build_panel_graph`: an asset is
@@ -91,7 +92,7 @@ def graph_features_for_panel(panel: pd.DataFrame, spec: GraphBuildSettings, memb
     Parameters
     ----------
     panel
-        Closes, UTC times x store symbols (``BASE/QUOTE``).
+        Closes, UTC times x symbols (``BTC/USDT``, ``SH600000``).
     spec
         How the graph is built (bars, fractions); ``spec.exchange`` names the assets' exchange in the store.
     members
@@ -100,6 +101,10 @@ def graph_features_for_panel(panel: pd.DataFrame, spec: GraphBuildSettings, memb
         As :func:`graph_features_for_bars`.
     horizons, gaps
         Neighbour-momentum horizons (bars) and the gap columns (see :func:`graph_features`).
+    reuse
+        When the store already holds this build id with its snapshots (the id is a content hash of the spec,
+        the panel and the mask, and a build's snapshots are switched in only once complete), read it back
+        instead of building and writing it again.
 
     Returns
     -------
@@ -111,8 +116,15 @@ def graph_features_for_panel(panel: pd.DataFrame, spec: GraphBuildSettings, memb
     own = store is None
     store = store or GraphStore.connect(settings)
     try:
-        build = build_panel_graph(panel, spec, members, progress=progress)
-        w = write_graph(store, build, spec.exchange)
+        build_id, _ = panel_build_identity(panel, spec, members)
+        held = store.list_builds() if reuse else None
+        if held is not None and (held["build"] == build_id).any() and held.loc[
+                held["build"] == build_id, "snapshots_gen"].notna().all():
+            build, w = GraphBuild([], pd.DataFrame(), {}, build_id), {"write_snapshots": 0.0, "reused_build": 1.0}
+            log.info("graph features (panel): build %s is in the store already; reading it back", build_id)
+        else:
+            build = build_panel_graph(panel, spec, members, progress=progress)
+            w = write_graph(store, build, spec.exchange)
         back = read_graph(store, build.build_id, None, regimes=False)   # its nodes: members only
     finally:
         if own:

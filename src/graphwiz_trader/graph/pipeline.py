@@ -126,6 +126,16 @@ def panel_fingerprint(panel: pd.DataFrame, members: pd.DataFrame | None = None) 
     return h.hexdigest()[:16]
 
 
+def panel_build_identity(panel: pd.DataFrame, spec: GraphBuildSettings,
+                         members: pd.DataFrame | None = None) -> tuple[str, dict[str, Any]]:
+    """``(build id, info)`` of :func:`build_panel_graph` without building: the first 16 hex digits of SHA-256 over
+    the JSON of the build format, the spec (regimes left out), the universe and :func:`panel_fingerprint`."""
+    panel = close_panel(panel, where="close panel")
+    info = {"format": BUILD_FORMAT, "kind": "panel", "spec": asdict(replace(spec, regimes=None)),
+            "universe": [str(c) for c in panel.columns], "panel": panel_fingerprint(panel, members)}
+    return hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()[:16], info
+
+
 def build_panel_graph(panel: pd.DataFrame, spec: GraphBuildSettings, members: pd.DataFrame | None = None,
                       progress: bool = False) -> GraphBuild:
     """Correlation snapshots of a close panel, a node only where ``members`` says so; no regime state.
@@ -133,7 +143,7 @@ def build_panel_graph(panel: pd.DataFrame, spec: GraphBuildSettings, members: pd
     Parameters
     ----------
     panel
-        Closes (UTC times x symbols ``BASE/QUOTE``), NaN where there is no bar.
+        Closes (UTC times x symbols such as ``BTC/USDT`` or ``SH600000``), NaN where there is no bar.
     spec
         Window, stride, method and pruning (bars, fractions); ``spec.regimes`` is not used.
     members
@@ -146,9 +156,7 @@ def build_panel_graph(panel: pd.DataFrame, spec: GraphBuildSettings, members: pd
         the panel's content and the mask (:func:`panel_fingerprint`).
     """
     panel = close_panel(panel, where="close panel")
-    info = {"format": BUILD_FORMAT, "kind": "panel", "spec": asdict(replace(spec, regimes=None)),
-            "universe": [str(c) for c in panel.columns], "panel": panel_fingerprint(panel, members)}
-    build_id = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    build_id, info = panel_build_identity(panel, spec, members)
     params = SnapshotSettings(window=spec.window, stride=spec.stride, min_periods=spec.min_periods,
                               method=spec.method, min_abs_rho=spec.min_abs_rho, top_k=spec.top_k,
                               lead_max_lag=spec.lead_max_lag)

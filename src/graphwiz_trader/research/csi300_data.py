@@ -15,7 +15,6 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.data.universe import membership_mask
 from graphwiz_trader.errors import DataError
 from graphwiz_trader.graph.pipeline import GraphBuildSettings
@@ -106,15 +105,6 @@ def audit_data(cfg: CSI300ReproductionSettings) -> DataAudit:
 # Point-in-time correlation graph features: the shared builders, the graph store and the shared feature code
 # --------------------------------------------------------------------------------------------------------------
 
-STORE_QUOTE = "CNY"
-"""A-shares trade in yuan: instrument ``SH600000`` is the store symbol ``SH600000/CNY``."""
-
-
-def store_symbol(code: str) -> str:
-    """Qlib instrument code -> graph-store symbol (``SH600000`` -> ``SH600000/CNY``)."""
-    return f"{code}/{STORE_QUOTE}"
-
-
 def graph_build_settings(cfg: GraphFeatureSettings) -> GraphBuildSettings:
     """The shared build spec of the CSI300 graph: Pearson correlation of daily log returns over ``window``
     trading days, a snapshot every ``stride`` days, edges among each node's ``top_k`` strongest |rho|
@@ -131,7 +121,7 @@ def graph_features_csi300(close: pd.DataFrame, members: pd.DataFrame | None = No
     Parameters
     ----------
     close : adjusted closes, rows = trading days (ascending, tz-naive dates), columns = instruments
-        (``SH600000``); NaN where no bar.
+        (``SH600000``, also their graph-store symbols); NaN where no bar.
     members : same shape, True where the instrument is an index member that day (``None``: all).
     cfg : window, stride, pruning, momentum horizon (trading days).
     store : an open :class:`~graphwiz_trader.graph.store.GraphStore`; ``None``: one is opened from the
@@ -144,7 +134,8 @@ def graph_features_csi300(close: pd.DataFrame, members: pd.DataFrame | None = No
     built by :func:`graphwiz_trader.graph.pipeline.build_panel_graph` (a node only when a member on the
     snapshot day), written to the graph store under their build id and read back; the features are
     :func:`graphwiz_trader.features.graph_features.graph_features` of what was read (the snapshot metrics,
-    ``G_nbr_mom_<mom_days>`` and its gap). An instrument has rows only on days it is a member.
+    ``G_nbr_mom_<mom_days>`` and its gap). An instrument has rows only on days it is a member. A build the store
+    already holds (same id: same spec, closes and membership) is read back without building it again.
     """
     from graphwiz_trader.features.graph_pipeline import graph_features_for_panel
 
@@ -154,13 +145,11 @@ def graph_features_csi300(close: pd.DataFrame, members: pd.DataFrame | None = No
         raise DataError("graph_features_csi300: members must have the same index and columns as close")
     codes = [str(c) for c in close.columns]
     utc = pd.DatetimeIndex(close.index).tz_localize("UTC")
-    panel = pd.DataFrame(close.to_numpy(dtype=np.float64), index=utc, columns=[store_symbol(c) for c in codes])
-    mask = None if members is None else pd.DataFrame(members.to_numpy(dtype=bool), index=utc, columns=panel.columns)
+    panel = pd.DataFrame(close.to_numpy(dtype=np.float64), index=utc, columns=codes)
+    mask = None if members is None else pd.DataFrame(members.to_numpy(dtype=bool), index=utc, columns=codes)
     feats = graph_features_for_panel(panel, graph_build_settings(cfg), mask, store=store,
-                                     horizons=(cfg.mom_days,), gaps=True, timings=timings)
-    back = {to_qlib_instrument(store_symbol(c)): c for c in codes}
+                                     horizons=(cfg.mom_days,), gaps=True, timings=timings, reuse=True)
     out = feats[list(graph_feature_columns(cfg))].astype(np.float32)
-    out.index = out.index.set_levels(out.index.levels[1].map(back), level=1)
     out.index = out.index.set_names(["datetime", "instrument"])
     return out.sort_index()
 
