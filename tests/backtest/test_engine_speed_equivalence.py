@@ -246,6 +246,21 @@ def test_the_panel_equals_pd_concat_alignment_for_gaps_unsorted_and_mixed_time_z
         np.testing.assert_array_equal(got, want)
 
 
+def test_bars_with_microsecond_timestamps_give_the_same_panel_as_nanosecond_ones() -> None:
+    """Before: pd.concat's union of microsecond indexes that carry a freq is wrong in pandas 2.3 (here 702
+    times for 700 hours), and the bar length read microseconds as nanoseconds (1 h became 3.6 s)."""
+    bars = random_bars(seed=71)
+    micro = {}
+    for sym, df in bars.items():
+        micro[sym] = df.copy()
+        micro[sym].index = df.index.as_unit("us")
+    ns, us = MarketPanel.from_bars(bars), MarketPanel.from_bars(micro)
+    assert len(us.index) == len(ns.index) == 700 and (us.index == ns.index).all()
+    assert us.bar == ns.bar == H
+    for field in FIELDS:
+        np.testing.assert_array_equal(getattr(us, field), getattr(ns, field))
+
+
 @pytest.mark.parametrize("market", ["spot", "futures"])
 def test_an_infinite_target_weight_is_rejected_as_infinite(market: str) -> None:
     """Before: NaN -> 0 also turned inf into 1.8e308, so the inf check never fired and the error spoke

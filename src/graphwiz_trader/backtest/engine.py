@@ -70,25 +70,19 @@ class MarketPanel:
         for sym, df in bars.items():
             if not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None:
                 raise DataError(f"{sym}: bars need a tz-aware UTC DatetimeIndex")
-            if df.index.has_duplicates:
+            # a strictly increasing index answers uniqueness without building a hash table
+            if not (df.index.is_monotonic_increasing and df.index.is_unique) and df.index.has_duplicates:
                 raise DataError(f"{sym}: duplicate bar timestamps, e.g. {df.index[df.index.duplicated()][0]}")
             missing = [c for c in _OHLCV if c not in df.columns]
             if missing:
                 raise DataError(f"{sym}: missing column(s) {', '.join(missing)}")
         symbols = tuple(bars)
         frames = [bars[s] for s in symbols]
-        union = frames[0].index
-        for df in frames[1:]:
-            if not df.index.equals(union):
-                union = union.union(df.index)
-        index = pd.DatetimeIndex(union if union.is_monotonic_increasing else union.sort_values(), name="datetime")
+        index = _union_index([df.index for df in frames])
         stamps = index.asi8
         fields = tuple(np.full((len(index), len(symbols)), np.nan) for _ in _OHLCV)
         for j, df in enumerate(frames):
-            own = df.index.as_unit(index.unit).asi8
-            first = int(np.searchsorted(stamps, own[0])) if len(own) else 0
-            rows = (slice(first, first + len(own)) if np.array_equal(stamps[first:first + len(own)], own)
-                    else np.searchsorted(stamps, own))  # a slice for a gap-free run of the union (the usual case)
+            rows = _rows_in(stamps, df.index.as_unit(index.unit).asi8)
             for values, column in zip(fields, _OHLCV):
                 values[rows, j] = df[column].to_numpy(dtype="float64")
         if bar is None:
@@ -96,11 +90,38 @@ class MarketPanel:
             if len(diffs) == 0:
                 raise DataError("need at least two bar times to infer the bar length; pass bar=")
             vals, counts = np.unique(diffs, return_counts=True)
-            bar = pd.Timedelta(int(vals[np.argmax(counts)]), unit="ns")
+            bar = pd.Timedelta(int(vals[np.argmax(counts)]), unit=index.unit)
         return cls(index, symbols, *fields, bar=bar)
 
     def close_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.close, index=self.index, columns=list(self.symbols))
+
+
+def _rows_in(stamps: np.ndarray, own: np.ndarray) -> slice | np.ndarray | None:
+    """Where the times ``own`` sit in the sorted times ``stamps`` (same unit): a slice when they are a gap-free
+    run of them (the usual case), else positions; None when some are not in ``stamps``."""
+    first = int(np.searchsorted(stamps, own[0])) if len(own) else 0
+    if np.array_equal(stamps[first:first + len(own)], own):
+        return slice(first, first + len(own))
+    pos = np.searchsorted(stamps, own)
+    found = pos < len(stamps)
+    return pos if found.all() and np.array_equal(stamps[pos], own) else None
+
+
+def _union_index(indexes: list[pd.DatetimeIndex]) -> pd.DatetimeIndex:
+    """The sorted union of tz-aware indexes, as ``pd.concat(..., axis=1, sort=True)`` aligns them: the finest
+    time unit, the common time zone (UTC when they differ), named ``datetime``."""
+    units = ("s", "ms", "us", "ns")
+    unit = max((ix.unit for ix in indexes), key=units.index)
+    each = [ix.as_unit(unit).asi8 for ix in indexes]  # UTC epoch in `unit`
+    stamps = np.sort(max(each, key=len))
+    for own in each:
+        if _rows_in(stamps, own) is None:
+            stamps = np.union1d(stamps, own)
+    zones = {str(ix.tz) for ix in indexes}
+    tz = indexes[0].tz if len(zones) == 1 else "UTC"
+    naive = pd.DatetimeIndex(stamps.view(f"datetime64[{unit}]"), name="datetime")
+    return naive.tz_localize("UTC").tz_convert(tz)
 
 
 def rebalance_mask(index: pd.DatetimeIndex, bar: pd.Timedelta, rebalance: int | str) -> np.ndarray:
