@@ -525,3 +525,19 @@ def test_an_instrument_is_absent_before_it_joins_csi300_and_after_it_leaves(csi3
     # and a member over the whole range is there before and after
     whole = graph.xs("SH600000", level="instrument").index
     assert whole.min() < pd.Timestamp("2014-06-16") and whole.max() > pd.Timestamp("2014-12-15")
+    # the portfolio stage: with the membership from instruments/csi300.txt as the universe, the walk-forward
+    # optimiser never weights SH600880 outside its span (and does weight it inside)
+    from graphwiz_trader.data.universe import membership_mask
+    from graphwiz_trader.portfolio import OptimiserSettings, PortfolioConstraints, rolling_optimise
+
+    names = ["SH600880", *CODES_20[:9]]
+    prices = px[names].copy()
+    prices.index = prices.index.tz_localize("UTC")
+    universe = membership_mask(csi300, prices.index, names, market="csi300")
+    decisions = prices.index[60::5]
+    w = rolling_optimise(prices, decisions, None, OptimiserSettings(method="min_volatility", cov_window_bars=60,
+                                                                    periods_per_year=252),
+                         PortfolioConstraints(max_position_weight=0.3), universe=universe).weights
+    day = w.index.tz_convert(None)
+    outside = (day < pd.Timestamp("2014-06-16")) | (day > pd.Timestamp("2014-12-15"))
+    assert (w.loc[outside, "SH600880"] == 0).all() and (w.loc[~outside, "SH600880"] > 0).any()
