@@ -22,8 +22,17 @@ from graphwiz_trader.core.symbols import to_qlib_instrument
 from graphwiz_trader.data.synthetic import generate_synthetic_market
 from graphwiz_trader.errors import GraphwizError, InsufficientDataError
 from graphwiz_trader.models.targets import LabelSpec, make_label
-from graphwiz_trader.research.experiment import WalkForwardSettings, predictions_frame, run_walkforward_many
-from graphwiz_trader.research.fanout import RayUnavailableError, check_reachable, ray_session, run_tasks
+from graphwiz_trader.research.experiment import (
+    WalkForwardSettings,
+    predictions_frame,
+    run_walkforward_many,
+)
+from graphwiz_trader.research.fanout import (
+    RayUnavailableError,
+    check_reachable,
+    ray_session,
+    run_tasks,
+)
 from graphwiz_trader.research.ray_reaper import ray_processes
 
 TIMING = ["seconds", "cpu_seconds"]  # wall and CPU time differ run to run; every other column must not
@@ -115,7 +124,8 @@ def test_the_serial_mode_keeps_order_and_one_thread_and_never_imports_ray():
         print("ok")
     """)
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=root, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 

@@ -22,7 +22,7 @@ from graphwiz_trader.core.commandline import (
 )
 from graphwiz_trader.core.progress import progress_enabled
 from graphwiz_trader.core.runs import open_run
-from graphwiz_trader.data.sources import load_bars
+from graphwiz_trader.data.sources import SourceOptions, load_bars
 from graphwiz_trader.features.pipeline import alpha_features
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.compare import compare_results
@@ -32,7 +32,11 @@ from graphwiz_trader.research.experiment import (
     predictions_frame,
     run_walkforward_many,
 )
-from graphwiz_trader.research.fanout import add_fanout_options, check_reachable, describe
+from graphwiz_trader.research.fanout import (
+    add_fanout_options,
+    check_reachable,
+    describe,
+)
 from graphwiz_trader.research.report import write_walkforward_outputs
 from graphwiz_trader.research.walkforward import walk_forward_folds
 
@@ -47,7 +51,8 @@ def _walkforward(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.ray_address:
         check_reachable(args.ray_address)  # before the data and feature steps, not after them
-    bars, data_label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end)
+    bars, data_label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end,
+                                 options=SourceOptions.from_args(args))
     print(f"data: {data_label}: {len(bars)} symbols")
     run = open_run(args)
     out = run.path

@@ -151,13 +151,12 @@ def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 def _graph_crypto(args: argparse.Namespace) -> int:
     from graphwiz_trader.core.symbols import parse_symbols
+    from graphwiz_trader.research.fanout import check_reachable
     from graphwiz_trader.research.reproduce_crypto import (
         CryptoReproductionSettings,
         format_crypto_table,
         run_graph_crypto,
     )
-
-    from graphwiz_trader.research.fanout import check_reachable
 
     if args.ray_address:
         check_reachable(args.ray_address)  # before the data and feature steps, not after them

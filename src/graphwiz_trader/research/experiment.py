@@ -15,6 +15,10 @@ rebalanced every h bars (so the h-bar returns summed never overlap), log returns
 diagnostic, not a backtest. Feature importance by gain and by mean |SHAP| (LightGBM's ``pred_contrib``)
 on the test bars. Stability: the share of folds in which a feature ranks in the top 20. Uncertainty
 across folds: :mod:`graphwiz_trader.research.stats` (consecutive folds share most training bars).
+
+Each fold of each configuration is one task (:class:`FoldTask` on a :class:`WalkForwardPanel` built once),
+run serially or on Ray by :func:`graphwiz_trader.research.fanout.run_tasks`, with LightGBM at
+:data:`LGB_THREADS` thread, so the numbers do not depend on the mode (docs/research_parallel.md).
 """
 
 from __future__ import annotations

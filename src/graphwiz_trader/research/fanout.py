@@ -270,7 +270,7 @@ def ray_session(workers: int, ray_address: str | None = None) -> Iterator[Any]:
             where = f"--ray-address {ray_address}"
             try:
                 ray.init(address=ray_address, runtime_env={"env_vars": dict(THREAD_ENV)}, **quiet)
-            except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+            except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError, ...
                 raise RayUnavailableError(f"could not connect to the Ray cluster at {where}: "
                                           f"{type(exc).__name__}: {exc}") from None
         else:
@@ -279,7 +279,7 @@ def ray_session(workers: int, ray_address: str | None = None) -> Iterator[Any]:
             try:
                 with _environment(THREAD_ENV):  # the raylet, and so every worker, inherits it
                     ray.init(num_cpus=workers, include_dashboard=False, _temp_dir=str(temp), **quiet)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever Ray raises, said as one clear error
                 raise RayUnavailableError(f"could not start a local Ray instance ({workers} CPUs, temp {temp}): "
                                           f"{type(exc).__name__}: {exc}; run with --workers 1 to stay serial "
                                           "in this process") from None
