@@ -367,7 +367,8 @@ def _run_once(n: int, tf: str, skip: set[str], args: argparse.Namespace, stages:
         rc = proc.wait()
         if failed is None and rc != 0:
             failed, reason = current or "unknown", f"error: exit code {rc}"
-            stages[failed] = {"stage": failed, "status": "error", "reason": reason, "output_tail": tail}
+            stages[failed] = {"stage": failed, "status": "error", "reason": reason, "output_tail": tail,
+                              "seconds_before_error": time.monotonic() - started}
             print(f"{tag} {failed}: FAILED ({reason}); last output:\n  " + "\n  ".join(tail), flush=True)
     finally:
         if proc.poll() is None:
