@@ -1,6 +1,7 @@
 """Research fan-out: the same seeds give the same walk-forward numbers serially and on two Ray workers; results come
 back in submission order; tasks run with one native thread; a task's own error comes back as itself; an address
-nobody answers on fails at once with an error naming it; Ray's processes go when the driver is killed."""
+nobody answers on, or where something other than Ray answers, fails at once with an error naming it; tasks run on an
+existing cluster given by its address; Ray's processes go when the driver that started them is killed."""
 
 from __future__ import annotations
 
@@ -143,24 +144,57 @@ def test_an_address_nobody_answers_on_fails_at_once_naming_it(capsys):
     assert time.perf_counter() - t0 < 15
 
 
+def test_a_port_that_answers_but_is_not_ray_is_refused_within_seconds_not_minutes():
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()  # accepts, never speaks
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(RayUnavailableError, match="but not Ray"):
+            check_reachable(f"127.0.0.1:{server.getsockname()[1]}", timeout=1.0)
+    finally:
+        server.close()
+    assert time.perf_counter() - t0 < 5
+
+
 DRIVER = """
 import sys, time
 from graphwiz_trader.research.fanout import ray_session
-with ray_session(1) as ray:
+with ray_session(2) as ray:
     assert ray.get(ray.remote(num_cpus=1)(lambda x: abs(x)).remote(-1)) == 1  # a worker process exists
-    print("READY", flush=True)
+    print("READY", ray.get_runtime_context().gcs_address, flush=True)
     time.sleep(600)
 """
 
 
+SECOND_DRIVER = """
+import functools, sys
+from graphwiz_trader.research.fanout import run_tasks
+import ray
+print(run_tasks([functools.partial(divmod, 10 * i + 7) for i in range(5)], 5, ray_address=sys.argv[1]),
+      ray.is_initialized())
+"""
+
+
 @pytest.mark.slow
-def test_killing_the_driver_with_sigkill_leaves_no_ray_process_behind():
+def test_tasks_run_on_an_existing_cluster_and_killing_its_driver_with_sigkill_leaves_no_ray_process_behind():
     import ray as ray_pkg
 
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=root, stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+        assert proc.stdout is not None
+        ready, address = proc.stdout.readline().split()
+        assert ready == "READY"
+        # --ray-address: a second driver joins that cluster (with Ray's default token authentication, as a
+        # user would) and gets its results in order, then leaves
+        env = {**os.environ, "RAY_AUTH_MODE": "token"}
+        joined = subprocess.run([sys.executable, "-c", SECOND_DRIVER, address], check=False, cwd=root, env=env,
+                                capture_output=True, text=True, timeout=180)
+        assert joined.stdout.strip() == f"{[divmod(10 * i + 7, 5) for i in range(5)]} False", joined.stderr[-2000:]
         started = ray_processes(proc.pid, [str(Path(ray_pkg.__file__).parent)], exclude=-1)
         names = " ".join(Path(f"/proc/{p}/cmdline").read_text().replace("\0", " ") for p in started)
         assert "gcs_server" in names and "raylet" in names and "ray::" in names  # the cluster this driver started

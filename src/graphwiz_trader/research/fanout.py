@@ -182,10 +182,17 @@ def short_temp_root() -> Path:
     return Path(tempfile.mkdtemp(prefix="gwray", dir=base))
 
 
-def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise :class:`RayUnavailableError` unless something accepts TCP connections at ``address``.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_HTTP2_EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
-    ``address`` is ``host:port`` or ``ray://host:port``; ``auto`` and ``local`` are left to Ray.
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`RayUnavailableError` unless a Ray endpoint answers at ``address`` within ``timeout`` s.
+
+    ``address`` is ``host:port`` or ``ray://host:port``; ``auto`` and ``local`` are left to Ray. Ray's
+    GCS and Ray Client servers speak gRPC: the check opens a TCP connection, sends the HTTP/2 greeting and
+    expects the server's SETTINGS frame back. Without it, ``ray.init`` on a port that accepts connections
+    but is not Ray retries for minutes (measured: over 200 s, printing a warning every few seconds).
     """
     if address in ("auto", "local"):
         return
@@ -195,11 +202,27 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         raise RayUnavailableError(f"--ray-address {address!r}: expected HOST:PORT or ray://HOST:PORT "
                                   "(the head node's GCS address, e.g. 10.0.0.5:6379)")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            pass
+        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as exc:
         raise RayUnavailableError(f"no Ray cluster answers at --ray-address {address} ({exc.strerror or exc}); "
                                   f"is the head node running (ray start --head) and the port open?") from None
+    reply = b""
+    with conn:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return  # a TLS endpoint does not answer the plain HTTP/2 greeting below
+        try:
+            conn.sendall(_HTTP2_PREFACE + _HTTP2_EMPTY_SETTINGS)
+            while len(reply) < 9:
+                chunk = conn.recv(9 - len(reply))
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError:
+            pass  # silence or a reset: not Ray, said below
+    if len(reply) < 9 or reply[3] != 4:  # a gRPC server's first frame is SETTINGS (type 4)
+        raise RayUnavailableError(f"something answers at --ray-address {address}, but not Ray (no gRPC/HTTP/2 "
+                                  "greeting); give the head node's GCS address (port 6379 unless changed) or "
+                                  "ray://HOST:10001 for Ray Client")
 
 
 class _DropTokenNotice(logging.Filter):
@@ -271,8 +294,11 @@ def ray_session(workers: int, ray_address: str | None = None) -> Iterator[Any]:
             try:
                 ray.init(address=ray_address, runtime_env={"env_vars": dict(THREAD_ENV)}, **quiet)
             except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError, ...
+                causes = f"{exc!r} {exc.__cause__!r}"
+                hint = ("; the cluster uses token authentication: set RAY_AUTH_MODE=token and give this process "
+                        "the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)") if "AuthToken" in causes else ""
                 raise RayUnavailableError(f"could not connect to the Ray cluster at {where}: "
-                                          f"{type(exc).__name__}: {exc}") from None
+                                          f"{type(exc).__name__}: {exc}{hint}") from None
         else:
             temp = short_temp_root()
             reaper = _start_reaper([str(temp), str(Path(ray.__file__).parent)])
