@@ -161,11 +161,12 @@ def test_a_port_that_answers_but_is_not_ray_is_refused_within_seconds_not_minute
 
 
 DRIVER = """
-import sys, time
+import os, sys, time
 from graphwiz_trader.research.fanout import ray_session
 with ray_session(2) as ray:
     assert ray.get(ray.remote(num_cpus=1)(lambda x: abs(x)).remote(-1)) == 1  # a worker process exists
-    print("READY", ray.get_runtime_context().gcs_address, flush=True)
+    temp = os.path.dirname(ray._private.worker._global_node.get_session_dir_path())
+    print("READY", ray.get_runtime_context().gcs_address, temp, flush=True)
     time.sleep(600)
 """
 
@@ -187,8 +188,8 @@ def test_tasks_run_on_an_existing_cluster_and_killing_its_driver_with_sigkill_le
     proc = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        ready, address = proc.stdout.readline().split()
-        assert ready == "READY"
+        ready, address, temp = proc.stdout.readline().split()
+        assert ready == "READY" and Path(temp).name.startswith("gwray") and len(temp) < 40
         # --ray-address: a second driver joins that cluster (with Ray's default token authentication, as a
         # user would) and gets its results in order, then leaves
         env = {**os.environ, "RAY_AUTH_MODE": "token"}
@@ -201,10 +202,11 @@ def test_tasks_run_on_an_existing_cluster_and_killing_its_driver_with_sigkill_le
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(_alive(p, s) for p, s in started.items()):
+        while time.monotonic() < deadline and (any(_alive(p, s) for p, s in started.items()) or Path(temp).exists()):
             time.sleep(0.25)
         left = [p for p, s in started.items() if _alive(p, s)]
         assert not left, f"Ray processes still alive 20 s after the driver was killed: {left}"
+        assert not Path(temp).exists()  # the session's files go with them
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -11,15 +11,18 @@ driver's children whose command line names a marker (the session's temp folder o
 folder) or starts with ``ray::``, and all of their descendants, each with its kernel start time (so a
 recycled pid is never hit). When stdin reaches end of file (the driver closed it after ``ray.shutdown()``,
 or the kernel closed it because the driver died) every recorded process still alive gets SIGTERM, and
-SIGKILL one second later if it is still there. Linux only (it reads ``/proc``); elsewhere it exits at once.
+SIGKILL one second later if it is still there; then the session's temp folder is removed. Linux only (it
+reads ``/proc``); elsewhere it exits at once.
 
-Run: ``python ray_reaper.py DRIVER_PID MARKER [MARKER ...]`` with stdin a pipe from the driver.
+Run: ``python ray_reaper.py DRIVER_PID TEMP_DIR [MARKER ...]`` with stdin a pipe from the driver; the temp
+folder is a marker too.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import sys
 import time
@@ -96,9 +99,9 @@ def reap(known: dict[int, int], grace: float = 1.0) -> list[int]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or not os.path.isdir("/proc"):
+    if len(argv) < 3 or not os.path.isdir("/proc"):
         return 0
-    driver, markers = int(argv[0]), argv[1:]
+    driver, temp, markers = int(argv[0]), argv[1], argv[1:]
     me = os.getpid()
     known: dict[int, int] = {}
     while True:
@@ -109,6 +112,7 @@ def main(argv: list[str]) -> int:
             break
         known.update(ray_processes(driver, markers, me))
     reap(known)
+    shutil.rmtree(temp, ignore_errors=True)  # the session's files: nothing uses them once the processes are gone
     return 0
 
 
