@@ -66,3 +66,26 @@ def reset_signals_in_forked_children() -> None:
                 os.register_at_fork(before=_block_before_fork, after_in_parent=_unblock_in_parent)
             os.register_at_fork(after_in_child=_reset_in_child)
             _registered = True
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """In a forked worker: receive SIGKILL when the parent thread that forked it dies (Linux; else nothing).
+
+    Call it first thing in the child with the parent's PID taken before the fork. If the parent is already
+    gone (it died before the call), the child exits at once.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    if prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os._exit(1)

@@ -75,6 +75,7 @@ def _csi300(args: argparse.Namespace) -> int:
     run_dir = open_run(args).path
     cfg = CSI300ReproductionSettings(
         provider_uri=data, seeds=args.seeds, segments=segments, market=market, num_threads=args.threads,
+        workers=args.workers,
         num_boost_round=args.num_boost_round, topk=args.topk, n_drop=args.n_drop,
         exchange_codes=market if args.instruments else None, graph=not args.no_graph,
         graph_config=GraphFeatureSettings(window=args.graph_window, min_periods=max(3, 2 * args.graph_window // 3),
@@ -128,7 +129,10 @@ def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentPars
     add_run_dir_option(p)
     p.add_argument("--no-graph", action="store_true", help="baseline only")
     p.add_argument("--mlflow-dir", metavar="DIR", help="mlflow tracking folder (default: the one store, runs/mlruns)")
-    p.add_argument("--threads", type=int, default=2, help="LightGBM threads (published 20)")
+    p.add_argument("--threads", type=int, default=1, help="LightGBM threads per model (published 20)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="models fitted at once, each in a process forked from this one (1: one after the other); "
+                        "the graph stage runs meanwhile; figures do not depend on it")
     p.add_argument("--kernels", type=int, default=2, help="Qlib expression-engine processes")
     p.add_argument("--cache-dir", metavar="DIR", default="data/qlib/feature_cache",
                    help="where Alpha158's raw frame is cached across runs, keyed by the data folder's files, "

@@ -93,6 +93,18 @@ def dataset_from_raw(raw: pd.DataFrame, segments: dict[str, list[str]]) -> Any:
     return DatasetH(handler=handler, segments=segments)
 
 
+def raw_from_parquet(path: str | Path) -> pd.DataFrame:
+    """A raw frame written by :func:`raw_to_parquet` (or the cache), with its column groups restored."""
+    return _from_parquet(Path(path))
+
+
+def raw_to_parquet(raw: pd.DataFrame, path: str | Path) -> None:
+    """Write a raw frame (column groups ``feature``/``label``) so that :func:`raw_from_parquet` reads it back exactly."""
+    from graphwiz_trader.core.runs import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), _to_parquet_bytes(raw))
+
+
 def alpha158_raw_frame(dataset_config: dict[str, Any], provider_uri: str | Path,
                        cache_dir: Path | None) -> tuple[pd.DataFrame, bool, str | None]:
     """Alpha158's raw frame (``feature`` and ``label`` column groups) for the workflow's dataset config.

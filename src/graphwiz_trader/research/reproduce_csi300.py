@@ -43,6 +43,8 @@ import io
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -51,6 +53,7 @@ from typing import Any
 
 import pandas as pd
 
+from graphwiz_trader.core.forks import die_with_parent
 from graphwiz_trader.data.qlib_runtime import default_mlflow_dir
 from graphwiz_trader.research.csi300_data import (
     DataAudit,
@@ -247,6 +250,45 @@ def _fit_and_record(variant: str, seed: int, dataset: Any, workflow: dict[str, A
                           str(rec.experiment_id), str(rec.id), str(art))
 
 
+# Models fitted side by side run in spawned processes, never forked ones: the run's own process has used
+# LightGBM's OpenMP pool by then (a serial seed, an earlier run, a test), and GNU OpenMP deadlocks in a forked
+# child. Each worker builds its dataset once from the same files (Alpha158's raw frame and the graph features as
+# Parquet), so every model reads the same data as in the serial mode.
+_WORKER_DATASETS: dict[str, Any] = {}
+
+
+def _worker_dataset(variant: str, cfg: "CSI300ReproductionSettings", workflow: dict[str, Any],
+                    frames: dict[str, str]) -> Any:
+    """The variant's dataset in this worker, built on first use from ``frames`` (Parquet paths)."""
+    if variant not in _WORKER_DATASETS:
+        from graphwiz_trader.data.qlib_runtime import init_qlib
+        from graphwiz_trader.research.csi300_cache import dataset_from_raw, raw_from_parquet
+
+        init_qlib(cfg.provider_uri, region="cn", mlflow_dir=cfg.mlflow_dir, kernels=cfg.kernels)
+        with _quiet(io.StringIO()):
+            ds = dataset_from_raw(raw_from_parquet(frames["raw"]), workflow["task"]["dataset"]["kwargs"]["segments"])
+            if variant != "alpha158":
+                ds = _graph_dataset(ds, pd.read_parquet(frames["graph"]), cfg.segments)
+        _WORKER_DATASETS[variant] = ds
+    return _WORKER_DATASETS[variant]
+
+
+def _fit_in_worker(variant: str, seed: int, workflow: dict[str, Any], cfg: "CSI300ReproductionSettings",
+                   frames: dict[str, str], parent: int) -> tuple[SeedResult, str]:
+    """One model in a spawned worker; Qlib's console output comes back with the result."""
+    die_with_parent(parent)
+    sink = io.StringIO()
+    return _fit_and_record(variant, seed, _worker_dataset(variant, cfg, workflow, frames), workflow, cfg, sink), sink.getvalue()
+
+
+def _model_pool(workers: int) -> Any:
+    """A pool of ``workers`` spawned processes (fresh interpreters: no OpenMP or thread state inherited)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+
+
 def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = None, progress: bool = True,
                      on_seed: Callable[[SeedResult], None] | None = None, store: Any = None) -> ReproductionResult:
     """Run the published workflow for every seed (and with graph features when ``cfg.graph``).
@@ -266,6 +308,7 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
     from graphwiz_trader.research.csi300_cache import (
         alpha158_raw_frame,
         dataset_from_raw,
+        raw_to_parquet,
     )
 
     t_all = time.perf_counter()
@@ -289,13 +332,37 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
     variants = ["alpha158"] + (["alpha158+graph"] if cfg.graph else [])
     runs: dict[str, list[SeedResult]] = {v: [] for v in variants}
     bar = progress_counter(total=len(variants) * len(cfg.seeds), desc="reproduce qlib-csi300", unit="model", enabled=progress)
-    try:
-        for seed in cfg.seeds:
-            r = _fit_and_record("alpha158", seed, dataset, workflow, cfg, sink)
-            runs["alpha158"].append(r)
+    pending: dict[str, list[Any]] = {v: [] for v in variants}
+    pool = _model_pool(min(cfg.workers, len(variants) * len(cfg.seeds))) if cfg.workers > 1 else None
+    scratch = Path(tempfile.mkdtemp(prefix="gw_csi300_"))
+    frames = {"raw": cache_path or str(scratch / "alpha158_raw.parquet"), "graph": str(scratch / "graph.parquet")}
+    if pool is not None and cache_path is None:
+        raw_to_parquet(raw, frames["raw"])
+
+    def fit_all(variant: str, ds: Any) -> None:
+        """Every seed of ``variant``: in this process (``workers == 1``) or submitted to the worker pool."""
+        if pool is None:
+            for seed in cfg.seeds:
+                r = _fit_and_record(variant, seed, ds, workflow, cfg, sink)
+                runs[variant].append(r)
+                bar.update(1)
+                if on_seed:
+                    on_seed(r)
+            return
+        pending[variant] = [pool.submit(_fit_in_worker, variant, seed, workflow, cfg, frames, os.getpid())
+                            for seed in cfg.seeds]
+
+    def collect(variant: str) -> None:
+        for fut in pending[variant]:
+            r, text = fut.result()
+            sink.write(text)
+            runs[variant].append(r)
             bar.update(1)
             if on_seed:
                 on_seed(r)
+
+    try:
+        fit_all("alpha158", dataset)   # with workers > 1 these run while the graph stage below runs here
         if cfg.graph:
             t0 = time.perf_counter()
             seg = cfg.segments
@@ -308,17 +375,19 @@ def run_reproduction(cfg: CSI300ReproductionSettings, run_dir: Path | None = Non
             if run_dir is not None:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 graph.to_parquet(run_dir / "graph_features.parquet")
+            if pool is not None:
+                graph.to_parquet(frames["graph"])
             t0 = time.perf_counter()
             with _quiet(sink):
                 gds = _graph_dataset(dataset, graph, cfg.segments)
             timings["graph_dataset"] = round(time.perf_counter() - t0, 2)
-            for seed in cfg.seeds:
-                r = _fit_and_record("alpha158+graph", seed, gds, workflow, cfg, sink)
-                runs["alpha158+graph"].append(r)
-                bar.update(1)
-                if on_seed:
-                    on_seed(r)
+            fit_all("alpha158+graph", gds)
+        for v in variants:
+            collect(v)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(scratch, ignore_errors=True)
         bar.close()
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
