@@ -48,3 +48,35 @@ def test_a_walkforward_that_cannot_fit_one_fold_is_refused_before_any_feature_is
                  "--qlib-dir", str(tmp_path / "q")])
     err = capsys.readouterr().err
     assert code == 1 and "one fold needs 100501 bars" in err and "Traceback" not in err
+
+
+def test_walkforward_start_loads_the_warm_up_before_it_and_starts_the_folds_at_start(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import graphwiz_trader.research.commands as commands
+
+    seen = {}
+    real_features, real_many = commands.alpha_features, commands.run_walkforward_many
+
+    def features(bars, *a, **k):
+        seen["first_bar"] = min(df.index[0] for df in bars.values())
+        return real_features(bars, *a, **k)
+
+    def many(panel, *a, **k):
+        seen["panel"] = panel
+        return real_many(panel, *a, **k)
+
+    monkeypatch.setattr(commands, "alpha_features", features)
+    monkeypatch.setattr(commands, "run_walkforward_many", many)
+    out = tmp_path / "wf.json"
+    code = main(["research", "walkforward", "--start", "2022-01-20", "--train-len", "600", "--test-len", "200",
+                 "--max-folds", "1", "--workers", "1", "--qlib-dir", str(tmp_path / "q"), "--out", str(tmp_path / "r"),
+                 "--json", str(out), "--no-progress"])
+    assert code == 0
+    start = pd.Timestamp("2022-01-20", tz="UTC")
+    assert seen["first_bar"] <= start - pd.Timedelta(hours=61)                 # the look-back was loaded
+    days = seen["panel"].index.get_level_values("datetime")
+    assert days.min() == start.tz_localize(None)                                # inputs only: folds start at start
+    assert seen["panel"].xs(days.min(), level="datetime")[["ROC60", "STD60"]].notna().all().all()
+    fold = json.loads(out.read_text())["runs"]["alpha158"]["folds"][0]
+    assert pd.Timestamp(fold["train_start"]) == start.tz_localize(None)

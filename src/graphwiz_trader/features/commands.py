@@ -20,7 +20,7 @@ from graphwiz_trader.core.timeframes import to_qlib_freq
 from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.data.qlib_bins import prepare_qlib_dir
 from graphwiz_trader.data.sources import LoadedBars, SourceOptions, load_universe
-from graphwiz_trader.features.alpha158 import ALPHA158_LOOKBACK, AlphaFeatureExtractor
+from graphwiz_trader.features.alpha158 import AlphaFeatureExtractor
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -98,13 +98,10 @@ def warmup_bars(args: argparse.Namespace) -> int:
     """Bars loaded before ``--start``: Alpha158's look-back + 1; with ``--graph`` also the correlation window + 1
     and the regime model's first fit (``min_train`` + 2). The rows before ``--start`` are inputs only: the frame
     written starts at ``--start`` (end rule: ``--end`` inclusive, as everywhere)."""
-    need = [ALPHA158_LOOKBACK + 1]
-    if args.graph:
-        from graphwiz_trader.graph.pipeline import regime_params_for
+    from graphwiz_trader.features.pipeline import feature_warmup_bars
 
-        g = load_config_or_default(args.config).graph
-        need += [int(args.graph_window or g.corr_window) + 1, regime_params_for(args.timeframe).min_train + 2]
-    return max(need)
+    window = (args.graph_window or load_config_or_default(args.config).graph.corr_window) if args.graph else None
+    return feature_warmup_bars(args.timeframe, window)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -30,3 +30,21 @@ def alpha_features(bars: dict[str, pd.DataFrame], work_dir: str | Path = "data/q
     qdir = prepare_qlib_dir(bars, work_dir, freq)
     ex = AlphaFeatureExtractor(qdir, freq=freq, extras=extras, mlflow_dir=mlflow_dir)
     return ex.extract(list(bars))
+
+
+def feature_warmup_bars(timeframe: str, graph_window: int | None = None) -> int:
+    """Bars to load before ``--start`` so that no feature is NaN at ``--start`` for want of history.
+
+    Alpha158's longest look-back + 1; with graph features (``graph_window`` bars per correlation window) also
+    the window + 1 and the regime model's first fit (``min_train`` + 2). Counted in each symbol's own bars
+    (:func:`graphwiz_trader.data.ranges.cut_to_range`). The rows before ``--start`` are inputs only.
+    """
+    from graphwiz_trader.features.alpha158 import ALPHA158_LOOKBACK
+
+    need = [ALPHA158_LOOKBACK + 1]
+    if graph_window is not None:
+        from graphwiz_trader.graph.pipeline import regime_params_for
+
+        need += [int(graph_window) + 1, regime_params_for(timeframe).min_train + 2]
+    return max(need)
+

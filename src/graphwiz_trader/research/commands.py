@@ -21,9 +21,10 @@ from graphwiz_trader.core.commandline import (
     resolve_format,
 )
 from graphwiz_trader.core.progress import progress_enabled
+from graphwiz_trader.core.utc import to_utc
 from graphwiz_trader.core.runs import open_run
 from graphwiz_trader.data.sources import SourceOptions, load_bars
-from graphwiz_trader.features.pipeline import alpha_features
+from graphwiz_trader.features.pipeline import alpha_features, feature_warmup_bars
 from graphwiz_trader.models.targets import LabelSpec, make_label
 from graphwiz_trader.research.compare import compare_results
 from graphwiz_trader.research.experiment import (
@@ -51,9 +52,12 @@ def _walkforward(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.ray_address:
         check_reachable(args.ray_address)  # before the data and feature steps, not after them
+    graph_window = (args.graph_window or load_config_or_default(args.config).graph.corr_window) if args.graph else None
+    warm = feature_warmup_bars(args.timeframe, graph_window) if args.start else 0
     bars, data_label = load_bars(args.source, resolve_format(args), args.timeframe, args.symbols, args.start, args.end,
-                                 options=SourceOptions.from_args(args))
-    print(f"data: {data_label}: {len(bars)} symbols")
+                                 options=SourceOptions.from_args(args), warmup_bars=warm)
+    print(f"data: {data_label}: {len(bars)} symbols" + (f" (with up to {warm} warm-up bars before --start; the "
+                                                        "folds start at --start)" if warm else ""))
     run = open_run(args)
     out = run.path
     spec = _label(args, len(bars))
@@ -61,6 +65,8 @@ def _walkforward(args: argparse.Namespace) -> int:
                               embargo=args.embargo, label=spec, seed=args.seed, hpo_trials=args.hpo_trials,
                               max_folds=args.max_folds)
     calendar = pd.DatetimeIndex(sorted(set().union(*(df.index for df in bars.values()))))
+    if args.start:
+        calendar = calendar[calendar >= to_utc(args.start, "--start")]
     # check the folds fit before the expensive Alpha158 step (the label horizon's last bars have no label)
     walk_forward_folds(len(calendar) - spec.horizon, cfg.train_len, cfg.test_len, cfg.stride, cfg.effective_gap,
                        cfg.embargo, spec.horizon, cfg.expanding, cfg.max_folds)
@@ -80,6 +86,9 @@ def _walkforward(args: argparse.Namespace) -> int:
         t_graph = time.perf_counter() - tg
         panel = feats.join(gfeats, how="left")
         runs["hybrid"] = (cfg, None)
+    if args.start:  # the warm-up rows were inputs only: features, labels and folds start at --start
+        lo = to_utc(args.start, "--start").tz_localize(None)
+        panel, label, fwd = (x[x.index.get_level_values("datetime") >= lo] for x in (panel, label, fwd))
     print(f"walk-forward: {len(runs)} variant(s), fold tasks run {describe(args.workers, args.ray_address)}")
     results = run_walkforward_many(panel, label, runs, fwd, workers=args.workers, ray_address=args.ray_address,
                                    progress=progress_enabled(), desc="walk-forward folds")
