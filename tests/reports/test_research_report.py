@@ -97,6 +97,9 @@ def test_graph_features_are_the_graph_feature_module_columns():
     assert set(feature_names()) <= GRAPH_FEATURES
     assert {"G_leadlag", "G_eigvec", "G_mkt_regime_vol_4", "G_mkt_regime_low_vol"} <= GRAPH_FEATURES
     assert not is_graph_feature("KMID0") and not is_graph_feature("G_unknown")
+    # the CSI300 variant's columns: momentum and its gap at 5 days
+    assert all(is_graph_feature(c) for c in feature_names(horizons=(5,), gaps=True))
+    assert not is_graph_feature("G_nbr_mom_x")
 
 
 def test_the_report_draws_signal_panels_marks_graph_features_and_needs_no_network(walkforward_runs, tmp_path,

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -36,9 +38,13 @@ HORIZON_MULTIPLES: tuple[int, ...] = (1, 2, 3, 6, 12, 24, 48)
 N_QUANTILES = 5
 
 
+_MOMENTUM_RE = re.compile(r"^G_nbr_mom(_gap)?_\d+$")
+
+
 def is_graph_feature(name: str) -> bool:
-    """True for a column made by :func:`graphwiz_trader.features.graph_features.graph_features`."""
-    return name in GRAPH_FEATURES
+    """True for a column made by :func:`graphwiz_trader.features.graph_features.graph_features`, the neighbour
+    momentum (and gap) columns of any horizon included (the CSI300 variant uses 5 days)."""
+    return name in GRAPH_FEATURES or bool(_MOMENTUM_RE.match(name))
 
 
 def _forward_sum(fwd: pd.Series, horizon: int, m: int) -> pd.Series:
