@@ -18,6 +18,9 @@ def app_logging(monkeypatch):
     """configure_logging writing to a buffer; every logger level and root handler restored afterwards."""
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
+    for h in saved_handlers:  # a command run by an earlier test left its handler: start without it
+        if getattr(h, "_graphwiz", False):
+            root.removeHandler(h)
     names = ["graphwiz_trader", *THIRD_PARTY, "ccxt.base.exchange", "ccxt.async_support.base.exchange"]
     saved_levels = {n: logging.getLogger(n).level for n in names}
     buf = io.StringIO()
@@ -28,6 +31,9 @@ def app_logging(monkeypatch):
     for h in list(root.handlers):
         if h not in saved_handlers:
             root.removeHandler(h)
+    for h in saved_handlers:
+        if h not in root.handlers:
+            root.addHandler(h)
     root.setLevel(saved_level)
     for n, level in saved_levels.items():
         logging.getLogger(n).setLevel(level)
