@@ -63,8 +63,28 @@ def _runs(spec):
             "all, seed 1, 2 Optuna trials": (WalkForwardSettings(**{**cfg.__dict__, "seed": 1, "hpo_trials": 2}), None)}
 
 
+
+
+def _ran_in_own_process(request) -> bool:
+    """Run this test again in a pytest process of its own and report whether that run passed.
+
+    A Ray driver whose raylet goes away ends its whole process with ``_exit(1)`` (Ray's core worker does this), so
+    a test that starts Ray inside the suite's process could end the suite without a summary. Returns False inside
+    the child (run the body there), True in the parent once the child passed.
+    """
+    if os.environ.get("GW_TEST_CHILD") == request.node.nodeid:
+        return False
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", request.node.nodeid],
+                          env={**os.environ, "GW_TEST_CHILD": request.node.nodeid}, capture_output=True, text=True,
+                          timeout=540, stdin=subprocess.DEVNULL, cwd=request.config.rootpath)
+    assert done.returncode == 0, f"the test failed in its own process:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    assert " passed" in done.stdout.splitlines()[-1]
+    return True
+
 @pytest.mark.slow
-def test_two_ray_workers_give_the_same_predictions_and_fold_figures_as_the_serial_run(synthetic_panel):
+def test_two_ray_workers_give_the_same_predictions_and_fold_figures_as_the_serial_run(synthetic_panel, request):
+    if _ran_in_own_process(request):
+        return
     feats, label, fwd, spec = synthetic_panel
     serial = run_walkforward_many(feats, label, _runs(spec), fwd, workers=1, progress=False)
     ray = run_walkforward_many(feats, label, _runs(spec), fwd, workers=2, progress=False)
@@ -99,7 +119,9 @@ def _fail(shared: object) -> None:
 
 
 @pytest.mark.slow
-def test_ray_results_come_back_in_submission_order_with_one_thread_per_task_and_errors_as_themselves():
+def test_ray_results_come_back_in_submission_order_with_one_thread_per_task_and_errors_as_themselves(request):
+    if _ran_in_own_process(request):
+        return
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module

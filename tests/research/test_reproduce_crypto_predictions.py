@@ -69,7 +69,8 @@ def test_graph_crypto_writes_predictions_parquet_on_a_tiny_real_configuration(gr
     cfg = CryptoReproductionSettings(data=DATA, symbols=("BTC/USDT", "ETH/USDT", "SOL/USDT"), start="2021-01-01",
                                      end="2021-04-30", train_len=600, test_len=120, stride=120, max_folds=2,
                                      seeds=(0,), graph_window=240, graph_stride=24, qlib_dir=tmp_path / "qlib",
-                                     out=tmp_path / "run", num_boost_round=20, early_stopping_rounds=5)
+                                     out=tmp_path / "run", num_boost_round=20, early_stopping_rounds=5,
+                                     workers=1)  # Ray is tested in its own process (tests/research/test_fanout.py)
     res = run_graph_crypto(cfg, progress=False)
     path = Path(res["outputs"]["predictions"])
     assert path == tmp_path / "run" / "predictions.parquet"

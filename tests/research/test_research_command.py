@@ -12,7 +12,7 @@ def test_walkforward_command_writes_fold_metrics_reports_and_the_comparison(grap
     monkeypatch.setenv("NEO4J_PASSWORD", graph_settings.password.get_secret_value())
     out = tmp_path / "wf"
     code = main(["research", "walkforward", "--train-len", "1500", "--test-len", "400", "--max-folds", "2",
-                 "--graph", "--graph-window", "240", "--qlib-dir", str(tmp_path / "q"), "--out", str(out),
+                 "--workers", "1", "--graph", "--graph-window", "240", "--qlib-dir", str(tmp_path / "q"), "--out", str(out),
                  "--json", str(tmp_path / "wf.json")])
     assert code == 0
     res = json.loads((tmp_path / "wf.json").read_text())
