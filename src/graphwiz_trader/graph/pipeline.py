@@ -51,7 +51,9 @@ class GraphBuildSettings:
 
     The defaults of ``window``, ``stride``, ``method``, ``min_abs_rho`` and ``top_k`` are those of
     :class:`~graphwiz_trader.config.settings.GraphSettings` (``corr_window`` etc.); build a spec from a
-    loaded configuration with :meth:`from_settings`.
+    loaded configuration with :meth:`from_settings`. ``lead_min_abs_rho`` (fraction) overrides the lead-lag
+    rule's minimum |lagged correlation| (``None``: the builders' 0.15, set for 720-bar windows; a 60-day window
+    needs about 0.4 for the same false-discovery rate).
     """
 
     window: int = _GRAPH_DEFAULTS.corr_window
@@ -63,6 +65,7 @@ class GraphBuildSettings:
     lead_max_lag: int = 6
     regimes: RegimeSettings | None = None
     exchange: str = "binance"
+    lead_min_abs_rho: float | None = None
 
     @classmethod
     def from_settings(cls, settings: GraphSettings | None = None, **overrides: Any) -> "GraphBuildSettings":
@@ -89,13 +92,26 @@ def resolved_regime_params(bars: dict[str, pd.DataFrame], spec: GraphBuildSettin
     return spec.regimes or regime_params_for(infer_timeframe(next(iter(bars.values())).index))
 
 
+def _spec_dict(spec: GraphBuildSettings) -> dict[str, Any]:
+    """The spec as hashed into a build id; ``lead_min_abs_rho`` only when set (builds made before it existed keep
+    their ids)."""
+    d = asdict(spec)
+    if d.get("lead_min_abs_rho") is None:
+        d.pop("lead_min_abs_rho", None)
+    return d
+
+
+def _lead_kwargs(spec: GraphBuildSettings) -> dict[str, Any]:
+    return {} if spec.lead_min_abs_rho is None else {"lead_min_abs_rho": float(spec.lead_min_abs_rho)}
+
+
 def build_identity(bars: dict[str, pd.DataFrame], spec: GraphBuildSettings) -> tuple[str, dict[str, Any]]:
     """``(build id, info)``: the id is the first 16 hex digits of SHA-256 over ``info``, the JSON of the build
     format, the spec (regime parameters resolved), the universe (sorted symbols) and the bars fingerprint
     (:func:`~graphwiz_trader.data.qlib_bins.bars_fingerprint`: symbols, times and OHLCV values)."""
     if not bars:
         raise DataError("bars: no symbols to build a graph from")
-    spec_d = asdict(replace(spec, regimes=resolved_regime_params(bars, spec)))
+    spec_d = _spec_dict(replace(spec, regimes=resolved_regime_params(bars, spec)))
     info = {"format": BUILD_FORMAT, "spec": spec_d, "universe": sorted(bars), "bars": bars_fingerprint(bars)}
     text = json.dumps(info, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16], info
@@ -106,7 +122,7 @@ def build_graph(bars: dict[str, pd.DataFrame], spec: GraphBuildSettings, progres
     build_id, info = build_identity(bars, spec)
     t0 = time.perf_counter()
     snaps = build_snapshots(bars, spec.window, spec.stride, spec.min_periods, spec.method, spec.min_abs_rho,
-                            spec.top_k, spec.lead_max_lag, progress=progress)
+                            spec.top_k, spec.lead_max_lag, progress=progress, **_lead_kwargs(spec))
     t1 = time.perf_counter()
     regimes = build_regime_state(bars, resolved_regime_params(bars, spec), asset_times=[s.as_of for s in snaps],
                                  progress=progress)
@@ -131,7 +147,7 @@ def panel_build_identity(panel: pd.DataFrame, spec: GraphBuildSettings,
     """``(build id, info)`` of :func:`build_panel_graph` without building: the first 16 hex digits of SHA-256 over
     the JSON of the build format, the spec (regimes left out), the universe and :func:`panel_fingerprint`."""
     panel = close_panel(panel, where="close panel")
-    info = {"format": BUILD_FORMAT, "kind": "panel", "spec": asdict(replace(spec, regimes=None)),
+    info = {"format": BUILD_FORMAT, "kind": "panel", "spec": _spec_dict(replace(spec, regimes=None)),
             "universe": [str(c) for c in panel.columns], "panel": panel_fingerprint(panel, members)}
     return hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()[:16], info
 
@@ -159,7 +175,7 @@ def build_panel_graph(panel: pd.DataFrame, spec: GraphBuildSettings, members: pd
     build_id, info = panel_build_identity(panel, spec, members)
     params = SnapshotSettings(window=spec.window, stride=spec.stride, min_periods=spec.min_periods,
                               method=spec.method, min_abs_rho=spec.min_abs_rho, top_k=spec.top_k,
-                              lead_max_lag=spec.lead_max_lag)
+                              lead_max_lag=spec.lead_max_lag, **_lead_kwargs(spec))
     t0 = time.perf_counter()
     snaps = build_snapshots_from(panel, params, progress=progress, members=members)
     return GraphBuild(snaps, empty_regime_state(), {"snapshots": time.perf_counter() - t0}, build_id, info)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from graphwiz_trader.core.symbols import to_qlib_instrument
-from graphwiz_trader.errors import SettingError
+from graphwiz_trader.errors import DataError, SettingError
 
 LabelKind = Literal["regression", "direction", "drawdown"]
 
@@ -138,3 +138,39 @@ def make_label(bars: dict[str, pd.DataFrame], spec: LabelSpec) -> pd.Series:
 def forward_log_return(bars: dict[str, pd.DataFrame], horizon: int = 1) -> pd.Series:
     """Shorthand for the regression label: log(close[t+horizon]/close[t]) on the shared calendar."""
     return make_label(bars, LabelSpec("regression", horizon))
+
+
+def forward_log_return_panel(close: pd.DataFrame, horizon: int = 1) -> pd.Series:
+    """``log(close[t+horizon] / close[t])`` of a close panel (rows = bar times, columns = Qlib instruments).
+
+    Rows are positions of the panel: a missing close at t or t+horizon gives NaN (no gap is bridged). The
+    result is indexed ``(datetime, instrument)`` with tz-naive UTC datetimes, NaN rows left out.
+    """
+    if horizon < 1:
+        raise SettingError(f"horizon must be >= 1 bar, got {horizon}")
+    if not close.index.is_monotonic_increasing or close.index.has_duplicates:
+        raise DataError("forward_log_return_panel: the close panel's index must be ascending and unique")
+    lc = np.log(close.to_numpy(dtype=np.float64))
+    fwd = np.full_like(lc, np.nan)
+    if len(lc) > horizon:
+        fwd[:-horizon] = lc[horizon:] - lc[:-horizon]
+    idx = pd.DatetimeIndex(close.index)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    out = pd.DataFrame(fwd, index=idx, columns=[str(c) for c in close.columns]).stack(future_stack=True)
+    out.index = out.index.set_names(["datetime", "instrument"])
+    return out.dropna().sort_index().rename("label")
+
+
+def cross_sectional_rank(values: pd.Series, min_count: int = 2) -> pd.Series:
+    """Per datetime, the centred percentile rank ``(rank - 0.5) / n - 0.5`` in (-0.5, 0.5) (average ranks on ties).
+
+    ``n`` is the number of non-NaN values at that datetime; datetimes with fewer than ``min_count`` of them and
+    NaN values give NaN. The rank label of the ablations: a model fitted on it learns the cross-sectional order
+    of the forward return, and its Spearman correlation with it equals that with the return itself.
+    """
+    g = values.groupby(level="datetime")
+    n = g.transform("count")
+    r = g.rank(method="average")
+    out = (r - 0.5) / n - 0.5
+    return out.where(n >= min_count).rename(values.name)

@@ -16,6 +16,11 @@ diagnostic, not a backtest. Feature importance by gain and by mean |SHAP| (Light
 on the test bars. Stability: the share of folds in which a feature ranks in the top 20. Uncertainty
 across folds: :mod:`graphwiz_trader.research.stats` (consecutive folds share most training bars).
 
+``split_by`` (a column of the panel that is not a model input, e.g. the market regime code known at t)
+fits one model per value of that column besides the pooled one, and each test row is scored by the model
+of its value (the pooled model where the value is missing or had fewer than ``split_min_rows`` fitting
+rows): "one model per regime".
+
 Each fold of each configuration is one task (:class:`FoldTask` on a :class:`WalkForwardPanel` built once),
 run serially or on Ray by :func:`graphwiz_trader.research.fanout.run_tasks`, with LightGBM at
 :data:`LGB_THREADS` thread, so the numbers do not depend on the mode (docs/research_parallel.md).
@@ -62,6 +67,8 @@ class WalkForwardSettings:
     early_stopping_rounds: int = 30
     top_k: int = 20
     long_short_fraction: float = 0.2
+    split_by: str | None = None
+    split_min_rows: int = 2000
 
     @property
     def effective_gap(self) -> int:
@@ -242,6 +249,42 @@ class FoldTask:
         return run_fold(panel, self.k, self.cfg, list(self.columns))
 
 
+def _split_models(data: pd.DataFrame, y_all: pd.Series, cols: list[str], cfg: WalkForwardSettings,
+                  params: dict[str, Any], fi: np.ndarray, si: np.ndarray, te: np.ndarray, pooled: pd.Series,
+                  pooled_contrib: np.ndarray, pooled_gain: np.ndarray) -> tuple[pd.Series, np.ndarray, np.ndarray, int]:
+    """One model per value of ``cfg.split_by`` (e.g. the market regime code known at t).
+
+    For each value v with at least ``cfg.split_min_rows`` fitting rows, a booster is fitted on the fold's
+    fitting rows where the column equals v (early stopping on the stopping rows with v) and scores the test
+    rows with v. Test rows whose value is missing, or has too few fitting rows, keep the pooled model's score.
+    SHAP values are those of the model that scored the row; gain is the fitting-row-weighted mean of the
+    models' gains. Returns (scores, contributions, gain, number of regime models fitted).
+    """
+    if cfg.split_by not in data.columns:
+        raise SettingError(f"split_by column {cfg.split_by!r} is not among the panel's columns")
+    key = data[cfg.split_by].to_numpy(dtype=np.float64)
+    score = pooled.to_numpy().copy()
+    contrib = pooled_contrib.copy()
+    gains: list[tuple[int, np.ndarray]] = []
+    key_te = key[te]
+    fitted = 0
+    for v in np.unique(key[fi & ~np.isnan(key)]):
+        fv, sv, tv = fi & (key == v), si & (key == v), key_te == v
+        if fv.sum() < cfg.split_min_rows or not tv.any() or y_all[fv].nunique() < 2:
+            continue
+        b = lgbm.fit_booster(data.loc[fv, cols], y_all[fv], data.loc[sv, cols] if sv.any() else None,
+                             y_all[sv] if sv.any() else None, cfg.label, cfg.seed, params, cfg.num_boost_round,
+                             cfg.early_stopping_rounds)
+        x = data.loc[te, cols][tv]
+        it = b.best_iteration or None
+        score[tv] = lgbm.predict(b, x)
+        contrib[tv] = b.predict(x, num_iteration=it, pred_contrib=True)[:, :-1]
+        gains.append((int(fv.sum()), b.feature_importance("gain", iteration=it)))
+        fitted += 1
+    gain = (sum(n * g for n, g in gains) / sum(n for n, _ in gains)) if gains else pooled_gain
+    return pd.Series(score, index=pooled.index, name="score"), contrib, gain, fitted
+
+
 def run_fold(panel: WalkForwardPanel, k: int, cfg: WalkForwardSettings, cols: list[str]) -> FoldOutput:
     """Fold ``k``: HPO (optional) and the fit on its training bars, scores and figures on its test bars.
 
@@ -264,12 +307,20 @@ def run_fold(panel: WalkForwardPanel, k: int, cfg: WalkForwardSettings, cols: li
                              fwd.reindex(data.index[tr]) if fwd is not None else None)
     fi = dt.isin(fit_d)
     si = dt.isin(stop_d) if stop_d is not None else np.zeros(len(dt), bool)
+    te = dt.isin(test_d)
+    xt = data.loc[te, cols]
     booster = lgbm.fit_booster(data.loc[fi, cols], y_all[fi], data.loc[si, cols] if si.any() else None,
                                y_all[si] if si.any() else None, cfg.label, cfg.seed, params,
                                cfg.num_boost_round, cfg.early_stopping_rounds)
-    te = dt.isin(test_d)
-    xt = data.loc[te, cols]
+    it = booster.best_iteration or None
     score = pd.Series(lgbm.predict(booster, xt), index=xt.index, name="score")
+    contrib = booster.predict(xt, num_iteration=it, pred_contrib=True)[:, :-1]
+    gain_v = booster.feature_importance("gain", iteration=it)
+    trees = int(booster.best_iteration or booster.num_trees())
+    split_models = 0
+    if cfg.split_by is not None:
+        score, contrib, gain_v, split_models = _split_models(data, y_all, cols, cfg, params, fi, si, te, score,
+                                                             contrib, gain_v)
     m = evaluate_predictions(score, y_all[te], cfg.label.is_classification,
                              fwd.reindex(xt.index) if fwd is not None else None, train_label=y_all[tr])
     if fwd is not None:
@@ -280,16 +331,14 @@ def run_fold(panel: WalkForwardPanel, k: int, cfg: WalkForwardSettings, cols: li
         ls = pd.Series(dtype=float)
     ties = int(((fwd == cfg.label.threshold) & panel.fwd_dt.isin(test_d)).sum()) \
         if fwd is not None and panel.fwd_dt is not None and cfg.label.kind == "direction" else m["n_zero_label"]
-    it = booster.best_iteration or None
-    gain = pd.Series(booster.feature_importance("gain", iteration=it), index=cols, name=fold.k)
-    contrib = booster.predict(xt, num_iteration=it, pred_contrib=True)
-    shap = pd.Series(np.abs(contrib[:, :-1]).mean(axis=0), index=cols, name=fold.k)
+    gain = pd.Series(gain_v, index=cols, name=fold.k)
+    shap = pd.Series(np.abs(contrib).mean(axis=0), index=cols, name=fold.k)
     row = {"fold": fold.k, "train_start": str(train_d[0]), "train_end": str(train_d[-1]),
            "test_start": str(test_d[0]), "test_end": str(test_d[-1]), **m,
            "accuracy_minus_majority": m["accuracy"] - m["majority_rate"], "zero_return_rows": ties,
            "long_short_return": float(ls.sum()) if len(ls) else float("nan"),
            "long_short_bars": int(len(ls)),
-           "trees": int(booster.best_iteration or booster.num_trees()),
+           "trees": trees, "split_models": split_models,
            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
     return FoldOutput(row=row, score=score, long_short=ls, gain=gain, shap=shap, params=best)
 
