@@ -467,10 +467,36 @@ def graph_features(snapshots: Sequence[GraphSnapshot], regimes: pd.DataFrame | N
             ll[a:b] = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         cols["G_leadlag"] = np.where(member_t, ll, np.nan)
     cols.update(_regime_columns(regimes, times, syms, names))
-    order = feature_names(names, horizons, gaps)
+    return bar_frame(cols, feature_names(names, horizons, gaps), panel, members, where="graph_features")
+
+
+def bar_frame(cols: dict[str, np.ndarray], order: Sequence[str], panel: pd.DataFrame,
+              members: pd.DataFrame | None = None, where: str = "graph_features") -> pd.DataFrame:
+    """Per-bar ``(T, N)`` arrays as a frame with one row per bar time and asset present (and member).
+
+    Parameters
+    ----------
+    cols
+        ``{name: (T, N) array}`` aligned with ``panel`` (rows = its times, columns = its symbols).
+    order
+        Output columns, in order (each a key of ``cols``).
+    panel
+        The close panel (from :func:`close_panel`): a row exists where the close is not NaN.
+    members
+        Point-in-time universe (see :func:`graph_features`); ``None``: every bar with a close.
+
+    Returns
+    -------
+    DataFrame
+        float64 columns ``order``, MultiIndex ``(datetime, instrument)`` (panel times, Qlib codes), sorted by
+        datetime then instrument.
+    """
+    syms = tuple(str(c) for c in panel.columns)
+    times = pd.DatetimeIndex(panel.index).as_unit("ns")
+    n = len(syms)
     present = ~np.isnan(panel.to_numpy())
     if members is not None:
-        present &= members_at(members, times, syms, where="members given to graph_features")
+        present &= members_at(members, times, syms, where=f"members given to {where}")
     ti, ai = np.nonzero(present)                               # row-major: by time, then symbol
     instruments = np.asarray([to_qlib_instrument(s) for s in syms], dtype=object)
     inst_order = np.argsort(instruments, kind="stable")
