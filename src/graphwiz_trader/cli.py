@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "Alpha158 + extra expressions (and graph features with --graph)"),
     "research": ("graphwiz_trader.research.commands", "walk-forward research"),
     "reproduce": ("graphwiz_trader.research.commands_reproduce",
-                  "reproduce published results (qlib-csi300, graph-crypto)"),
+                  "reproduce published results (qlib-csi300, graph-crypto, paper)"),
     "backtest": ("graphwiz_trader.backtest.commands",
                  "walk-forward max-Sharpe portfolio + cost-aware backtest vs benchmarks"),
     "execution": ("graphwiz_trader.execution.commands",

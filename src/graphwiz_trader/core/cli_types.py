@@ -68,3 +68,30 @@ def positive_float_arg(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
     return value
+
+
+def seeds_arg(text: str) -> tuple[int, ...]:
+    """``3`` -> (0, 1, 2); ``7,11,13`` -> (7, 11, 13) (seeds of model fits)."""
+    try:
+        if "," in text:
+            out = tuple(int(x) for x in text.split(",") if x.strip())
+            if len(set(out)) != len(out) or not out:
+                raise argparse.ArgumentTypeError(f"--seeds must be distinct, got {text!r}")
+            return out
+        n = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--seeds takes a count (3) or a list (7,11,13), got {text!r}") from exc
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--seeds must be >= 1, got {n}")
+    return tuple(range(n))
+
+
+def positive_ints_arg(text: str) -> tuple[int, ...]:
+    """``1,4,24`` -> (1, 4, 24): comma-separated positive integers (horizons in bars)."""
+    try:
+        out = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return out

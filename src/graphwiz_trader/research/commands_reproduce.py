@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 REPRODUCTIONS: list[str] = [
     "graphwiz_trader.research.commands_reproduce:add_csi300_parser",
     "graphwiz_trader.research.commands_reproduce:add_graph_crypto_parser",
+    "graphwiz_trader.research.commands_paper:add_paper_parser",
 ]
 
 
@@ -218,7 +219,7 @@ def add_graph_crypto_parser(rsub: argparse._SubParsersAction) -> argparse.Argume
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``reproduce`` with one subcommand per entry of :data:`REPRODUCTIONS`."""
-    p = sub.add_parser("reproduce", help="reproduce published results (qlib-csi300, graph-crypto)")
+    p = sub.add_parser("reproduce", help="reproduce published results (qlib-csi300, graph-crypto, paper)")
     rsub = p.add_subparsers(dest="reproduce_target", metavar="TARGET")
     for ref in REPRODUCTIONS:
         mod, _, fn = ref.partition(":")
