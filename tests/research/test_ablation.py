@@ -125,3 +125,17 @@ def test_bad_set_ups_are_refused():
         run_ablation(feats, {4: fwd}, [Variant("alpha158", ("noise",))], _settings(), progress=False)
     with pytest.raises(SettingError, match="block"):
         _settings(block="week")
+
+
+def test_shap_by_month_gives_one_row_per_month_of_the_test_rows():
+    from dataclasses import replace
+
+    feats, fwd = _market()
+    cfg = _settings()
+    cfg = replace(cfg, walkforward=replace(cfg.walkforward, shap_blocks="month", max_folds=2))
+    hr = run_ablation(feats, {1: fwd}, [Variant("alpha158", ("noise", "signal"), families={"s": ("signal",)})], cfg,
+                      progress=False)[1]
+    shares = hr.family_shap["alpha158"]
+    months = pd.DatetimeIndex(hr.predictions.index.get_level_values("datetime")).to_period("M")
+    per_fold = hr.predictions.assign(m=months.astype(str)).groupby("fold")["m"].nunique().sum()
+    assert len(shares) == per_fold and shares.index[0].startswith("0:")

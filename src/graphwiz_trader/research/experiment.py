@@ -19,7 +19,8 @@ across folds: :mod:`graphwiz_trader.research.stats` (consecutive folds share mos
 ``split_by`` (a column of the panel that is not a model input, e.g. the market regime code known at t)
 fits one model per value of that column besides the pooled one, and each test row is scored by the model
 of its value (the pooled model where the value is missing or had fewer than ``split_min_rows`` fitting
-rows): "one model per regime".
+rows): "one model per regime". ``shap_blocks="month"`` reports mean |SHAP| per calendar month of each fold's
+test rows instead of per fold (one long test fold still shows how stable the importances are).
 
 Each fold of each configuration is one task (:class:`FoldTask` on a :class:`WalkForwardPanel` built once),
 run serially or on Ray by :func:`graphwiz_trader.research.fanout.run_tasks`, with LightGBM at
@@ -69,6 +70,7 @@ class WalkForwardSettings:
     long_short_fraction: float = 0.2
     split_by: str | None = None
     split_min_rows: int = 2000
+    shap_blocks: str | None = None
 
     @property
     def effective_gap(self) -> int:
@@ -224,7 +226,7 @@ class FoldOutput:
     score: pd.Series
     long_short: pd.Series
     gain: pd.Series
-    shap: pd.Series
+    shap: pd.Series | pd.DataFrame
     params: dict[str, Any] | None
 
 
@@ -332,7 +334,11 @@ def run_fold(panel: WalkForwardPanel, k: int, cfg: WalkForwardSettings, cols: li
     ties = int(((fwd == cfg.label.threshold) & panel.fwd_dt.isin(test_d)).sum()) \
         if fwd is not None and panel.fwd_dt is not None and cfg.label.kind == "direction" else m["n_zero_label"]
     gain = pd.Series(gain_v, index=cols, name=fold.k)
-    shap = pd.Series(np.abs(contrib).mean(axis=0), index=cols, name=fold.k)
+    shap: pd.Series | pd.DataFrame = pd.Series(np.abs(contrib).mean(axis=0), index=cols, name=fold.k)
+    if cfg.shap_blocks == "month":
+        month = pd.DatetimeIndex(xt.index.get_level_values("datetime")).to_period("M").astype(str)
+        shap = pd.DataFrame(np.abs(contrib), columns=cols).groupby(month.to_numpy()).mean()
+        shap.index = [f"{fold.k}:{m}" for m in shap.index]
     row = {"fold": fold.k, "train_start": str(train_d[0]), "train_end": str(train_d[-1]),
            "test_start": str(test_d[0]), "test_end": str(test_d[-1]), **m,
            "accuracy_minus_majority": m["accuracy"] - m["majority_rate"], "zero_return_rows": ties,
@@ -351,7 +357,9 @@ def assemble(outputs: list[FoldOutput], cfg: WalkForwardSettings) -> WalkForward
         prediction_folds=pd.concat([pd.Series(o.row["fold"], index=o.score.index, name="fold", dtype="int64")
                                     for o in outputs]).sort_index(),
         long_short=pd.concat([o.long_short for o in outputs]).sort_index() if outputs else pd.Series(dtype=float),
-        gain=pd.DataFrame([o.gain for o in outputs]), shap=pd.DataFrame([o.shap for o in outputs]), config=cfg,
+        gain=pd.DataFrame([o.gain for o in outputs]),
+        shap=pd.concat([o.shap if isinstance(o.shap, pd.DataFrame) else o.shap.to_frame().T for o in outputs])
+        if outputs else pd.DataFrame(), config=cfg,
         best_params=[o.params for o in outputs if o.params is not None],
     )
 

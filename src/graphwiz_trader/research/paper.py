@@ -110,7 +110,8 @@ def csi300_ablation_settings(cfg: PaperSettings, data: AblationData) -> Ablation
         raise SettingError(f"csi300: too few days for Qlib's split ({n_train} train, {n_test} test)")
     wf = WalkForwardSettings(train_len=n_train, test_len=n_test, gap=h_max, max_folds=1,
                              stop_fraction=n_valid / n_train, lgb_params=dict(CSI300_LGB),
-                             num_boost_round=cfg.csi300_rounds, early_stopping_rounds=50, split_min_rows=50_000)
+                             num_boost_round=cfg.csi300_rounds, early_stopping_rounds=50, split_min_rows=50_000,
+                             shap_blocks="month")
     return AblationSettings(horizons=cfg.csi300.horizons, seeds=cfg.seeds, walkforward=wf, block="month",
                             n_resamples=cfg.n_resamples)
 

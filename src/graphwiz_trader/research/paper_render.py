@@ -169,8 +169,9 @@ def _shap_section(doc: Doc, ds: dict[str, Any]) -> None:
         rows = [[s["family"], _pct(s["mean_share"], 1), _pct(s["std_share"], 1),
                  _pct(s["first_share"], 0), _num(s["rank_corr_consecutive"], 2)] for s in stab]
         doc.p(f"Horizon {h}, variant `{PRIMARY}`:")
-        doc.table(["family", "share of mean |SHAP| (%)", "std across folds (pp)", "folds ranked first (%)",
-                   "rank correlation, consecutive folds"], rows)
+        unit = "folds" if ds["ablation"]["block"] == "fold" else "months"
+        doc.table(["family", "share of mean |SHAP| (%)", f"std across {unit} (pp)", f"{unit} ranked first (%)",
+                   f"rank correlation, consecutive {unit}"], rows)
 
 
 def _costs_section(doc: Doc, key: str, ds: dict[str, Any]) -> None:
