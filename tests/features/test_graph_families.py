@@ -314,3 +314,15 @@ def test_the_daily_preset_has_daily_horizons() -> None:
     assert d.return_horizons == (1, 5, 20) and d.residual_lookbacks == (1, 5, 20, 60)
     assert "R_mom_20" in d.condition_columns
     assert "X_R_mom_20_high_vol" in family_columns(("regime",), d)
+
+
+def test_with_a_membership_mask_rows_are_the_member_rows_of_graph_features(full) -> None:
+    panel = full["panel"]
+    rows = np.arange(len(panel))[:, None]
+    mask = pd.DataFrame((rows % 97 < 60) | (np.arange(panel.shape[1])[None, :] % 2 == 0), index=panel.index,
+                        columns=panel.columns)
+    feats = family_features(full["met"], panel, alpha=full["alpha"], regimes=full["reg"], window=WINDOW,
+                            settings=SETTINGS, members=mask)
+    ref = graph_features(full["snaps"], full["reg"], panel, metrics=full["met"], members=mask)
+    assert feats.index.equals(ref.index) and len(feats) == int(mask.to_numpy().sum())
+    pd.testing.assert_frame_equal(feats, full["feats"].loc[feats.index])     # the mask only selects rows
