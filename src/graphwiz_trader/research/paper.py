@@ -233,7 +233,7 @@ def run_peers(data: AblationData, cfg: PaperSettings, results: dict[int, Horizon
 
 
 def run_paper(cfg: PaperSettings, run_dir: Path, progress: bool = True, store: Any = None) -> dict[str, Any]:
-    """Run every dataset's ablation, peers and costs; returns the payload :mod:`paper_render` turns into the paper."""
+    """Run every dataset's ablation, peers and costs; returns the payload :mod:`graphwiz_trader.research.paper_render` turns into the paper."""
     payload: dict[str, Any] = {"settings": _settings_dict(cfg), "datasets": {}}
     t_all = time.perf_counter()
     if cfg.crypto is not None:
