@@ -134,7 +134,8 @@ def test_two_gats_fits_with_one_seed_give_the_same_predictions_and_another_seed_
 def test_gats_runs_the_capped_epochs_on_one_thread_and_restores_the_thread_count(frame, settings, gats_fit):
     import torch
 
-    assert gats_fit.epochs_run == 2 and gats_fit.best_epoch in (0, 1) and gats_fit.n_features == 20
+    assert gats_fit.epochs_run == 2 and gats_fit.n_features == 20 and len(gats_fit.valid_scores) == 2
+    assert gats_fit.best_epoch == int(np.argmax(gats_fit.valid_scores))
     before = torch.get_num_threads()
     fit_peer("gats", frame, SEGMENTS, seed=3, settings=PeerSettings(gats=GATsSettings(n_epochs=1),
                                                                         provider_uri=settings.provider_uri))
@@ -268,3 +269,22 @@ def test_progress_counts_the_gats_epochs_and_leaves_qlibs_logger_as_it_was(frame
     fit_peer("gats", frame, SEGMENTS, seed=1, settings=settings, progress=True)
     assert ticks == [1, 1, 0]
     assert target.propagate == propagate and target.handlers == handlers
+
+
+def test_a_gats_fit_without_any_finite_validation_score_is_an_error_not_qlibs_unbound_local(frame, settings,
+                                                                                             monkeypatch):
+    from qlib.contrib.model import pytorch_gats_ts
+
+    def nan_fit(self, dataset, evals_result, save_path):
+        evals_result["valid"] = [float("nan")]
+        raise UnboundLocalError("cannot access local variable 'best_param'")  # what Qlib's fit then raises
+
+    monkeypatch.setattr(pytorch_gats_ts.GATs, "fit", nan_fit)
+    with pytest.raises(InsufficientDataError, match=r"no epoch gave a finite validation score \(\[nan\]"):
+        fit_peer("gats", frame, SEGMENTS, seed=0, settings=settings)
+
+
+def test_a_duplicated_row_is_named(frame, settings):
+    doubled = pd.concat([frame, frame.iloc[[7]]])
+    with pytest.raises(DataError, match=r"duplicate \(datetime, instrument\) rows, e\.g\. \(Timestamp\('2014-01-02"):
+        fit_peer("linear", doubled, SEGMENTS, seed=0, settings=settings)

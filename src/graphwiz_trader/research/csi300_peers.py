@@ -22,8 +22,9 @@ Deviations from the GATs YAML (all in :class:`GATsSettings`)
   fitting process (``n_jobs`` 0 instead of Qlib's default 10 workers): the machine has 2 cores and the ablation
   engine fits LightGBM on the other one.
 * ``n_epochs`` capped at :data:`GATS_CPU_EPOCHS` (published 200 with early stopping after 10 epochs without a
-  better validation loss): on one core an epoch over CSI300 2010-2014 takes ~100 s, so 200 epochs do not fit
-  a ~15 min budget. The best epoch (validation loss) of those run is kept, as Qlib does.
+  better validation loss): on one core an epoch over CSI300 2010-2014 (train and Qlib's two scoring passes)
+  takes 100-145 s, so 200 epochs do not fit a ~15 min budget; 6 take ~13 min. The best epoch (validation loss)
+  of those run is kept, as Qlib does. Measured figures: ``docs/csi300_peers.md``.
 * No pretrained LSTM: the YAML loads ``benchmarks/LSTM/csi300_lstm_ts.pkl`` (an LSTM fitted by the LSTM
   benchmark) into GATs' recurrent layers; there is none here, so they start from torch's seeded initialisation.
 * Daily batches are real cross-sections. Qlib 0.9.7's ``DailyBatchSampler`` cuts the rows of its
@@ -69,7 +70,7 @@ GATS_FEATURES: tuple[str, ...] = (
 )
 """The 20 Alpha158 columns of ``FilterCol`` in workflow_config_gats_Alpha158.yaml (its order)."""
 
-GATS_CPU_EPOCHS = 8
+GATS_CPU_EPOCHS = 6
 """Epoch cap of the GATs peer on one CPU core (Qlib's YAML: 200 with early stopping 10)."""
 
 
@@ -146,8 +147,10 @@ class PeerSettings:
 class PeerFit:
     """One fitted peer: its test-segment scores and how the fit went.
 
-    ``epochs_run`` and ``best_epoch`` (0-based) are GATs' (0 for the linear model); ``fit_seconds`` is wall time
-    of dataset preparation, fit and prediction.
+    ``epochs_run`` and ``best_epoch`` (0-based) are GATs' (0 for the linear model), ``valid_scores`` its
+    validation score per epoch (Qlib's ``metric: loss``: minus the mean daily MSE against the CSRankNorm label,
+    higher is better; empty for the linear model); ``fit_seconds`` is wall time of dataset preparation, fit and
+    prediction.
     """
 
     name: str
@@ -157,6 +160,7 @@ class PeerFit:
     epochs_run: int
     best_epoch: int
     fit_seconds: float
+    valid_scores: tuple[float, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -182,6 +186,9 @@ def _check_frame(name: str, frame: pd.DataFrame, seg: dict[str, tuple[str, str]]
                         f"{list(frame.columns[:3])}...")
     if list(frame.index.names) != ["datetime", "instrument"]:
         raise DataError(f"{where}: the frame's index must be (datetime, instrument), got {list(frame.index.names)}")
+    if frame.index.has_duplicates:
+        dup = frame.index[frame.index.duplicated()][0]
+        raise DataError(f"{where}: the frame has duplicate (datetime, instrument) rows, e.g. {dup}")
     groups = frame.columns.get_level_values(0)
     n_label = int((groups == "label").sum())
     if n_label != 1:
@@ -385,6 +392,7 @@ def fit_peer_result(name: str, frame: pd.DataFrame, segments: Segments | Mapping
     _ensure_qlib(settings)
     t0 = time.perf_counter()
     epochs_run = best_epoch = 0
+    valid: list[float] = []
     with _seeded_single_thread(int(seed), settings.num_threads), _qlib_warnings_ignored():
         if name == "linear":
             from qlib.contrib.model.linear import LinearModel
@@ -403,12 +411,16 @@ def fit_peer_result(name: str, frame: pd.DataFrame, segments: Segments | Mapping
             evals: dict[str, list[float]] = {}
             with tempfile.TemporaryDirectory(prefix="gats_") as tmp, _qlib_daily_sampler(gs.cross_sectional_batches), \
                     _epoch_bar(progress, gs.n_epochs, f"GATs seed {seed}", model.logger):
-                model.fit(dataset, evals_result=evals, save_path=str(Path(tmp) / "gats.pt"))
+                try:
+                    model.fit(dataset, evals_result=evals, save_path=str(Path(tmp) / "gats.pt"))
+                except UnboundLocalError as exc:  # Qlib keeps no best state when no epoch has a finite score
+                    raise InsufficientDataError(f"fit_peer('gats'): no epoch gave a finite validation score "
+                                                f"({evals.get('valid')}, seed {seed})") from exc
             if gs.cross_sectional_batches:
                 pred = _predict_cross_sections(model, dataset)
             else:
                 pred = model.predict(dataset)
-            valid = evals.get("valid", [])
+            valid = [float(v) for v in evals.get("valid", [])]
             epochs_run, best_epoch = len(valid), int(np.nanargmax(valid)) if valid else 0
             n_features = gs.d_feat
     pred = pred.astype("float64").sort_index()
@@ -421,7 +433,8 @@ def fit_peer_result(name: str, frame: pd.DataFrame, segments: Segments | Mapping
                                     f"non-finite test scores (seed {seed})")
     seconds = time.perf_counter() - t0
     log.info("peer %s seed %d: %d test scores, %.1f s", name, seed, len(pred), seconds)
-    return PeerFit(name, int(seed), pred, n_features, epochs_run, best_epoch, round(seconds, 2))
+    return PeerFit(name, int(seed), pred, n_features, epochs_run, best_epoch, round(seconds, 2),
+                   tuple(valid) if name == "gats" else ())
 
 
 def fit_peer(name: str, frame: pd.DataFrame, segments: Segments | Mapping[str, Any], seed: int,
