@@ -80,7 +80,9 @@ def _paper(args: argparse.Namespace) -> int:
           f"run folder {run.path}", flush=True)
     payload = run_paper(cfg, run.path, progress=progress_enabled())
     payload["command"] = command
-    atomic_write_bytes(run.path / "paper.json", json.dumps(payload, indent=1, default=str).encode())
+    text = json.dumps(payload, indent=1, default=str)
+    atomic_write_bytes(run.path / "paper.json", text.encode())
+    payload = json.loads(text)          # the paper is written from exactly what paper.json holds
     paths = write_paper(payload, Path(args.paper), command)
     payload["outputs"] = paths
     for key, ds in payload["datasets"].items():
