@@ -142,3 +142,22 @@ def test_the_paper_command_runs_end_to_end_on_a_small_configuration_of_both_data
     assert main(["reproduce", "paper", "--from-json", str(tmp_path / "run" / "paper.json"), "--paper", str(again),
                  "--out", str(tmp_path / "run2")]) == 0
     assert again.read_text().replace("again_files", "paper_files") == md
+
+
+def test_runs_of_one_dataset_each_make_one_paper_and_a_dataset_twice_is_refused(tmp_path):
+    from graphwiz_trader.errors import ConfigError
+    from graphwiz_trader.research.commands_paper import merge_payloads
+
+    a = _payload()
+    b = json.loads(json.dumps(_payload()))
+    b["datasets"] = {"csi300": b["datasets"].pop("crypto")}
+    b["command"] = "graphwiz y"
+    for i, p in enumerate((a, b)):
+        (tmp_path / f"{i}.json").write_text(json.dumps(p))
+    assert main(["reproduce", "paper", "--from-json", str(tmp_path / "0.json"), "--from-json", str(tmp_path / "1.json"),
+                 "--paper", str(tmp_path / "p.md"), "--out", str(tmp_path / "run")]) == 0
+    md = (tmp_path / "p.md").read_text()
+    assert "### crypto: horizon 1 bars" in md and "### csi300: horizon 1 bars" in md
+    assert "graphwiz x\ngraphwiz y" in md and "2 runs of `graphwiz reproduce paper`" in md
+    with pytest.raises(ConfigError, match="more than one run"):
+        merge_payloads([a, a])

@@ -15,12 +15,43 @@ import argparse
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 from graphwiz_trader.core.cli_types import positive_ints_arg, seeds_arg
 from graphwiz_trader.core.commandline import add_json_option, add_run_dir_option
 from graphwiz_trader.core.progress import progress_enabled
 from graphwiz_trader.core.runs import atomic_write_bytes, open_run
 from graphwiz_trader.errors import ConfigError
+
+
+def _read_payload(src: Path) -> dict[str, Any]:
+    if not src.is_file():
+        raise ConfigError(f"--from-json {src}: no such file (a run's paper.json)")
+    try:
+        payload = json.loads(src.read_text())
+        payload["command"], payload["datasets"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--from-json {src}: not a paper.json written by graphwiz reproduce paper ({exc})") from exc
+    return payload
+
+
+def merge_payloads(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """One paper from several runs' figures (e.g. one run per dataset): their datasets side by side, every command
+    that produced them. A dataset given twice is refused (which run's figures would be meant is unclear)."""
+    if len(payloads) == 1:
+        return payloads[0]
+    out: dict[str, Any] = {"settings": payloads[0]["settings"], "datasets": {}, "seconds": 0.0}
+    commands: list[str] = []
+    for p in payloads:
+        for key, ds in p["datasets"].items():
+            if key in out["datasets"]:
+                raise ConfigError(f"--from-json: dataset {key!r} appears in more than one run")
+            out["datasets"][key] = ds
+        out["seconds"] += float(p.get("seconds", 0.0))
+        if p["command"] not in commands:
+            commands.append(p["command"])
+    out["command"] = "\n".join(commands)
+    return out
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -35,16 +66,9 @@ def _paper(args: argparse.Namespace) -> int:
     from graphwiz_trader.research.paper_render import _ci, write_paper
 
     if args.from_json:
-        src = Path(args.from_json)
-        if not src.is_file():
-            raise ConfigError(f"--from-json {src}: no such file (a run's paper.json)")
-        try:
-            payload = json.loads(src.read_text())
-            command = payload["command"]
-        except (ValueError, KeyError) as exc:
-            raise ConfigError(f"--from-json {src}: not a paper.json written by graphwiz reproduce paper ({exc})") from exc
-        paths = write_paper(payload, Path(args.paper), command)
-        print(f"paper: {paths['markdown']} (html {paths['html']}) re-written from {src}")
+        payload = merge_payloads([_read_payload(Path(x)) for x in args.from_json])
+        paths = write_paper(payload, Path(args.paper), payload["command"])
+        print(f"paper: {paths['markdown']} (html {paths['html']}) written from {', '.join(args.from_json)}")
         return 0
     if not args.crypto_data and not args.csi300_data:
         raise ConfigError("reproduce paper: give --crypto-data, --csi300-data or both (the real data lives in "
@@ -138,8 +162,9 @@ def add_paper_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "comma-separated, or none")
     p.add_argument("--peer-epochs", type=int, help="CSI300: cap the GATs epochs (default: the peer settings')")
     p.add_argument("--no-costs", action="store_true", help="skip the max-Sharpe + cost-aware backtests")
-    p.add_argument("--from-json", metavar="PATH", help="only write the paper again from a run's paper.json "
-                   "(the figures and command of that run; nothing is computed)")
+    p.add_argument("--from-json", metavar="PATH", action="append", help="only write the paper again from a run's "
+                   "paper.json (its figures and command; nothing is computed); repeat it to put several runs' datasets "
+                   "in one paper")
     add_fanout_options(p)
     add_run_dir_option(p)
     add_json_option(p)
