@@ -288,3 +288,61 @@ def test_a_duplicated_row_is_named(frame, settings):
     doubled = pd.concat([frame, frame.iloc[[7]]])
     with pytest.raises(DataError, match=r"duplicate \(datetime, instrument\) rows, e\.g\. \(Timestamp\('2014-01-02"):
         fit_peer("linear", doubled, SEGMENTS, seed=0, settings=settings)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# No look-ahead: a day's GATs score does not move when later days are cut from the frame
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted_gats(frame, settings, tmp_path_factory):
+    """Qlib's GATs fitted once (one epoch) with cross-sectional batches."""
+    from qlib.contrib.model.pytorch_gats_ts import GATs
+
+    from graphwiz_trader.research.csi300_peers import (
+        _ensure_qlib,
+        _qlib_daily_sampler,
+        _seeded_single_thread,
+    )
+
+    _ensure_qlib(settings)
+    gs = GATsSettings(n_epochs=1)
+    with _seeded_single_thread(5, 1), _qlib_daily_sampler(True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = peer_dataset(frame, SEGMENTS, features=gs.features, step_len=gs.step_len)
+        model = GATs(**gs.model_kwargs(5))
+        model.fit(dataset, evals_result={}, save_path=str(tmp_path_factory.mktemp("gats") / "gats.pt"))
+    return model
+
+
+CUT = pd.Timestamp("2014-11-14")
+
+
+def scores_on(frame: pd.DataFrame, model, cross_sectional: bool) -> pd.Series:
+    from graphwiz_trader.research.csi300_peers import _predict_cross_sections
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = peer_dataset(frame, SEGMENTS, features=GATS_FEATURES, step_len=20)
+        pred = _predict_cross_sections(model, ds) if cross_sectional else model.predict(ds)
+    return pred.sort_index()
+
+
+def test_cross_sectional_scores_up_to_a_day_do_not_change_when_later_days_are_cut(frame, fitted_gats):
+    model = fitted_gats
+    cut = frame[frame.index.get_level_values("datetime") <= CUT]
+    full = scores_on(frame, model, cross_sectional=True)
+    early = scores_on(cut, model, cross_sectional=True)
+    assert len(early) == len(full.loc[:CUT]) > 0
+    np.testing.assert_allclose(early.to_numpy(), full.loc[:CUT].to_numpy(), rtol=0, atol=1e-6)
+
+
+def test_qlibs_own_batches_leak_later_days_into_earlier_scores(frame, fitted_gats):
+    """What the replacement avoids: with Qlib's sampler a batch is one stock's run of days, the attention mixes
+    them, so cutting later days changes earlier scores (microsoft/qlib#2319)."""
+    model = fitted_gats
+    cut = frame[frame.index.get_level_values("datetime") <= CUT]
+    full = scores_on(frame, model, cross_sectional=False)
+    early = scores_on(cut, model, cross_sectional=False)
+    assert np.abs(early.to_numpy() - full.loc[:CUT].to_numpy()).max() > 1e-4

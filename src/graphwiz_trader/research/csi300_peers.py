@@ -29,10 +29,11 @@ Deviations from the GATs YAML (all in :class:`GATsSettings`)
   benchmark) into GATs' recurrent layers; there is none here, so they start from torch's seeded initialisation.
 * Daily batches are real cross-sections. Qlib 0.9.7's ``DailyBatchSampler`` cuts the rows of its
   ``TSDataSampler`` into contiguous runs sized like the days, but those rows are ordered instrument first, so
-  a "day" is mostly one stock's consecutive days and the attention runs over one stock's history
-  (microsoft/qlib#2319, open). With ``cross_sectional_batches`` (the default) the fit uses a sampler that yields
-  each day's rows, and the predictions are collected in that order with their own index.
-  ``cross_sectional_batches=False`` runs Qlib's sampler as shipped.
+  a "day" is mostly one stock's run of ~300 consecutive days (microsoft/qlib#2319, open). The attention then
+  mixes each row with that stock's later days, in the fit and in the test scores: a look-ahead (a day's score
+  changes when later days are cut; tested). With ``cross_sectional_batches`` (the default) the fit and the
+  prediction use :class:`CrossSectionSampler`, which yields each day's rows, and every score keeps its own
+  index. ``cross_sectional_batches=False`` runs Qlib's sampler as shipped (for comparison only).
 * The published train segment starts 2008; the caller's ``segments`` are used as given (the ablation uses
   :data:`graphwiz_trader.research.csi300_setup.DATA_SEGMENTS`, train from 2010).
 
