@@ -117,7 +117,7 @@ def test_the_paper_command_runs_end_to_end_on_a_small_configuration_of_both_data
                "--instruments", "SH600000,SH600036,SH600519,SH601318,SZ000001,SZ000002,SH600030,SH600016,"
                "SH601166,SZ000651,SZ000858,SH601328", "--csi300-horizons", "5", "--csi300-rounds", "30",
                "--cache-dir", str(tmp_path / "cache"), "--peer-epochs", "1", "--workers", "1",
-               "--paper", str(paper), "--out", str(tmp_path / "run")])
+               "--paper", str(paper), "--stage-cache", str(tmp_path / "stages"), "--out", str(tmp_path / "run")])
     assert rc == 0
     payload = json.loads((tmp_path / "run" / "paper.json").read_text())
     variants = {"alpha158", "+graph18", "+peer", "+residual", "+leadlag", "+dynamics", "+regime_x",

@@ -97,7 +97,8 @@ def _paper(args: argparse.Namespace) -> int:
                         crypto_test_len=args.test_len, crypto_stride=args.stride, crypto_max_folds=args.max_folds,
                         crypto_rounds=args.rounds, csi300_rounds=args.csi300_rounds, peers=args.peers,
                         peer_epochs=args.peer_epochs, costs=not args.no_costs, workers=args.workers,
-                        ray_address=args.ray_address)
+                        ray_address=args.ray_address,
+                        cache_dir=None if args.no_stage_cache else Path(args.stage_cache))
     run = open_run(args)
     command = command_line(args)
     print(f"reproduce paper: {'crypto ' if crypto else ''}{'csi300 ' if csi else ''}seeds {list(cfg.seeds)}, "
@@ -162,6 +163,10 @@ def add_paper_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "comma-separated, or none")
     p.add_argument("--peer-epochs", type=int, help="CSI300: cap the GATs epochs (default: the peer settings')")
     p.add_argument("--no-costs", action="store_true", help="skip the max-Sharpe + cost-aware backtests")
+    p.add_argument("--stage-cache", metavar="DIR", default="data/paper_cache", help="finished stages (a horizon's "
+                   "ablation, a peer's scores, a cost backtest) kept across runs, keyed by the content of everything "
+                   "that produced them")
+    p.add_argument("--no-stage-cache", action="store_true", help="compute every stage and keep none")
     p.add_argument("--from-json", metavar="PATH", action="append", help="only write the paper again from a run's "
                    "paper.json (its figures and command; nothing is computed); repeat it to put several runs' datasets "
                    "in one paper")
@@ -172,7 +177,7 @@ def add_paper_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-_NOT_IN_COMMAND = {"help", "verbose", "no_progress", "out", "json", "from_json"}
+_NOT_IN_COMMAND = {"help", "verbose", "no_progress", "out", "json", "from_json", "stage_cache", "no_stage_cache"}
 
 
 def command_line(args: argparse.Namespace) -> str:

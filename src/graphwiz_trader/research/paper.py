@@ -44,7 +44,7 @@ from graphwiz_trader.research.paper_data import (
     crypto_dataset,
     csi300_dataset,
 )
-from graphwiz_trader.research.stats import moving_block_bootstrap_means
+from graphwiz_trader.research.paper_cache import StageCache, frame_digest, stage_key
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class PaperSettings:
     workers: int | None = None
     ray_address: str | None = None
     n_resamples: int = 10_000
+    cache_dir: Path | None = Path("data/paper_cache")
 
     def __post_init__(self) -> None:
         if self.crypto is None and self.csi300 is None:
@@ -211,22 +212,33 @@ def _peer_frame(data: AblationData, h: int) -> pd.DataFrame:
 
 
 def run_peers(data: AblationData, cfg: PaperSettings, results: dict[int, HorizonResult], abl: AblationSettings,
+              keys: dict[int, str] | None = None, cache: StageCache | None = None,
               progress: bool = False) -> dict[str, Any]:
-    """Qlib's Linear and GATs on the CSI300 split at every horizon, added to the tables as ``peer`` rows."""
+    """Qlib's Linear and GATs on the CSI300 split at every horizon, added to the tables as ``peer`` rows.
+
+    A peer's scores are kept in ``cache`` under the horizon's key, the peer, its settings and the seeds."""
     from graphwiz_trader.research.csi300_peers import PeerSettings, fit_peer
     from graphwiz_trader.research.csi300_setup import DATA_SEGMENTS
 
     settings = PeerSettings(provider_uri=Path(cfg.csi300.provider_uri) if cfg.csi300 else None)
     if cfg.peer_epochs is not None:
         settings = replace(settings, gats=replace(settings.gats, n_epochs=cfg.peer_epochs))
+    cache = cache or StageCache(None)
     seconds: dict[str, float] = {}
     for h, hr in results.items():
-        frame = _peer_frame(data, h)
+        frame = None
         scores = {}
         for name in cfg.peers:
             t0 = time.perf_counter()
-            per_seed = [fit_peer(name, frame, DATA_SEGMENTS, s, settings, progress=progress) for s in cfg.seeds]
-            scores[f"qlib_{name}"] = pd.concat(per_seed, axis=1).mean(axis=1)
+            key = stage_key("peer", (keys or {}).get(h), name, list(cfg.seeds), asdict(settings))
+            held = cache.load_frame(key)
+            if held is not None:
+                scores[f"qlib_{name}"] = held.iloc[:, 0]
+            else:
+                frame = _peer_frame(data, h) if frame is None else frame
+                per_seed = [fit_peer(name, frame, DATA_SEGMENTS, s, settings, progress=progress) for s in cfg.seeds]
+                scores[f"qlib_{name}"] = pd.concat(per_seed, axis=1).mean(axis=1)
+                cache.save_frame(key, scores[f"qlib_{name}"].to_frame("score"))
             seconds[f"qlib_{name}_h{h}"] = time.perf_counter() - t0
         hr.add_scores(scores, "peer", data.fwd_returns[h], abl)
     return {"settings": asdict(settings), "seconds": seconds}
@@ -258,19 +270,41 @@ def _run_dataset(name: str, cfg: PaperSettings, run_dir: Path, progress: bool, s
     log.info("%s: %d rows x %d columns, %d variants", name, len(data.features), data.features.shape[1],
              len(data.variants))
     t1 = time.perf_counter()
-    results = run_ablation(data.features, data.fwd_returns, data.variants, abl, naive_scores=data.naive_scores,
-                           workers=cfg.workers, ray_address=cfg.ray_address, progress=progress)
+    cache = StageCache(cfg.cache_dir)
+    data_key = stage_key(name, frame_digest(data.features), {k: frame_digest(v) for k, v in data.naive_scores.items()},
+                         [(v.name, list(v.columns), v.split_by) for v in data.variants])
+    results: dict[int, HorizonResult] = {}
+    keys: dict[int, str] = {}
+    for h in abl.horizons:
+        one = replace(abl, horizons=(h,))
+        keys[h] = stage_key("ablation", data_key, h, frame_digest(data.fwd_returns[h]), asdict(one))
+        held = cache.load_horizon(keys[h])
+        if held is None:
+            held = run_ablation(data.features, {h: data.fwd_returns[h]}, data.variants, one,
+                                naive_scores=data.naive_scores, workers=cfg.workers, ray_address=cfg.ray_address,
+                                progress=progress)[h]
+            cache.save_horizon(keys[h], held)
+        results[h] = held
     t_abl = time.perf_counter() - t1
     peers: dict[str, Any] = {}
     if name == "csi300" and cfg.peers:
-        peers = run_peers(data, cfg, results, abl, progress)
+        peers = run_peers(data, cfg, results, abl, keys, cache, progress)
     costs: dict[str, Any] = {}
     t2 = time.perf_counter()
+
+    def costed(h: int, hr: HorizonResult, source: Any, fmt: str, opts: Any = None) -> dict[str, Any]:
+        key = stage_key("costs", keys[h], list(cfg.cost_variants), str(source), fmt, repr(opts))
+        held = cache.load_json(key)
+        if held is None:
+            held = cost_backtests(data, hr, cfg.cost_variants, source, fmt, source_options=opts)
+            cache.save_json(key, held)
+        return held
+
     if cfg.costs:
         if name == "crypto":
             assert cfg.crypto is not None
             for h, hr in results.items():
-                costs[str(h)] = cost_backtests(data, hr, cfg.cost_variants, cfg.crypto.data, "freqtrade")
+                costs[str(h)] = costed(h, hr, cfg.crypto.data, "freqtrade")
         else:
             from graphwiz_trader.data.sources import SourceOptions
 
@@ -279,8 +313,7 @@ def _run_dataset(name: str, cfg: PaperSettings, run_dir: Path, progress: bool, s
                                  if isinstance(cfg.csi300.market, str) else None, region="cn")
             for h, hr in results.items():
                 if h in cfg.csi300_cost_horizons:
-                    costs[str(h)] = cost_backtests(data, hr, cfg.cost_variants, cfg.csi300.provider_uri, "qlib",
-                                                   source_options=opts)
+                    costs[str(h)] = costed(h, hr, cfg.csi300.provider_uri, "qlib", opts)
     t_costs = time.perf_counter() - t2
     for h, hr in results.items():
         hr.predictions.to_parquet(run_dir / f"{name}_predictions_h{h}.parquet")
