@@ -104,6 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # SIGTERM raises SystemExit(143) wherever the main thread is; inside a library's socket read (the neo4j
+        # driver) the library's own clean-up can then fail and replace the SystemExit with its error. The process
+        # was told to stop: exit as terminated, not with a traceback.
+        sp = sys.modules.get("graphwiz_trader.graph.server_process")
+        if sp is not None and sp.terminating():
+            print(f"terminated by SIGTERM (while stopping, a library raised {type(exc).__name__}: {exc})",
+                  file=sys.stderr)
+            return 143
+        raise
 
 
 if __name__ == "__main__":
