@@ -154,12 +154,18 @@ def forward_log_return_panel(close: pd.DataFrame, horizon: int = 1) -> pd.Series
     fwd = np.full_like(lc, np.nan)
     if len(lc) > horizon:
         fwd[:-horizon] = lc[horizon:] - lc[:-horizon]
-    idx = pd.DatetimeIndex(close.index)
+    return panel_to_long(fwd, close).sort_index().rename("label")
+
+
+def panel_to_long(values: np.ndarray, like: pd.DataFrame) -> pd.Series:
+    """``values`` (shaped like the panel ``like``: bar times x instruments) as a ``(datetime, instrument)`` series
+    with tz-naive UTC datetimes (Qlib's convention), NaN cells left out."""
+    idx = pd.DatetimeIndex(like.index)
     if idx.tz is not None:
         idx = idx.tz_convert("UTC").tz_localize(None)
-    out = pd.DataFrame(fwd, index=idx, columns=[str(c) for c in close.columns]).stack(future_stack=True)
+    out = pd.DataFrame(values, index=idx, columns=[str(c) for c in like.columns]).stack(future_stack=True)
     out.index = out.index.set_names(["datetime", "instrument"])
-    return out.dropna().sort_index().rename("label")
+    return out.dropna()
 
 
 def cross_sectional_rank(values: pd.Series, min_count: int = 2) -> pd.Series:

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from graphwiz_trader.core.cli_types import seeds_arg
 from graphwiz_trader.core.commandline import add_json_option, add_run_dir_option
 from graphwiz_trader.core.progress import progress_enabled
 from graphwiz_trader.core.runs import open_run
@@ -28,19 +29,6 @@ REPRODUCTIONS: list[str] = [
     "graphwiz_trader.research.commands_reproduce:add_graph_crypto_parser",
     "graphwiz_trader.research.commands_paper:add_paper_parser",
 ]
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    """``3`` -> (0, 1, 2); ``7,11,13`` -> (7, 11, 13)."""
-    try:
-        if "," in text:
-            return tuple(int(x) for x in text.split(",") if x.strip())
-        n = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--seeds takes a count (3) or a list (7,11,13), got {text!r}") from exc
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--seeds must be >= 1, got {n}")
-    return tuple(range(n))
 
 
 def _csi300(args: argparse.Namespace) -> int:
@@ -125,7 +113,7 @@ def add_csi300_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentPars
                         "point-in-time correlation-graph features appended; prints mean and std over seeds "
                         "beside the published row.")
     p.add_argument("--data", metavar="DIR", required=True, help="Qlib CSI300 folder (../shared/data/qlib_cn_csi300)")
-    p.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="a count (3 -> 0,1,2) or a list (7,11,13)")
+    p.add_argument("--seeds", type=seeds_arg, default=(0, 1, 2), help="a count (3 -> 0,1,2) or a list (7,11,13)")
     add_json_option(p)
     add_run_dir_option(p)
     p.add_argument("--no-graph", action="store_true", help="baseline only")
@@ -205,7 +193,7 @@ def add_graph_crypto_parser(rsub: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--test-len", type=int, default=720, help="test bars per fold")
     p.add_argument("--stride", type=int, default=720, help="bars between fold starts")
     p.add_argument("--max-folds", type=int, help="stop after this many folds (default: all)")
-    p.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="a count (3 -> 0,1,2) or a list")
+    p.add_argument("--seeds", type=seeds_arg, default=(0, 1, 2), help="a count (3 -> 0,1,2) or a list")
     p.add_argument("--relative", action="store_true", help="label: beats the cross-sectional mean")
     p.add_argument("--graph-window", type=int, default=720, help="bars per correlation window")
     p.add_argument("--graph-stride", type=int, default=24, help="bars between graph snapshots")

@@ -91,26 +91,18 @@ def naive_scores_from_close(close: pd.DataFrame, horizons: tuple[int, ...]) -> d
     """Scores without a model: ``reversal_<k>`` = minus the trailing k-bar log return (k = each horizon), and
     ``momentum_<m>`` = the log return from t-m to t-1 (m = 20 horizons' worth of the shortest, skipping the
     last bar). Closes at t and before only."""
+    from graphwiz_trader.models.targets import panel_to_long
+
     lc = np.log(close.to_numpy(dtype=np.float64))
-    idx = pd.DatetimeIndex(close.index)
-    if idx.tz is not None:
-        idx = idx.tz_convert("UTC").tz_localize(None)
-    cols = [str(c) for c in close.columns]
-
-    def long(a: np.ndarray) -> pd.Series:
-        s = pd.DataFrame(a, index=idx, columns=cols).stack(future_stack=True)
-        s.index = s.index.set_names(["datetime", "instrument"])
-        return s.dropna()
-
     out: dict[str, pd.Series] = {}
     for k in sorted(set(horizons)):
         r = np.full_like(lc, np.nan)
         r[k:] = lc[k:] - lc[:-k]
-        out[f"reversal_{k}"] = long(-r)
+        out[f"reversal_{k}"] = panel_to_long(-r, close)
     m = 20 * min(horizons)
     mom = np.full_like(lc, np.nan)
     mom[m:] = lc[m - 1:-1] - lc[:-m]
-    out[f"momentum_{m}"] = long(mom)
+    out[f"momentum_{m}"] = panel_to_long(mom, close)
     return out
 
 
