@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from graphwiz_trader.cli import main
-from graphwiz_trader.research.paper import sharpe, sharpe_difference
+from graphwiz_trader.research.paper import scored_days, sharpe, sharpe_difference
 from graphwiz_trader.research.paper_render import build_paper, line_svg, to_markdown, verdict, write_paper
 
 SHARED = Path(os.environ.get("GRAPHWIZ_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
@@ -99,6 +99,15 @@ def test_the_sharpe_difference_interval_resamples_both_strategies_together():
     assert np.isnan(sharpe_difference(a[:10], b[:10], 365)["diff"])
 
 
+def test_sharpe_is_measured_on_the_days_with_scores_and_the_exit_day_after_each():
+    t = pd.DatetimeIndex(["2024-01-01 05:00", "2024-01-01 06:00", "2024-01-02 23:00", "2024-01-10 00:00"])
+    scores = pd.Series([0.1, np.nan, 0.2, 0.3],
+                       index=pd.MultiIndex.from_arrays([t, ["A", "A", "B", "A"]], names=["datetime", "instrument"]))
+    days = scored_days(scores)
+    assert [str(d.date()) for d in days] == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-10", "2024-01-11"]
+    assert str(days.tz) == "UTC"
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_the_paper_command_runs_end_to_end_on_a_small_configuration_of_both_datasets(
@@ -134,6 +143,10 @@ def test_the_paper_command_runs_end_to_end_on_a_small_configuration_of_both_data
     peers = {r["variant"] for r in payload["datasets"]["csi300"]["horizons"]["5"]["table"] if r["kind"] == "peer"}
     assert peers == {"qlib_linear", "qlib_gats"}
     assert set(payload["datasets"]["crypto"]["costs"]) == {"1", "4"}
+    c4 = payload["datasets"]["crypto"]["costs"]["4"]
+    preds4 = pd.read_parquet(tmp_path / "run" / "crypto_predictions_h4.parquet")
+    assert 0 < c4["days"] <= len(scored_days(preds4["alpha158"]))     # Sharpe only over the days that had scores
+    assert np.isfinite(c4["equal_weight"]["net_sharpe_daily"])       # the naive baseline, on the same days
     md = paper.read_text()
     assert "### crypto: horizon 4 bars" in md and "### csi300: horizon 5 days" in md
     assert "--instruments" in md and paper.with_suffix(".html").is_file()

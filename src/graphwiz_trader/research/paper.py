@@ -148,18 +148,36 @@ def sharpe_difference(a: pd.Series, b: pd.Series, periods_per_year: float, n_res
             "n": n, "block": b_len}
 
 
+COSTS_FORMAT = 2   # 2: Sharpe over the scored days only, equal weight beside the variants
+
+
+def _utc(index: pd.Index) -> pd.DatetimeIndex:
+    idx = pd.DatetimeIndex(index)
+    return idx.tz_convert("UTC") if idx.tz is not None else idx.tz_localize("UTC")
+
+
 def _daily(equity: pd.Series) -> pd.Series:
     e = equity.copy()
-    idx = pd.DatetimeIndex(e.index)
-    e.index = idx.tz_convert("UTC") if idx.tz is not None else idx.tz_localize("UTC")
+    e.index = _utc(e.index)
     return e.resample("1D").last().dropna().pct_change().dropna()
+
+
+def scored_days(scores: pd.Series) -> pd.DatetimeIndex:
+    """The UTC days on which ``scores`` (indexed by datetime, instrument) has a value, and each following day.
+
+    Walk-forward test windows need not cover the whole period (a stride longer than the test window leaves gaps
+    with no score, in which the strategy holds cash); Sharpe is measured on the days the scores traded, plus the
+    day after each, which carries the exit from the last positions."""
+    days = _utc(scores.dropna().index.get_level_values(0)).normalize().unique()
+    return days.union(days + pd.Timedelta(days=1))
 
 
 def cost_backtests(data: AblationData, hr: HorizonResult, variants: tuple[str, ...], source: Any, fmt: str,
                    source_options: Any = None, universe: Any = None, progress: bool = False) -> dict[str, Any]:
     """Each variant's seed-mean scores through rolling max-Sharpe and the cost-aware backtest (the project's
     defaults of ``config/backtest.yaml``: 10 bps taker fee, 1 bp half-spread, 2 bps slippage, square-root impact),
-    rebalanced every ``h`` bars with the score horizon set to ``h``. Net Sharpe from daily returns (annualised
+    rebalanced every ``h`` bars with the score horizon set to ``h``. Net Sharpe from daily returns on the scored days
+    (:func:`scored_days`; equal weight's net Sharpe on the same days beside the variants) (annualised
     with 365 days on 24/7 data, 252 trading days on daily exchange data), and each
     variant's difference to Alpha158 with a block-bootstrap interval over days."""
     from graphwiz_trader.backtest.runner import run_configured_backtest
@@ -179,6 +197,7 @@ def cost_backtests(data: AblationData, hr: HorizonResult, variants: tuple[str, .
     present = [v for v in variants if v in preds.columns]
     out: dict[str, Any] = {"horizon": h, "rebalance_bars": h, "variants": {}}
     daily: dict[str, pd.Series] = {}
+    days = scored_days(preds[present[0]]) if present else pd.DatetimeIndex([], tz="UTC")
     for v in present:
         t0 = time.perf_counter()
         run = run_configured_backtest(cfg, source, fmt, progress=progress, write_html=False,
@@ -186,16 +205,25 @@ def cost_backtests(data: AblationData, hr: HorizonResult, variants: tuple[str, .
                                       universe=universe, scores_where=f"the {v} scores (h={h})")
         strat = run.results[next(iter(run.results))]
         m = run.metrics.iloc[:, 0].to_dict()
-        daily[v] = _daily(strat.equity)
+        daily[v] = _on(_daily(strat.equity), days)
         out["variants"][v] = {"net_sharpe_daily": sharpe(daily[v].to_numpy(), ppy),
-                              "total_return": float(strat.equity.iloc[-1] / strat.equity.iloc[0] - 1.0),
+                              "total_return": float(np.prod(1.0 + daily[v].to_numpy()) - 1.0),
                               "metrics": {k: float(x) for k, x in m.items() if isinstance(x, (int, float))},
                               "seconds": time.perf_counter() - t0}
+        if "equal_weight" in run.results and "equal_weight" not in out:
+            ew = _on(_daily(run.results["equal_weight"].equity), days)
+            out["equal_weight"] = {"net_sharpe_daily": sharpe(ew.to_numpy(), ppy),
+                                   "total_return": float(np.prod(1.0 + ew.to_numpy()) - 1.0)}
+    out["days"] = int(len(daily[present[0]])) if present else 0
     if "alpha158" in daily:
         for v in present:
             if v != "alpha158":
                 out["variants"][v]["sharpe_diff_vs_alpha158"] = sharpe_difference(daily[v], daily["alpha158"], ppy)
     return out
+
+
+def _on(daily: pd.Series, days: pd.DatetimeIndex) -> pd.Series:
+    return daily[daily.index.normalize().isin(days)]
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -293,7 +321,7 @@ def _run_dataset(name: str, cfg: PaperSettings, run_dir: Path, progress: bool, s
     t2 = time.perf_counter()
 
     def costed(h: int, hr: HorizonResult, source: Any, fmt: str, opts: Any = None) -> dict[str, Any]:
-        key = stage_key("costs", keys[h], list(cfg.cost_variants), str(source), fmt, repr(opts))
+        key = stage_key("costs", COSTS_FORMAT, keys[h], list(cfg.cost_variants), str(source), fmt, repr(opts))
         held = cache.load_json(key)
         if held is None:
             held = cost_backtests(data, hr, cfg.cost_variants, source, fmt, source_options=opts)

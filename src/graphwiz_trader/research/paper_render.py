@@ -185,8 +185,13 @@ def _costs_section(doc: Doc, key: str, ds: dict[str, Any]) -> None:
             rows.append([v, _num(r["net_sharpe_daily"], 2), _num(100 * r["total_return"], 1),
                          "" if d is None else f"{_num(d['diff'], 2, True)} {_ci(d['lo'], d['hi'], 2)}",
                          "" if d is None else verdict(d["lo"], d["hi"])])
+        ew = c.get("equal_weight")
+        if ew:
+            rows.append(["equal weight (naive)", _num(ew["net_sharpe_daily"], 2), _num(100 * ew["total_return"], 1),
+                         "", ""])
+        days = f" over the {c['days']} days with scores (and the day after each: the exit)" if c.get("days") else ""
         doc.p(f"{key}, horizon {h}: scores through rolling max-Sharpe and the cost-aware backtest, rebalanced every "
-              f"{c['rebalance_bars']} bars; Sharpe from daily net returns, annualised with "
+              f"{c['rebalance_bars']} bars; Sharpe from daily net returns{days}, annualised with "
               f"{'252 trading' if ds['info'].get('timeframe') == '1d' else '365'} days.")
         doc.table(["variant", "net Sharpe", "net return (%)", "Sharpe difference to alpha158 [95% block bootstrap]",
                    "interval"], rows)
