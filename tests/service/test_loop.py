@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -169,7 +170,9 @@ def test_health_answers_while_the_first_model_trains_at_start(synthetic_market, 
         prober.join(10)
     starting = [lat for lat, phase in answers if phase == "starting"]
     assert len(starting) >= 10, answers                # answered throughout the 2 s of training
-    assert max(starting) < 0.5                         # each at once, not after the training
+    assert float(np.median(starting)) < 0.25          # at once, not after the training
+    assert max(starting) < 1.0                         # none waited for half of the 2 s training (a loaded machine
+    #                                                    may delay one answer by a few hundred ms)
 
 
 @pytest.mark.slow
