@@ -16,7 +16,13 @@ import pytest
 
 from graphwiz_trader.cli import main
 from graphwiz_trader.research.paper import scored_days, sharpe, sharpe_difference
-from graphwiz_trader.research.paper_render import build_paper, line_svg, to_markdown, verdict, write_paper
+from graphwiz_trader.research.paper_render import (
+    build_paper,
+    line_svg,
+    to_markdown,
+    verdict,
+    write_paper,
+)
 
 SHARED = Path(os.environ.get("GRAPHWIZ_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 

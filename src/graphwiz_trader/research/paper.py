@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +31,20 @@ import pandas as pd
 
 from graphwiz_trader.errors import SettingError
 from graphwiz_trader.research.ablation import (
+    RANK_SCALE,
     AblationSettings,
     HorizonResult,
-    RANK_SCALE,
     run_ablation,
 )
 from graphwiz_trader.research.experiment import WalkForwardSettings
+from graphwiz_trader.research.paper_cache import StageCache, frame_digest, stage_key
 from graphwiz_trader.research.paper_data import (
     AblationData,
-    CSI300DataSettings,
     CryptoDataSettings,
+    CSI300DataSettings,
     crypto_dataset,
     csi300_dataset,
 )
-from graphwiz_trader.research.paper_cache import StageCache, frame_digest, stage_key
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,10 @@ def cost_backtests(data: AblationData, hr: HorizonResult, variants: tuple[str, .
     with 365 days on 24/7 data, 252 trading days on daily exchange data), and each
     variant's difference to Alpha158 with a block-bootstrap interval over days."""
     from graphwiz_trader.backtest.runner import run_configured_backtest
-    from graphwiz_trader.backtest.settings import BacktestRunSettings, load_backtest_config
+    from graphwiz_trader.backtest.settings import (
+        BacktestRunSettings,
+        load_backtest_config,
+    )
 
     default = Path("config/backtest.yaml")
     base = load_backtest_config(default) if default.exists() else BacktestRunSettings()
@@ -214,7 +217,7 @@ def cost_backtests(data: AblationData, hr: HorizonResult, variants: tuple[str, .
             ew = _on(_daily(run.results["equal_weight"].equity), days)
             out["equal_weight"] = {"net_sharpe_daily": sharpe(ew.to_numpy(), ppy),
                                    "total_return": float(np.prod(1.0 + ew.to_numpy()) - 1.0)}
-    out["days"] = int(len(daily[present[0]])) if present else 0
+    out["days"] = len(daily[present[0]]) if present else 0
     if "alpha158" in daily:
         for v in present:
             if v != "alpha158":

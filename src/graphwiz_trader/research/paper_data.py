@@ -127,7 +127,7 @@ def _assemble(name: str, label: str, alpha: pd.DataFrame, graph18: pd.DataFrame,
     features = alpha.join(graph18[g_cols], how="left").join(fam, how="left").join(code, how="left")
     fams = {f: [c for c in cols if c in fam.columns and fam[c].notna().any()] for f, cols in families.items()}
     variants = build_variants(list(alpha.columns), g_cols, fams)
-    info = {**info, "rows": int(len(features)), "instruments": int(features.index.get_level_values(1).nunique()),
+    info = {**info, "rows": len(features), "instruments": int(features.index.get_level_values(1).nunique()),
             "graph18_dropped": sorted(set(graph18.columns) - set(g_cols))}
     return AblationData(name, label, features, {h: f.reindex(features.index).dropna() for h, f in fwd.items()},
                         variants, naive, list(alpha.columns), g_cols, fams, build_id, info, timings)
@@ -152,12 +152,22 @@ class CryptoDataSettings:
 def crypto_dataset(cfg: CryptoDataSettings, store: Any = None, progress: bool = True) -> AblationData:
     """The hourly crypto dataset (see the module docstring)."""
     from graphwiz_trader.data.sources import load_bars
-    from graphwiz_trader.features.graph_families import FAMILIES, FamilySettings, family_columns, family_features
+    from graphwiz_trader.features.graph_families import (
+        FAMILIES,
+        FamilySettings,
+        family_columns,
+        family_features,
+    )
     from graphwiz_trader.features.graph_features import graph_features, snapshot_metrics
     from graphwiz_trader.features.pipeline import alpha_features
     from graphwiz_trader.graph.builders.panel import close_panel
     from graphwiz_trader.graph.builders.regimes import market_regime_names
-    from graphwiz_trader.graph.pipeline import GraphBuildSettings, build_graph, read_graph, write_graph
+    from graphwiz_trader.graph.pipeline import (
+        GraphBuildSettings,
+        build_graph,
+        read_graph,
+        write_graph,
+    )
     from graphwiz_trader.graph.store import GraphStore
     from graphwiz_trader.models.targets import forward_log_return
 
@@ -230,7 +240,12 @@ def panel_graph_with_regimes(panel: pd.DataFrame, members: pd.DataFrame | None, 
     Returns (the build read back, its id).
     """
     from graphwiz_trader.graph.builders.regimes import build_regime_state
-    from graphwiz_trader.graph.pipeline import build_panel_graph, panel_build_identity, read_graph, write_graph
+    from graphwiz_trader.graph.pipeline import (
+        build_panel_graph,
+        panel_build_identity,
+        read_graph,
+        write_graph,
+    )
 
     base_id, info = panel_build_identity(panel, spec, members)
     extra = {"market_regimes": asdict(regime_params)}
@@ -252,8 +267,15 @@ def panel_graph_with_regimes(panel: pd.DataFrame, members: pd.DataFrame | None, 
 
 def csi300_dataset(cfg: CSI300DataSettings, store: Any = None, progress: bool = True) -> AblationData:
     """The daily CSI300 dataset (see the module docstring)."""
+    import io
+
     from graphwiz_trader.data.qlib_runtime import init_qlib
-    from graphwiz_trader.features.graph_families import FAMILIES, FamilySettings, family_columns, family_features
+    from graphwiz_trader.features.graph_families import (
+        FAMILIES,
+        FamilySettings,
+        family_columns,
+        family_features,
+    )
     from graphwiz_trader.features.graph_features import graph_features, snapshot_metrics
     from graphwiz_trader.graph.builders.regimes import market_regime_names
     from graphwiz_trader.graph.pipeline import GraphBuildSettings, regime_params_for
@@ -261,9 +283,10 @@ def csi300_dataset(cfg: CSI300DataSettings, store: Any = None, progress: bool = 
     from graphwiz_trader.models.targets import forward_log_return_panel
     from graphwiz_trader.research.csi300_cache import alpha158_raw_frame
     from graphwiz_trader.research.csi300_data import _quiet, load_close_and_membership
-    from graphwiz_trader.research.csi300_setup import CSI300ReproductionSettings, build_workflow_config
-
-    import io
+    from graphwiz_trader.research.csi300_setup import (
+        CSI300ReproductionSettings,
+        build_workflow_config,
+    )
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
