@@ -144,7 +144,8 @@ def add_paper_parser(rsub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--crypto-horizons", type=positive_ints_arg, default=(1, 4, 24), help="crypto label horizons, bars")
     p.add_argument("--train-len", type=int, default=8760, help="crypto: training bars per fold")
     p.add_argument("--test-len", type=int, default=720, help="crypto: test bars per fold")
-    p.add_argument("--stride", type=int, default=720, help="crypto: bars between fold starts")
+    p.add_argument("--stride", type=int, default=1440,
+                   help="crypto: bars between fold starts (1440 with 720 test bars: a test month every other month)")
     p.add_argument("--max-folds", type=int, help="crypto: stop after this many folds (default: all)")
     p.add_argument("--rounds", type=int, default=200, help="crypto: LightGBM rounds at most (early stopping 20)")
     p.add_argument("--graph-window", type=int, default=720, help="crypto: bars per correlation window")
