@@ -139,3 +139,28 @@ def test_shap_by_month_gives_one_row_per_month_of_the_test_rows():
     months = pd.DatetimeIndex(hr.predictions.index.get_level_values("datetime")).to_period("M")
     per_fold = hr.predictions.assign(m=months.astype(str)).groupby("fold")["m"].nunique().sum()
     assert len(shares) == per_fold and shares.index[0].startswith("0:")
+
+
+def test_scores_are_also_measured_on_another_label_with_per_time_correlations_averaged_per_fold(result):
+    import copy
+
+    feats, fwd, hr = result
+    hr = copy.deepcopy(hr)
+    other = fwd.groupby(level="instrument").shift(-1).dropna()        # a label one bar later, like Qlib's
+    hr.add_scores({"peer_signal": feats["signal"]}, "peer", fwd, _settings())
+    assert hr.predictions["peer_signal"].notna().all()                # the peer's scores are kept beside the models
+    table = hr.against(other, _settings())
+    assert list(table.index) == ["alpha158", "+signal", "+flip", "+flip_split", "peer_signal"]
+    rows = hr.predictions
+    per_fold = []
+    for _, fold_rows in rows.groupby("fold"):
+        per_time = []
+        for _, g in fold_rows.groupby(level="datetime"):
+            y = other.reindex(g.index)
+            ok = y.notna()
+            if ok.sum() > 1:
+                per_time.append(np.corrcoef(g["peer_signal"][ok], y[ok])[0, 1])
+        per_fold.append(np.mean(per_time))
+    assert table.loc["peer_signal", "ic_mean"] == pytest.approx(np.mean(per_fold))
+    assert abs(table.loc["peer_signal", "ic_mean"]) < 0.05            # the planted signal is for the next bar only
+    assert table.loc["peer_signal", "ic_boot_lo"] < table.loc["peer_signal", "ic_mean"] < table.loc["peer_signal", "ic_boot_hi"]

@@ -76,6 +76,24 @@ def test_the_goals_are_judged_on_the_declared_hybrid_with_their_intervals():
     assert "| crypto | 1 | +all | 52.00 | 53.00 | +1.90 [+0.50, +3.10] | overlaps |" in md
 
 
+def test_the_moonshot_is_judged_on_qlibs_label_and_the_paper_shows_every_model_on_it():
+    payload = _payload()
+    cs = json.loads(json.dumps(payload["datasets"]["crypto"]))
+    cs["costs"] = {}
+    cs["reference_label"] = {"label": "Ref($close, -2) / Ref($close, -1) - 1", "horizons": {"1": [
+        {"variant": "alpha158", "ic_mean": 0.031, "ic_boot_lo": 0.02, "ic_boot_hi": 0.04, "ric_mean": 0.04,
+         "ric_boot_lo": 0.03, "ric_boot_hi": 0.05},
+        {"variant": "+all", "ic_mean": 0.036, "ic_boot_lo": 0.025, "ic_boot_hi": 0.047, "ric_mean": 0.049,
+         "ric_boot_lo": 0.038, "ric_boot_hi": 0.06}]}}
+    payload["datasets"]["csi300"] = cs
+    md = to_markdown(build_paper(payload, "graphwiz x"), "f")
+    goals = md.split("## Goals")[1].split("##")[0]
+    assert ("`+all` scores of horizon 1 on that label: IC 0.0360 [+0.0250, +0.0470], Rank IC 0.0490: **not met**"
+            in goals)
+    assert "### csi300: the same scores on Qlib's label" in md
+    assert "| +all | 0.0360 [+0.0250, +0.0470] | 0.0490 [+0.0380, +0.0600] |" in md
+
+
 def test_the_paper_is_markdown_an_offline_html_twin_and_svg_figures(tmp_path):
     paths = write_paper(_payload(), tmp_path / "paper.md", "graphwiz x")
     md = Path(paths["markdown"]).read_text()
@@ -103,6 +121,19 @@ def test_the_sharpe_difference_interval_resamples_both_strategies_together():
     assert d["diff"] == pytest.approx(sharpe(a.to_numpy(), 365) - sharpe(b.to_numpy(), 365))
     assert 0 < d["lo"] < d["diff"] < d["hi"]       # paired days: a constant 10 bps edge is clearly positive
     assert np.isnan(sharpe_difference(a[:10], b[:10], 365)["diff"])
+
+
+def test_qlib_label_is_the_return_from_the_next_close_to_the_one_after_and_bridges_no_gap():
+    from graphwiz_trader.research.paper_data import qlib_label
+
+    days = pd.DatetimeIndex(["2020-01-02", "2020-01-03", "2020-01-06", "2020-01-07"])
+    close = pd.DataFrame({"SH600000": [10.0, 11.0, 12.1, 13.31], "SZ000001": [5.0, np.nan, 6.0, 3.0]}, index=days)
+    y = qlib_label(close)
+    assert y.loc[(days[0], "SH600000")] == pytest.approx(12.1 / 11.0 - 1)
+    assert y.loc[(days[1], "SH600000")] == pytest.approx(13.31 / 12.1 - 1)
+    assert y.loc[(days[1], "SZ000001")] == pytest.approx(3.0 / 6.0 - 1)
+    assert (days[0], "SZ000001") not in y.index                       # its next close is missing
+    assert (days[2], "SH600000") not in y.index                       # no close two days later
 
 
 def test_sharpe_is_measured_on_the_days_with_scores_and_the_exit_day_after_each():
@@ -149,6 +180,10 @@ def test_the_paper_command_runs_end_to_end_on_a_small_configuration_of_both_data
     peers = {r["variant"] for r in payload["datasets"]["csi300"]["horizons"]["5"]["table"] if r["kind"] == "peer"}
     assert peers == {"qlib_linear", "qlib_gats"}
     assert set(payload["datasets"]["crypto"]["costs"]) == {"1", "4"}
+    ref = payload["datasets"]["csi300"]["reference_label"]
+    assert ref["label"] == "Ref($close, -2) / Ref($close, -1) - 1" and set(ref["horizons"]) == {"5"}
+    assert {r["variant"] for r in ref["horizons"]["5"]} == variants | {"qlib_linear", "qlib_gats"}
+    assert payload["datasets"]["crypto"]["reference_label"] is None
     c4 = payload["datasets"]["crypto"]["costs"]["4"]
     preds4 = pd.read_parquet(tmp_path / "run" / "crypto_predictions_h4.parquet")
     assert 0 < c4["days"] <= len(scored_days(preds4["alpha158"]))     # Sharpe only over the days that had scores

@@ -112,9 +112,27 @@ class HorizonResult:
         folds = self.predictions["fold"] if "fold" in self.predictions else None
         kinds = dict(self.table["kind"])
         for name, score in scores.items():
-            self.rank_ic[name] = rank_ic_by_block(score.reindex(index), fwd, cfg.block, folds)
+            self.predictions[name] = score.reindex(index)
+            self.rank_ic[name] = rank_ic_by_block(self.predictions[name], fwd, cfg.block, folds)
             kinds[name] = kind
         self.table = summarise(self.rank_ic, cfg, kinds)
+
+    def against(self, label: pd.Series, cfg: "AblationSettings") -> pd.DataFrame:
+        """Every scored column (model variants, then added scores) against another ``label`` on the same rows and
+        blocks: IC (Pearson) and Rank IC, each the mean over blocks with its block-bootstrap and HAC intervals.
+
+        Answers comparisons with published figures measured on a different label (Qlib's
+        ``Ref($close, -2) / Ref($close, -1) - 1`` on CSI300) without refitting: the scores stay those of the
+        ablation's own label."""
+        folds = self.predictions["fold"] if "fold" in self.predictions else None
+        rows = []
+        for name in (c for c in self.predictions.columns if c != "fold"):
+            row: dict[str, Any] = {"variant": name}
+            for key, method in (("ic", "pearson"), ("ric", "spearman")):
+                per = ic_by_block(self.predictions[name], label, cfg.block, folds, method=method).dropna()
+                row.update({f"{key}_{k}": v for k, v in _stat_row(per, cfg, cfg.seeds[0]).items()})
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("variant")
 
     def accuracy_table(self, cfg: "AblationSettings") -> pd.DataFrame:
         """Per model variant: cross-sectional accuracy and its relative change to the baseline in percent,
@@ -141,7 +159,13 @@ def _block_key(index: pd.Index, folds: pd.Series | None, block: str) -> pd.Serie
 
 def rank_ic_by_block(score: pd.Series, fwd: pd.Series, block: str, folds: pd.Series | None = None) -> pd.Series:
     """Mean per-datetime Spearman IC of ``score`` with ``fwd`` within each block (fold id or calendar month)."""
-    ric = ic_series(score, fwd, method="spearman")
+    return ic_by_block(score, fwd, block, folds, method="spearman")
+
+
+def ic_by_block(score: pd.Series, fwd: pd.Series, block: str, folds: pd.Series | None = None,
+                method: str = "pearson") -> pd.Series:
+    """Mean per-datetime IC (``pearson`` or ``spearman``) of ``score`` with ``fwd`` within each block."""
+    ric = ic_series(score, fwd, method=method)
     if block == "fold":
         fold_of = folds.groupby(level="datetime").first() if folds is not None else None
         key = _block_key(ric.index, fold_of.reindex(ric.index) if fold_of is not None else None, block)

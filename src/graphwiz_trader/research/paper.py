@@ -347,6 +347,10 @@ def _run_dataset(name: str, cfg: PaperSettings, run_dir: Path, progress: bool, s
                 if h in cfg.csi300_cost_horizons:
                     costs[str(h)] = costed(h, hr, cfg.csi300.provider_uri, "qlib", opts)
     t_costs = time.perf_counter() - t2
+    reference: dict[str, Any] = {}
+    if data.reference_label is not None:
+        for h, hr in results.items():
+            reference[str(h)] = _records(hr.against(data.reference_label, abl).reset_index())
     for h, hr in results.items():
         hr.predictions.to_parquet(run_dir / f"{name}_predictions_h{h}.parquet")
         hr.rank_ic.to_csv(run_dir / f"{name}_rank_ic_h{h}.csv")
@@ -358,6 +362,7 @@ def _run_dataset(name: str, cfg: PaperSettings, run_dir: Path, progress: bool, s
         "ablation": {"block": abl.block, "seeds": list(abl.seeds), "walkforward": _wf_dict(abl.walkforward)},
         "horizons": {str(h): _horizon_payload(hr, abl) for h, hr in results.items()},
         "peers": peers, "costs": costs,
+        "reference_label": {"label": data.reference_name, "horizons": reference} if reference else None,
         "seconds": {"data": t_data, "ablation": t_abl, "costs": t_costs, **data.timings},
     }
 

@@ -56,6 +56,8 @@ class AblationData:
     build_id: str
     info: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    reference_label: pd.Series | None = None     # another label the scores are also measured on (CSI300: Qlib's)
+    reference_name: str = ""
 
 
 def build_variants(alpha: list[str], graph18: list[str], families: dict[str, list[str]]) -> list[Variant]:
@@ -340,5 +342,23 @@ def csi300_dataset(cfg: CSI300DataSettings, store: Any = None, progress: bool = 
     info = {"data": f"Qlib CN data {cfg.provider_uri}", "market": cfg.market, "timeframe": "1d",
             "range": [start, end], "graph_spec": asdict(spec), "regime_params": asdict(regime_params),
             "snapshots": len(back.snapshots), "family_settings": asdict(settings)}
-    return _assemble("csi300", f"CSI300 members of the day, daily ({cfg.provider_uri})", alpha, g18, fam, families,
+    data = _assemble("csi300", f"CSI300 members of the day, daily ({cfg.provider_uri})", alpha, g18, fam, families,
                      names, fwd, naive, build_id, info, timings)
+    return replace(data, reference_label=qlib_label(close).reindex(data.features.index).dropna(),
+                   reference_name=QLIB_LABEL)
+
+
+QLIB_LABEL = "Ref($close, -2) / Ref($close, -1) - 1"
+
+
+def qlib_label(close: pd.DataFrame) -> pd.Series:
+    """Qlib's CSI300 label, the return from the next close to the one after (``Ref($close, -2) / Ref($close, -1)
+    - 1``: a score made at t's close is traded from t+1), of a close panel (rows = trading days, columns =
+    instruments); a missing close gives NaN, no gap is bridged. Indexed ``(datetime, instrument)``, tz-naive UTC."""
+    from graphwiz_trader.models.targets import panel_to_long
+
+    c = close.to_numpy(dtype=np.float64)
+    out = np.full_like(c, np.nan)
+    if len(c) > 2:
+        out[:-2] = c[2:] / c[1:-1] - 1.0
+    return panel_to_long(out, close).sort_index().rename("qlib_label")
