@@ -66,3 +66,29 @@ def test_unknown_markets_codes_and_folders_are_named(provider, tmp_path):
         load_universe(None, "qlib", "1d", symbols="SH999999", options=SourceOptions(provider=provider, market="csi3"))
     with pytest.raises(DataError, match="is not Qlib data: no calendars/ folder"):
         load_universe(None, "qlib", "1d", options=SourceOptions(provider=tmp_path))
+
+
+def test_a_flat_bar_without_volume_is_a_suspended_day_and_a_moving_one_is_refused(tmp_path, caplog):
+    flat = bars(3, SESSIONS)
+    day = SESSIONS[20]
+    price = flat.loc[day, "close"]
+    flat.loc[day, ["open", "high", "low", "close", "volume"]] = [price, price, price, price, np.nan]
+    write_qlib_bins({"SH600000": flat.fillna({"volume": 1.0}), "SH600001": bars(4, SESSIONS)}, tmp_path, "day",
+                    calendar="XSHG")                                   # the writer refuses NaN: punch it in after
+    _nan_volume(tmp_path, "SH600000", 20)
+    _nan_volume(tmp_path, "SH600001", 30)
+    with caplog.at_level("WARNING", logger="graphwiz_trader.data.qlib_source"):
+        loaded = load_universe(None, "qlib", "1d", symbols="SH600000", options=SourceOptions(provider=tmp_path))
+    got = loaded.bars["SH600000"]
+    assert got.loc[day, "volume"] == 0.0 and len(got) == len(SESSIONS)           # kept, with no trades possible
+    assert f"SH600000 {day.date()}" in caplog.text and "read as suspended days" in caplog.text
+    with pytest.raises(DataError, match=f"SH600001: nan_volume: 1 first at {SESSIONS[30].date()}"):
+        load_universe(None, "qlib", "1d", symbols="SH600001", options=SourceOptions(provider=tmp_path))
+
+
+def _nan_volume(root, code, position):
+    """Set one day's volume to NaN in a Qlib bin file (float32: the first calendar index, then the values)."""
+    path = root / "features" / code.lower() / "volume.day.bin"
+    values = np.fromfile(path, dtype="<f4")
+    values[1 + position - int(values[0])] = np.nan
+    values.tofile(path)

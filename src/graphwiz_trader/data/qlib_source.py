@@ -38,6 +38,7 @@ class QlibBars:
     bars: dict[str, pd.DataFrame]
     spans: Spans
     empty_rows: dict[str, int] = field(default_factory=dict)
+    no_volume_days: dict[str, list[str]] = field(default_factory=dict)   # flat bars read as volume 0 (see below)
 
 
 def _day(value: Any) -> str | None:
@@ -103,6 +104,7 @@ def read_qlib_bars(provider: str | Path, timeframe: str, market: str | None = No
     df = D.features(codes, list(FIELDS), start_time=read_from, end_time=hi, freq=freq)
     bars: dict[str, pd.DataFrame] = {}
     empty: dict[str, int] = {}
+    no_volume: dict[str, list[str]] = {}
     for code, rows in df.groupby(level="instrument", sort=True):
         frame = rows.droplevel("instrument").rename(columns=lambda c: c.lstrip("$")).astype("float64")
         frame.index = pd.DatetimeIndex(frame.index, name="datetime").tz_localize("UTC")
@@ -112,12 +114,33 @@ def read_qlib_bars(provider: str | Path, timeframe: str, market: str | None = No
         # leading/trailing all-NaN rows are days before listing or after delisting; inside ones are suspensions
         have = np.flatnonzero(~none)
         empty[str(code)] = int(none[have[0]:have[-1] + 1].sum())
-        bars[str(code)] = frame[~none]
+        frame = frame[~none]
+        flat = _flat_without_volume(frame)
+        if flat.any():
+            frame.loc[flat, "volume"] = 0.0
+            no_volume[str(code)] = [str(t.date()) for t in frame.index[flat]]
+        bars[str(code)] = frame
     lost = [c for c in codes if c not in bars]
     if symbols and lost:
         raise DataError(f"Qlib data in {root} holds no bar of {', '.join(lost)} in {lo[:10]}..{hi[:10]}")
     if lost:
         log.warning("%d of %d members of %s have no bar in %s..%s: %s", len(lost), len(codes), name, lo[:10],
                     hi[:10], ", ".join(lost[:8]) + (" ..." if len(lost) > 8 else ""))
+    if no_volume:
+        log.warning("Qlib data in %s: %d flat bar(s) (open = high = low = close) with no volume, read as suspended "
+                    "days (volume 0, no order fills): %s", root, sum(map(len, no_volume.values())),
+                    "; ".join(f"{c} {', '.join(d[:3])}{' ...' if len(d) > 3 else ''}" for c, d in no_volume.items()))
     log.info("read %d instruments of Qlib market %s (%s, %s..%s) from %s", len(bars), name, freq, lo[:10], hi[:10], root)
-    return QlibBars(bars, {c: spans[c] for c in bars}, empty)
+    return QlibBars(bars, {c: spans[c] for c in bars}, empty, no_volume)
+
+
+def _flat_without_volume(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose volume is NaN while open, high, low and close are one finite price.
+
+    Qlib's CN data marks a suspended day with an unchanged price and volume 0; a few of those days carry NaN
+    instead of 0 (SZ000629 on 2017-05-19, between days of volume 0). Such a row is a day without trades, and is
+    read as volume 0. A NaN volume on a bar that moved is left as it is, and the validator refuses it."""
+    o, h, lo, c = (frame[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close"))
+    v = frame["volume"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isnan(v) & np.isfinite(c) & (o == c) & (h == c) & (lo == c)
