@@ -13,7 +13,7 @@ For each dataset (:mod:`graphwiz_trader.research.paper_data`: the 20 hourly majo
 4. the results go to ``<run>/paper.json``; :mod:`graphwiz_trader.research.paper_render` writes the paper from it.
 
 Folds. Crypto: rolling walk-forward, 8,760 training bars, a purge gap of the horizon, 720 test bars, stride 1,440
-(a test month every other month: 14 folds from 2022 to 2024, which keeps the full run near 1.5 h on two cores;
+(a test month every other month: 14 folds from 2022 to 2024, which keeps the full run near 2 h on two cores;
 Rank IC blocks = folds). CSI300: Qlib's published split with the data's start (train 2010-2014, early stopping
 on 2015-2016, test 2017-01 .. 2020-07, a purge gap of the largest horizon before the test), one fit per variant;
 Rank IC blocks = calendar months of the test period.
